@@ -1,0 +1,131 @@
+//! The process: parse the command line, build the parts (store, service, bus) and run a command.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+
+use crate::cli::{ApiKeyCommand, Cli, Command, EventsCommand};
+use crate::config::Settings;
+use crate::events::publisher::RedisPublisher;
+use crate::service::TaskService;
+use crate::store::{self, Store};
+
+/// The parts every command is built from.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub service: TaskService,
+    /// Present when `REDIS_URL` is set.
+    pub publisher: Option<Arc<RedisPublisher>>,
+}
+
+impl App {
+    /// Builds the parts without touching the network: pools connect on first use.
+    pub fn build(settings: Settings) -> crate::error::Result<Self> {
+        if settings.is_sqlite() {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+                crate::error::Error::Unavailable(format!("cannot create the data directory {}: {e}", settings.data_dir.display()))
+            })?;
+        }
+        let store = store::open(&settings.database_url, settings.pool_size)?;
+        let service = TaskService::new(store.clone());
+        let publisher = match &settings.redis_url {
+            Some(url) => Some(Arc::new(RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)?)),
+            None => None,
+        };
+        Ok(Self { settings, store, service, publisher })
+    }
+}
+
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let user_given_on_command_line = matches
+        .subcommand()
+        .map(|(_, sub)| sub.value_source("user") == Some(ValueSource::CommandLine))
+        .unwrap_or(false)
+        || matches.value_source("user") == Some(ValueSource::CommandLine);
+    crate::telemetry::init(&cli.global.log_level);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, user_given_on_command_line)) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Stdio);
+    let default_pool = match command {
+        Command::Serve(_) => 16,
+        _ => 4,
+    };
+    let settings = Settings::from_args(&cli.global, default_pool)?;
+    tracing::debug!(?settings, "starting");
+    match command {
+        Command::Stdio => {
+            let app = App::build(settings)?;
+            crate::mcp::stdio::run(app).await?;
+        }
+        Command::Serve(args) => {
+            let app = App::build(settings)?;
+            crate::http::serve(app, args).await?;
+        }
+        Command::Migrate => {
+            let app = App::build(settings)?;
+            let version = app.store.migrate().await?;
+            tracing::info!(store = %app.store.info().location, version, "migrations applied");
+        }
+        Command::Token(args) => {
+            let app = App::build(settings)?;
+            let token = crate::http::auth::issue_token_command(&app, &args).await?;
+            println!("{token}");
+        }
+        Command::ApiKey(sub) => {
+            let app = App::build(settings)?;
+            match sub {
+                ApiKeyCommand::Create { name } => {
+                    let key = crate::http::auth::create_api_key_command(&app, &name).await?;
+                    println!("{key}");
+                }
+                ApiKeyCommand::List => {
+                    for line in crate::http::auth::list_api_keys_command(&app).await? {
+                        println!("{line}");
+                    }
+                }
+                ApiKeyCommand::Revoke { key } => {
+                    if !app.store.revoke_api_key(&key).await? {
+                        anyhow::bail!("no API key has the id or name {key:?}");
+                    }
+                    tracing::info!("API key {key} revoked");
+                }
+            }
+        }
+        Command::Events(EventsCommand::Tail { repository, after }) => {
+            let assignee = if user_given_on_command_line { settings.user.clone() } else { None };
+            let app = App::build(settings)?;
+            crate::events::tail::run(app, assignee, repository, after).await?;
+        }
+        Command::Doctor => {
+            let app = App::build(settings)?;
+            let healthy = crate::doctor::run(&app).await;
+            return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

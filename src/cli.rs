@@ -1,0 +1,149 @@
+//! The command line: every flag also readable from the environment. Parsing only; `run` acts.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "task-mcp",
+    version,
+    about = "A task list shared by AI agents and people: MCP over stdio (default) or HTTP, REST, live SSE, a dashboard.",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// postgres://user:pass@host/db or sqlite:///path/tasks.db [default: tasks.db in the data directory]
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// redis://host:6379 — publish every change to Redis Streams (optional)
+    #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Key prefix of the Redis streams ({prefix}:user:{id}, {prefix}:repo:{name}, {prefix}:notifications)
+    #[arg(long, env = "TASK_MCP_STREAM_PREFIX", default_value = "tasks", global = true)]
+    pub stream_prefix: String,
+
+    /// Approximate maximum length of each Redis stream
+    #[arg(long, env = "TASK_MCP_STREAM_MAXLEN", default_value_t = 10_000, global = true)]
+    pub stream_maxlen: usize,
+
+    /// How long published events stay in the store's event log (SSE clients resume from it)
+    #[arg(long, env = "TASK_MCP_EVENT_RETENTION_DAYS", default_value_t = 7, global = true)]
+    pub event_retention_days: u32,
+
+    /// The identity this process acts as (an email) [default: git user.email, else $USER@localhost]
+    #[arg(long, env = "TASK_MCP_USER", global = true)]
+    pub user: Option<String>,
+
+    /// Where the embedded database and generated secrets live [default: the platform's data directory]
+    #[arg(long, env = "TASK_MCP_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Maximum database connections of this process
+    #[arg(long, env = "TASK_MCP_POOL_SIZE", global = true)]
+    pub pool_size: Option<usize>,
+
+    /// Log filter, e.g. info, debug, task_mcp=trace (logs go to stderr)
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout (the default)
+    Stdio,
+    /// Serve the REST API, SSE, MCP over HTTP and the dashboard
+    Serve(ServeArgs),
+    /// Apply database migrations and exit
+    Migrate,
+    /// Print a JWT for the REST API and SSE (only the token, on stdout)
+    Token(TokenArgs),
+    /// Manage the API keys of MCP over HTTP
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+    /// Watch the event feed
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Say which store and bus are in use, whether they answer, and how to hook up clients
+    Doctor,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to bind
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to bind (0 picks a free one)
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// HS256 secret for JWTs, at least 32 bytes [default on loopback: generated in the data directory]
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Comma-separated origins allowed by CORS and on /mcp (e.g. https://tasks.example.com)
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Comma-separated Host header values accepted on /mcp, besides the bind address and localhost
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Public base URL printed in the dashboard link [default: http://HOST:PORT]
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// `token --user EMAIL`: the global `--user` names whom the token speaks for.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Lifetime, e.g. 30d, 12h, 45m
+    #[arg(long, default_value = "30d")]
+    pub ttl: String,
+
+    /// HS256 secret [default: JWT_SECRET, else the generated one in the data directory]
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key for --user and print it (only the key, once)
+    Create {
+        /// A name to recognise the key by
+        #[arg(long)]
+        name: String,
+    },
+    /// List keys (never the secrets)
+    List,
+    /// Revoke a key by id or name
+    Revoke {
+        /// The key's id or name
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the live feed as JSON lines (`--user` given on the command line narrows it to that assignee)
+    Tail {
+        /// Only events of tasks in this repository
+        #[arg(long)]
+        repository: Option<String>,
+        /// Start after this seq (default: only new events)
+        #[arg(long)]
+        after: Option<i64>,
+    },
+}

@@ -1,0 +1,108 @@
+//! Settings resolved from the command line and environment: the store URL (default: embedded SQLite
+//! in the data directory), the acting identity, the bus. `Debug` never shows a password.
+
+use std::path::PathBuf;
+
+use crate::cli::GlobalArgs;
+use crate::domain::{Actor, Email};
+use crate::error::{Error, Result};
+use crate::store::redact_url;
+
+/// The file name of the embedded database inside the data directory.
+pub const SQLITE_FILE: &str = "tasks.db";
+
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub stream_prefix: String,
+    pub stream_maxlen: usize,
+    pub event_retention_days: u32,
+    pub data_dir: PathBuf,
+    pub pool_size: usize,
+    /// As given; resolved lazily by [`resolve_actor`] (it may run `git`).
+    pub user: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("stream_prefix", &self.stream_prefix)
+            .field("stream_maxlen", &self.stream_maxlen)
+            .field("event_retention_days", &self.event_retention_days)
+            .field("data_dir", &self.data_dir)
+            .field("pool_size", &self.pool_size)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl Settings {
+    pub fn from_args(args: &GlobalArgs, default_pool_size: usize) -> Result<Self> {
+        let data_dir = match &args.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir()?,
+        };
+        let database_url = match args.database_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => format!("sqlite://{}", data_dir.join(SQLITE_FILE).display()),
+        };
+        if args.stream_prefix.is_empty() || args.stream_prefix.contains(char::is_whitespace) {
+            return Err(Error::invalid("TASK_MCP_STREAM_PREFIX", "must be non-empty and without spaces"));
+        }
+        Ok(Self {
+            database_url,
+            redis_url: args.redis_url.clone().filter(|u| !u.trim().is_empty()),
+            stream_prefix: args.stream_prefix.clone(),
+            stream_maxlen: args.stream_maxlen.max(1),
+            event_retention_days: args.event_retention_days,
+            data_dir,
+            pool_size: args.pool_size.unwrap_or(default_pool_size).max(1),
+            user: args.user.clone().filter(|u| !u.trim().is_empty()),
+        })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite://")
+    }
+}
+
+/// `$TASK_MCP_DATA_DIR`, else the platform's data directory (XDG on Linux) + `task-mcp`.
+pub fn default_data_dir() -> Result<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("task-mcp"))
+        .ok_or_else(|| Error::invalid("TASK_MCP_DATA_DIR", "no data directory could be found for this user: set TASK_MCP_DATA_DIR"))
+}
+
+/// The identity this process acts as: `--user`, else git's `user.email`, else `$USER@localhost`.
+pub fn resolve_actor(user: Option<&str>) -> Result<Actor> {
+    if let Some(raw) = user {
+        return Ok(Actor::new(Email::parse("TASK_MCP_USER", raw)?));
+    }
+    if let Some(email) = git_user_email().and_then(|e| Email::parse("user.email", &e).ok()) {
+        return Ok(Actor::new(email));
+    }
+    let name = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .map(|n| n.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).collect::<String>())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "user".to_owned());
+    Ok(Actor::new(Email::parse("USER", &format!("{name}@localhost"))?))
+}
+
+fn git_user_email() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["config", "--get", "user.email"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let email = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (!email.is_empty()).then_some(email)
+}

@@ -1,0 +1,216 @@
+//! Pure domain types and rules: values, validated text, tasks, change diffs and event kinds.
+//! Knows nothing about SQL, rmcp, axum or Redis.
+
+mod change;
+mod text;
+mod values;
+
+pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
+pub use text::{CommentText, Description, Email, IdempotencyKey, Label, RepoName, SearchText, Title};
+pub use values::{Complexity, Priority, Status};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Why a value was refused: the field, what is wrong, and (for enums) what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+    pub accepted: Vec<String>,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into(), accepted: Vec::new() }
+    }
+
+    pub fn with_accepted(mut self, accepted: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.accepted = accepted.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The same error reported under another field name (a frontend may call a field differently).
+    pub fn renamed(mut self, field: impl Into<String>) -> Self {
+        self.field = field.into();
+        self
+    }
+}
+
+impl std::fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)?;
+        if !self.accepted.is_empty() {
+            write!(f, " (accepted: {})", self.accepted.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A user as stored: found or created by email, or known by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A repository, created on first use by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    pub id: Uuid,
+    pub name: String,
+    pub url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Tasks in it that are not deleted.
+    pub open_task_count: i64,
+}
+
+/// How a user is named in an argument: by id, by email, or as the acting identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserRef {
+    Me,
+    Id(Uuid),
+    Email(Email),
+}
+
+impl UserRef {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        let trimmed = raw.trim();
+        if trimmed.eq_ignore_ascii_case("me") {
+            return Ok(UserRef::Me);
+        }
+        if let Ok(id) = Uuid::parse_str(trimmed) {
+            return Ok(UserRef::Id(id));
+        }
+        if trimmed.contains('@') {
+            return Email::parse(field, trimmed).map(UserRef::Email);
+        }
+        Err(ValidationError::new(
+            field,
+            format!("{raw:?} is not a user: give a UUID, an email address, or \"me\""),
+        ))
+    }
+}
+
+/// A user reference the store can resolve without knowing who "me" is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    /// Must exist: an unknown id is an error.
+    Id(Uuid),
+    /// Found, or created on first use.
+    Email(Email),
+}
+
+/// The identity a change is made by: recorded in `created_by` / `updated_by` / `author`,
+/// and resolved as `"me"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// What is written in `created_by` / `updated_by` / `author` for this change.
+    pub label: Label,
+    /// The user this actor is, for `"me"`.
+    pub email: Email,
+}
+
+impl Actor {
+    pub fn new(email: Email) -> Self {
+        Self { label: Label::from_email(&email), email }
+    }
+
+    /// The same user, recorded under another label (stdio callers may name themselves).
+    pub fn labelled(mut self, label: Option<Label>) -> Self {
+        if let Some(label) = label {
+            self.label = label;
+        }
+        self
+    }
+}
+
+/// A task as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Status,
+    pub priority: Priority,
+    pub complexity: Complexity,
+    pub assignee_id: Option<Uuid>,
+    pub assignee_email: Option<String>,
+    pub repository: Option<String>,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A comment on a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub comment: String,
+    pub author: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One audit row: a field of a task changed from one value to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub field_changed: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub changed_by: String,
+    pub comment: Option<String>,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// One row of the event log (the transactional outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Global, increasing; the SSE id and the consumers' duplicate filter.
+    pub seq: i64,
+    pub kind: EventKind,
+    pub task_id: Uuid,
+    pub actor: String,
+    /// The task as it was after the change, as the public JSON shape.
+    pub task: serde_json::Value,
+    pub assignee_id: Option<Uuid>,
+    /// The assignee before a reassignment, so they hear that the task left them.
+    pub previous_assignee_id: Option<Uuid>,
+    pub repository: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The filters of a task listing. Every field narrows the result (AND).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub assignee: Vec<UserKey>,
+    pub repository: Option<RepoName>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub query: Option<SearchText>,
+}
+
+/// The position after the last row of a page: tasks are listed by `updated_at` descending, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl PageCursor {
+    pub fn after(task: &Task) -> Self {
+        Self { updated_at: task.updated_at, id: task.id }
+    }
+}
+
+/// Parses an id argument such as `task_id`.
+pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ValidationError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| ValidationError::new(field, format!("{raw:?} is not a valid UUID")))
+}

@@ -1,0 +1,62 @@
+//! The one error type of the service and stores: callers branch on its variants, and each frontend
+//! maps it once (to an MCP tool error, to an HTTP status and body).
+
+use crate::domain::{Task, ValidationError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller's input was refused; nothing was written.
+    #[error("{0}")]
+    Invalid(ValidationError),
+
+    /// The thing named does not exist (or was deleted).
+    #[error("{what} {id} was not found")]
+    NotFound { what: &'static str, id: String },
+
+    /// `expected_version` was stale: someone else changed the task first. Carries the task as it is now.
+    #[error("version conflict: task {} is at version {}, not {expected}", current.id, current.version)]
+    Conflict { expected: i64, current: Box<Task> },
+
+    /// A backend (the database, Redis) cannot be reached. The message says which, and where
+    /// (never with a password).
+    #[error("{0}")]
+    Unavailable(String),
+
+    /// The credential given does not prove who the caller is.
+    #[error("{0}")]
+    Unauthorized(String),
+
+    /// A bug or an unexpected backend answer. Logged in full; callers see only a generic message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid(ValidationError::new(field, message))
+    }
+
+    pub fn task_not_found(id: impl std::fmt::Display) -> Self {
+        Error::NotFound { what: "task", id: id.to_string() }
+    }
+
+    /// A stable machine-readable code for the error's kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid_argument",
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict { .. } => "version_conflict",
+            Error::Unavailable(_) => "unavailable",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<ValidationError> for Error {
+    fn from(err: ValidationError) -> Self {
+        Error::Invalid(err)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,5 @@
+//! `serve` (stub: being written).
+pub mod auth;
+pub async fn serve(_app: crate::app::App, _args: crate::cli::ServeArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented")
+}

@@ -1,0 +1,27 @@
+//! task-mcp: one binary that lets AI agents and people share one task list in real time.
+//!
+//! The crate map (dependencies point one way: `domain` ← `service` ← `mcp` / `http`):
+//! - [`domain`]: pure types and rules (statuses, validated text, diffs, event kinds). No I/O.
+//! - [`error`]: the one error enum; each frontend maps it once.
+//! - [`wire`]: the JSON shapes of the public contract (tasks, pages, events), shared by all frontends.
+//! - [`store`]: the storage trait and its PostgreSQL and SQLite backends (change + history + event
+//!   in one transaction).
+//! - [`service`]: every use case, called by both frontends.
+//! - [`events`]: the outbox relay, the Redis Streams publisher and the live feed.
+//! - [`mcp`]: the MCP tools (rmcp), served over stdio or HTTP.
+//! - [`http`]: `serve`: REST, SSE, `/mcp`, auth, the dashboard (axum).
+//! - [`cli`], [`config`], [`app`], [`doctor`], [`telemetry`]: the process around them.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod doctor;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod mcp;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod wire;

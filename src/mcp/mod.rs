@@ -1,0 +1,2 @@
+//! The MCP frontend (stub: being written).
+pub mod stdio;

@@ -1,0 +1,283 @@
+//! The one service layer: every use case (list, get, create, update, comment, delete, …) as a method.
+//! MCP tools and HTTP handlers only translate arguments and results; rules live here and in `domain`.
+
+pub mod cursor;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{
+    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName,
+    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey, UserRef, ValidationError,
+};
+use crate::error::{Error, Result};
+use crate::store::{CreatedTask, EventBounds, NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// How much of each task a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    #[default]
+    Summary,
+    Full,
+}
+
+impl Detail {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "summary" => Ok(Detail::Summary),
+            "full" => Ok(Detail::Full),
+            _ => Err(ValidationError::new(field, format!("{raw:?} is not a detail level")).with_accepted(["summary", "full"])),
+        }
+    }
+}
+
+/// A listing request, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ListTasks {
+    /// Each narrows to tasks assigned to that user (`user_id` and `assignee` both land here).
+    pub assignees: Vec<UserRef>,
+    pub repository: Option<RepoName>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub query: Option<SearchText>,
+    pub limit: Option<u32>,
+    /// An opaque cursor from a previous page (decoded here, so a forged one is refused here).
+    pub cursor: Option<String>,
+}
+
+/// One page of tasks.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    pub tasks: Vec<Task>,
+    pub next_cursor: Option<String>,
+}
+
+/// A task with its comments and history.
+#[derive(Debug, Clone)]
+pub struct TaskDetail {
+    pub task: Task,
+    pub comments: Vec<Comment>,
+    pub history: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateTask {
+    pub title: Title,
+    pub description: Option<Description>,
+    pub assignee: Option<UserRef>,
+    pub repository: Option<RepoName>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub complexity: Option<Complexity>,
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// A patch whose assignee may still be `"me"`.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateTask {
+    pub title: Option<Title>,
+    pub description: Option<Option<Description>>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub complexity: Option<Complexity>,
+    pub assignee: Option<Option<UserRef>>,
+    pub repository: Option<Option<RepoName>>,
+    pub comment: Option<CommentText>,
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct TaskService {
+    store: Arc<dyn Store>,
+    /// Woken after every commit, so the relay publishes the new events at once.
+    committed: Arc<Notify>,
+}
+
+impl TaskService {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store, committed: Arc::new(Notify::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Notified after each commit of a change (the relay waits on it).
+    pub fn commit_signal(&self) -> Arc<Notify> {
+        self.committed.clone()
+    }
+
+    fn after_commit(&self) {
+        self.committed.notify_one();
+    }
+
+    fn user_key(actor: &Actor, user: UserRef) -> UserKey {
+        match user {
+            UserRef::Me => UserKey::Email(actor.email.clone()),
+            UserRef::Id(id) => UserKey::Id(id),
+            UserRef::Email(email) => UserKey::Email(email),
+        }
+    }
+
+    pub async fn list_tasks(&self, actor: &Actor, request: ListTasks) -> Result<TaskPage> {
+        let limit = request.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(Error::invalid("limit", format!("must be between 1 and {MAX_PAGE_SIZE} (got {limit})")));
+        }
+        let after = match request.cursor.as_deref() {
+            Some(token) => Some(cursor::decode("cursor", token)?),
+            None => None,
+        };
+        // Several assignee filters must all name the same user; an unknown user has no tasks.
+        let mut assignee_id: Option<Uuid> = None;
+        for user in request.assignees {
+            let key = Self::user_key(actor, user);
+            let Some(found) = self.store.find_user(&key).await? else {
+                return Ok(TaskPage { tasks: Vec::new(), next_cursor: None });
+            };
+            if assignee_id.is_some_and(|id| id != found.id) {
+                return Ok(TaskPage { tasks: Vec::new(), next_cursor: None });
+            }
+            assignee_id = Some(found.id);
+        }
+        let query = TaskQuery {
+            assignee_id,
+            repository: request.repository,
+            status: request.status,
+            priority: request.priority,
+            query: request.query,
+            limit: limit + 1,
+            after,
+        };
+        let mut tasks = self.store.list_tasks(&query).await?;
+        let next_cursor = if tasks.len() > limit as usize {
+            tasks.truncate(limit as usize);
+            tasks.last().map(|t| cursor::encode(&crate::domain::PageCursor::after(t)))
+        } else {
+            None
+        };
+        Ok(TaskPage { tasks, next_cursor })
+    }
+
+    pub async fn get_task(&self, id: Uuid) -> Result<Task> {
+        self.store.get_task(id).await?.ok_or_else(|| Error::task_not_found(id))
+    }
+
+    pub async fn get_task_detail(&self, id: Uuid) -> Result<TaskDetail> {
+        let task = self.get_task(id).await?;
+        let (comments, history) = tokio::try_join!(self.store.list_comments(id), self.store.list_history(id))?;
+        Ok(TaskDetail { task, comments, history })
+    }
+
+    pub async fn list_comments(&self, id: Uuid) -> Result<Vec<Comment>> {
+        self.get_task(id).await?;
+        self.store.list_comments(id).await
+    }
+
+    pub async fn list_history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
+        self.get_task(id).await?;
+        self.store.list_history(id).await
+    }
+
+    pub async fn create_task(&self, actor: &Actor, request: CreateTask) -> Result<CreatedTask> {
+        let new = NewTask {
+            title: request.title,
+            description: request.description,
+            status: request.status.unwrap_or_default(),
+            priority: request.priority.unwrap_or_default(),
+            complexity: request.complexity.unwrap_or_default(),
+            assignee: request.assignee.map(|u| Self::user_key(actor, u)),
+            repository: request.repository,
+            actor: actor.label.to_string(),
+            idempotency_key: request.idempotency_key,
+        };
+        let created = self.store.create_task(new).await?;
+        if !created.replayed {
+            self.after_commit();
+        }
+        Ok(created)
+    }
+
+    pub async fn update_task(&self, actor: &Actor, id: Uuid, request: UpdateTask) -> Result<Task> {
+        let patch = TaskPatch {
+            title: request.title,
+            description: request.description,
+            status: request.status,
+            priority: request.priority,
+            complexity: request.complexity,
+            assignee: request.assignee.map(|a| a.map(|u| Self::user_key(actor, u))),
+            repository: request.repository,
+        };
+        let task = self
+            .store
+            .update_task(TaskUpdate {
+                task_id: id,
+                patch,
+                actor: actor.label.to_string(),
+                comment: request.comment,
+                expected_version: request.expected_version,
+            })
+            .await?;
+        self.after_commit();
+        Ok(task)
+    }
+
+    pub async fn update_status(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        status: Status,
+        comment: Option<CommentText>,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let request = UpdateTask { status: Some(status), comment, expected_version, ..UpdateTask::default() };
+        self.update_task(actor, id, request).await
+    }
+
+    pub async fn add_comment(&self, actor: &Actor, id: Uuid, comment: CommentText) -> Result<(Comment, Task)> {
+        let added = self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
+        self.after_commit();
+        Ok(added)
+    }
+
+    pub async fn delete_task(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        reason: Option<CommentText>,
+        expected_version: Option<i64>,
+    ) -> Result<Task> {
+        let task = self
+            .store
+            .delete_task(TaskDeletion { task_id: id, actor: actor.label.to_string(), reason, expected_version })
+            .await?;
+        self.after_commit();
+        Ok(task)
+    }
+
+    /// The acting user, created on first use.
+    pub async fn me(&self, actor: &Actor) -> Result<User> {
+        self.store.resolve_user("user", &UserKey::Email(actor.email.clone())).await
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        self.store.list_users().await
+    }
+
+    pub async fn list_repositories(&self) -> Result<Vec<Repository>> {
+        self.store.list_repositories().await
+    }
+
+    pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        self.store.events_after(after_seq, limit).await
+    }
+
+    pub async fn event_bounds(&self) -> Result<EventBounds> {
+        self.store.event_bounds().await
+    }
+}

@@ -1,0 +1,236 @@
+//! The storage contract: one trait, two backends (PostgreSQL, SQLite), chosen by the URL scheme.
+//! Each write method is one transaction that writes the change, its history rows and its event row.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{
+    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName,
+    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey,
+};
+use crate::error::Result;
+
+/// What a store is and where it lives, for `doctor` and `/health` (never with a password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// `postgres` or `sqlite`.
+    pub kind: &'static str,
+    pub location: String,
+}
+
+/// A task to create. The actor's label goes into `created_by` / `updated_by`.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub title: Title,
+    pub description: Option<Description>,
+    pub status: Status,
+    pub priority: Priority,
+    pub complexity: Complexity,
+    pub assignee: Option<UserKey>,
+    pub repository: Option<RepoName>,
+    pub actor: String,
+    /// A retried create with the same key (from the same actor) returns the first task.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedTask {
+    pub task: Task,
+    /// True when the idempotency key matched an earlier create and nothing new was written.
+    pub replayed: bool,
+}
+
+/// A change to a task's fields.
+#[derive(Debug, Clone)]
+pub struct TaskUpdate {
+    pub task_id: Uuid,
+    pub patch: TaskPatch,
+    pub actor: String,
+    /// Stored in the history rows of this change.
+    pub comment: Option<CommentText>,
+    /// When set, the change applies only if the task is still at this version.
+    pub expected_version: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewComment {
+    pub task_id: Uuid,
+    pub comment: CommentText,
+    pub author: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskDeletion {
+    pub task_id: Uuid,
+    pub actor: String,
+    pub reason: Option<CommentText>,
+    pub expected_version: Option<i64>,
+}
+
+/// A page request over tasks that are not deleted, newest change first.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub assignee_id: Option<Uuid>,
+    pub repository: Option<RepoName>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub query: Option<SearchText>,
+    /// Rows to return at most.
+    pub limit: u32,
+    /// Return rows strictly after this position in (`updated_at` desc, `id` desc) order.
+    pub after: Option<crate::domain::PageCursor>,
+}
+
+/// The range of the retained event log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventBounds {
+    /// The smallest seq still kept, if any event is kept.
+    pub oldest: Option<i64>,
+    /// The largest seq ever written (0 when none).
+    pub latest: i64,
+}
+
+/// An API key as listed (the secret itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub user_email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Where the relay hands events it claimed. Implemented by the Redis publisher.
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes the events in order; an error leaves them unpublished, to be retried.
+    async fn publish(&self, events: &[Event]) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn info(&self) -> StoreInfo;
+
+    /// Applies pending migrations (safe when many processes start at once); returns the schema version.
+    async fn migrate(&self) -> Result<i64>;
+
+    /// The applied schema version; fails when the store cannot be reached.
+    async fn schema_version(&self) -> Result<i64>;
+
+    /// Finds a user by id (an unknown id is `Invalid` for `field`) or by email (created on first use).
+    async fn resolve_user(&self, field: &str, key: &UserKey) -> Result<User>;
+
+    /// Finds a user without creating one.
+    async fn find_user(&self, key: &UserKey) -> Result<Option<User>>;
+
+    async fn list_users(&self) -> Result<Vec<User>>;
+
+    async fn list_repositories(&self) -> Result<Vec<Repository>>;
+
+    async fn create_task(&self, new: NewTask) -> Result<CreatedTask>;
+
+    /// Applies a patch. An empty patch, or one that changes nothing, writes nothing and returns the task.
+    async fn update_task(&self, update: TaskUpdate) -> Result<Task>;
+
+    async fn add_comment(&self, new: NewComment) -> Result<(Comment, Task)>;
+
+    /// Soft delete: sets `deleted_at`; the task disappears from listings and lookups.
+    async fn delete_task(&self, deletion: TaskDeletion) -> Result<Task>;
+
+    /// A task that is not deleted.
+    async fn get_task(&self, id: Uuid) -> Result<Option<Task>>;
+
+    async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>>;
+
+    async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>>;
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
+
+    /// Events with `seq > after_seq`, in order, at most `limit`.
+    async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>>;
+
+    async fn event_bounds(&self) -> Result<EventBounds>;
+
+    /// Claims up to `limit` unpublished events without blocking other relays, hands them to `sink`
+    /// in order, and marks them published if it succeeded. Returns how many were published.
+    async fn relay_pending(&self, limit: u32, sink: &dyn EventSink) -> Result<usize>;
+
+    /// Deletes up to `batch` events older than `before` (only published ones unless
+    /// `include_unpublished`). Returns how many were deleted.
+    async fn prune_events(&self, before: DateTime<Utc>, include_unpublished: bool, batch: u32) -> Result<u64>;
+
+    /// A receiver whose value changes whenever an event may have been committed, by any process.
+    /// The value is the latest seq known (a hint, not a promise).
+    fn watch_commits(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey>;
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+
+    /// Revokes the key with this id or name; false when none matched.
+    async fn revoke_api_key(&self, id_or_name: &str) -> Result<bool>;
+
+    /// The key (not revoked) with this hash, and its user; records its use.
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>>;
+}
+
+/// Opens the store a URL names: `postgres://…` / `postgresql://…` or `sqlite://path`.
+/// Connecting is lazy: this never waits on the network.
+pub fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url, pool_size)?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?))
+    } else {
+        Err(crate::error::Error::invalid(
+            "DATABASE_URL",
+            "must start with postgres://, postgresql:// or sqlite:// (for example sqlite:///home/me/tasks.db)",
+        ))
+    }
+}
+
+/// A database URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let tail = redact_query_password(tail);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => format!("{scheme}://{userinfo}@{host}{tail}"),
+        },
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| if p.to_ascii_lowercase().starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+        .collect();
+    format!("{path}?{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_appear_in_a_redacted_url() {
+        assert_eq!(redact_url("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://h/db?user=u&password=s3cret"), "postgres://h/db?user=u&password=***");
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -1,0 +1,231 @@
+//! The JSON shapes of the public contract, shared by the MCP tools, the REST API and the event feed,
+//! so a task looks the same wherever a client meets it. Changing one changes the contract.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A task with every field.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct TaskJson {
+    pub id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    /// not_started | in_progress | blocked | completed | cancelled
+    pub status: String,
+    /// low | medium | high | urgent
+    pub priority: String,
+    /// low | medium | high
+    pub complexity: String,
+    pub assignee_id: Option<Uuid>,
+    pub assignee_email: Option<String>,
+    pub repository: Option<String>,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Increases by one with every change; pass it back as `expected_version` to avoid lost updates.
+    pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+}
+
+impl From<&domain::Task> for TaskJson {
+    fn from(t: &domain::Task) -> Self {
+        Self {
+            id: t.id,
+            title: t.title.clone(),
+            description: t.description.clone(),
+            status: t.status.to_string(),
+            priority: t.priority.to_string(),
+            complexity: t.complexity.to_string(),
+            assignee_id: t.assignee_id,
+            assignee_email: t.assignee_email.clone(),
+            repository: t.repository.clone(),
+            created_by: t.created_by.clone(),
+            updated_by: t.updated_by.clone(),
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+            version: t.version,
+            deleted_at: t.deleted_at.map(rfc3339),
+        }
+    }
+}
+
+/// A task in a listing's summary detail: enough to pick one, small enough to list fifty.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct TaskSummaryJson {
+    pub id: Uuid,
+    pub title: String,
+    pub status: String,
+    pub priority: String,
+    /// The assignee's email.
+    pub assignee: Option<String>,
+    pub repository: Option<String>,
+    pub updated_at: String,
+}
+
+impl From<&domain::Task> for TaskSummaryJson {
+    fn from(t: &domain::Task) -> Self {
+        Self {
+            id: t.id,
+            title: t.title.clone(),
+            status: t.status.to_string(),
+            priority: t.priority.to_string(),
+            assignee: t.assignee_email.clone(),
+            repository: t.repository.clone(),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+/// A listed task, in the detail asked for.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(untagged)]
+pub enum TaskItemJson {
+    Full(TaskJson),
+    Summary(TaskSummaryJson),
+}
+
+/// One page of tasks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct TaskPageJson {
+    pub tasks: Vec<TaskItemJson>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CommentJson {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub comment: String,
+    pub author: String,
+    pub created_at: String,
+}
+
+impl From<&domain::Comment> for CommentJson {
+    fn from(c: &domain::Comment) -> Self {
+        Self {
+            id: c.id,
+            task_id: c.task_id,
+            comment: c.comment.clone(),
+            author: c.author.clone(),
+            created_at: rfc3339(c.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct HistoryJson {
+    pub id: Uuid,
+    pub task_id: Uuid,
+    pub field_changed: String,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub changed_by: String,
+    pub comment: Option<String>,
+    pub changed_at: String,
+}
+
+impl From<&domain::HistoryEntry> for HistoryJson {
+    fn from(h: &domain::HistoryEntry) -> Self {
+        Self {
+            id: h.id,
+            task_id: h.task_id,
+            field_changed: h.field_changed.clone(),
+            old_value: h.old_value.clone(),
+            new_value: h.new_value.clone(),
+            changed_by: h.changed_by.clone(),
+            comment: h.comment.clone(),
+            changed_at: rfc3339(h.changed_at),
+        }
+    }
+}
+
+/// A task with its comments and history, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct TaskDetailJson {
+    #[serde(flatten)]
+    pub task: TaskJson,
+    pub comments: Vec<CommentJson>,
+    pub history: Vec<HistoryJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct UserJson {
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&domain::User> for UserJson {
+    fn from(u: &domain::User) -> Self {
+        Self { id: u.id, email: u.email.clone(), name: u.name.clone(), created_at: rfc3339(u.created_at) }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct RepositoryJson {
+    pub id: Uuid,
+    pub name: String,
+    pub url: Option<String>,
+    pub created_at: String,
+    pub open_task_count: i64,
+}
+
+impl From<&domain::Repository> for RepositoryJson {
+    fn from(r: &domain::Repository) -> Self {
+        Self {
+            id: r.id,
+            name: r.name.clone(),
+            url: r.url.clone(),
+            created_at: rfc3339(r.created_at),
+            open_task_count: r.open_task_count,
+        }
+    }
+}
+
+/// An event as SSE clients receive it in `data:`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct EventJson {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub task_id: Uuid,
+    pub task: serde_json::Value,
+    pub timestamp: String,
+    pub seq: i64,
+    pub actor: String,
+}
+
+impl From<&domain::Event> for EventJson {
+    fn from(e: &domain::Event) -> Self {
+        Self {
+            kind: e.kind.to_string(),
+            task_id: e.task_id,
+            task: e.task.clone(),
+            timestamp: rfc3339(e.created_at),
+            seq: e.seq,
+            actor: e.actor.clone(),
+        }
+    }
+}
+
+/// The task JSON stored in an event row.
+pub fn task_value(task: &domain::Task) -> serde_json::Value {
+    serde_json::to_value(TaskJson::from(task)).unwrap_or(serde_json::Value::Null)
+}
+
+/// Timestamps as the contract writes them: RFC 3339, UTC, microseconds.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    rfc3339(t)
+}
