@@ -1,0 +1,5 @@
+//! The one integration-test binary: real PostgreSQL, real Redis, real SQLite files, the real binary.
+
+mod support;
+
+mod store_contract;
