@@ -27,7 +27,10 @@ impl App {
     pub fn build(settings: Settings) -> crate::error::Result<Self> {
         if settings.is_sqlite() {
             std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-                crate::error::Error::Unavailable(format!("cannot create the data directory {}: {e}", settings.data_dir.display()))
+                crate::error::Error::Unavailable(format!(
+                    "cannot create the data directory {}: {e}",
+                    settings.data_dir.display()
+                ))
             })?;
         }
         let store = store::open(&settings.database_url, settings.pool_size)?;

@@ -71,9 +71,9 @@ impl Settings {
 
 /// `$TASK_MCP_DATA_DIR`, else the platform's data directory (XDG on Linux) + `task-mcp`.
 pub fn default_data_dir() -> Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("task-mcp"))
-        .ok_or_else(|| Error::invalid("TASK_MCP_DATA_DIR", "no data directory could be found for this user: set TASK_MCP_DATA_DIR"))
+    dirs::data_dir().map(|d| d.join("task-mcp")).ok_or_else(|| {
+        Error::invalid("TASK_MCP_DATA_DIR", "no data directory could be found for this user: set TASK_MCP_DATA_DIR")
+    })
 }
 
 /// The identity this process acts as: `--user`, else git's `user.email`, else `$USER@localhost`.

@@ -87,10 +87,7 @@ impl UserRef {
         if trimmed.contains('@') {
             return Email::parse(field, trimmed).map(UserRef::Email);
         }
-        Err(ValidationError::new(
-            field,
-            format!("{raw:?} is not a user: give a UUID, an email address, or \"me\""),
-        ))
+        Err(ValidationError::new(field, format!("{raw:?} is not a user: give a UUID, an email address, or \"me\"")))
     }
 }
 

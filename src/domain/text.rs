@@ -32,13 +32,22 @@ fn one_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Validati
     }
     let chars = value.chars().count();
     if chars > max_chars {
-        return Err(ValidationError::new(field, format!("is {chars} characters long; at most {max_chars} are accepted")));
+        return Err(ValidationError::new(
+            field,
+            format!("is {chars} characters long; at most {max_chars} are accepted"),
+        ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
-        return Err(ValidationError::new(field, format!("must be one line without control characters (found U+{:04X})", c as u32)));
+        return Err(ValidationError::new(
+            field,
+            format!("must be one line without control characters (found U+{:04X})", c as u32),
+        ));
     }
     if let Some(c) = value.chars().find(|c| is_bidi_control(*c)) {
-        return Err(ValidationError::new(field, format!("must not contain text-direction controls (found U+{:04X})", c as u32)));
+        return Err(ValidationError::new(
+            field,
+            format!("must not contain text-direction controls (found U+{:04X})", c as u32),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -47,10 +56,16 @@ fn one_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Validati
 fn multi_line(field: &str, raw: &str, max_bytes: usize) -> Result<String, ValidationError> {
     refuse_nul(field, raw)?;
     if raw.len() > max_bytes {
-        return Err(ValidationError::new(field, format!("is {} bytes long; at most {max_bytes} bytes are accepted", raw.len())));
+        return Err(ValidationError::new(
+            field,
+            format!("is {} bytes long; at most {max_bytes} bytes are accepted", raw.len()),
+        ));
     }
     if let Some(c) = raw.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
-        return Err(ValidationError::new(field, format!("must not contain control characters other than tab and line breaks (found U+{:04X})", c as u32)));
+        return Err(ValidationError::new(
+            field,
+            format!("must not contain control characters other than tab and line breaks (found U+{:04X})", c as u32),
+        ));
     }
     Ok(raw.to_owned())
 }

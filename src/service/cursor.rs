@@ -34,7 +34,10 @@ mod tests {
 
     #[test]
     fn a_cursor_survives_a_round_trip() {
-        let cursor = PageCursor { updated_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(), id: Uuid::new_v4() };
+        let cursor = PageCursor {
+            updated_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: Uuid::new_v4(),
+        };
         assert_eq!(decode("cursor", &encode(&cursor)).unwrap(), cursor);
     }
 

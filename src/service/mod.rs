@@ -31,7 +31,8 @@ impl Detail {
         match raw.trim().to_ascii_lowercase().as_str() {
             "summary" => Ok(Detail::Summary),
             "full" => Ok(Detail::Full),
-            _ => Err(ValidationError::new(field, format!("{raw:?} is not a detail level")).with_accepted(["summary", "full"])),
+            _ => Err(ValidationError::new(field, format!("{raw:?} is not a detail level"))
+                .with_accepted(["summary", "full"])),
         }
     }
 }
@@ -240,7 +241,8 @@ impl TaskService {
     }
 
     pub async fn add_comment(&self, actor: &Actor, id: Uuid, comment: CommentText) -> Result<(Comment, Task)> {
-        let added = self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
+        let added =
+            self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
         self.after_commit();
         Ok(added)
     }

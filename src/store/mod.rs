@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
-    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName,
-    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey,
+    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName, Repository,
+    SearchText, Status, Task, TaskPatch, Title, User, UserKey,
 };
 use crate::error::Result;
 
