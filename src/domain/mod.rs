@@ -47,6 +47,8 @@ impl std::fmt::Display for ValidationError {
     }
 }
 
+impl std::error::Error for ValidationError {}
+
 /// A user as stored: found or created by email, or known by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {

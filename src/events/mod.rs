@@ -1,3 +1,21 @@
-//! The event side: the outbox relay, the Redis Streams publisher, the live feed and `events tail`.
+//! The event side of the outbox: the Redis Streams publisher, the relay that publishes committed
+//! events, the live hub that puts them back in `seq` order for SSE clients, and `events tail`.
+
+pub mod feed;
+pub mod hub;
 pub mod publisher;
+pub mod relay;
 pub mod tail;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Events this process has published to Redis (for `/metrics`).
+static EVENTS_RELAYED: AtomicU64 = AtomicU64::new(0);
+
+pub fn events_relayed() -> u64 {
+    EVENTS_RELAYED.load(Ordering::Relaxed)
+}
+
+fn count_relayed(n: usize) {
+    EVENTS_RELAYED.fetch_add(n as u64, Ordering::Relaxed);
+}

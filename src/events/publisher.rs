@@ -1,7 +1,149 @@
-//! The Redis Streams publisher (stub: being written).
-pub struct RedisPublisher {}
+//! Publishes events to Redis Streams: `{prefix}:notifications`, `{prefix}:user:{assignee}` (and the
+//! previous assignee on reassignment), `{prefix}:repo:{repository}`, trimmed with approximate MAXLEN.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::StreamMaxlen;
+use tokio::sync::Mutex;
+
+use crate::domain::Event;
+use crate::error::{Error, Result};
+use crate::store::{EventSink, redact_url};
+use crate::wire;
+
+pub struct RedisPublisher {
+    client: redis::Client,
+    url: String,
+    prefix: String,
+    maxlen: usize,
+    /// Connected on first use; reset after a failure so the next call reconnects.
+    connection: Mutex<Option<ConnectionManager>>,
+}
+
 impl RedisPublisher {
-    pub fn new(_url: &str, _prefix: &str, _maxlen: usize) -> crate::error::Result<Self> {
-        Ok(Self {})
+    /// Checks the URL; connects lazily.
+    pub fn new(url: &str, prefix: &str, maxlen: usize) -> Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::invalid("REDIS_URL", format!("{} is not a Redis URL: {e}", redact_url(url))))?;
+        Ok(Self { client, url: redact_url(url), prefix: prefix.to_owned(), maxlen, connection: Mutex::new(None) })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis URL without its password.
+    pub fn location(&self) -> &str {
+        &self.url
+    }
+
+    /// The stream every event goes to.
+    pub fn notifications_stream(&self) -> String {
+        format!("{}:notifications", self.prefix)
+    }
+
+    pub fn user_stream(&self, user_id: uuid::Uuid) -> String {
+        format!("{}:user:{user_id}", self.prefix)
+    }
+
+    pub fn repo_stream(&self, repository: &str) -> String {
+        format!("{}:repo:{repository}", self.prefix)
+    }
+
+    /// The streams an event belongs to.
+    pub fn streams_for(&self, event: &Event) -> Vec<String> {
+        let mut streams = vec![self.notifications_stream()];
+        if let Some(id) = event.assignee_id {
+            streams.push(self.user_stream(id));
+        }
+        if let Some(previous) = event.previous_assignee_id.filter(|p| Some(*p) != event.assignee_id) {
+            streams.push(self.user_stream(previous));
+        }
+        if let Some(repo) = &event.repository {
+            streams.push(self.repo_stream(repo));
+        }
+        streams
+    }
+
+    fn unavailable(&self, err: impl std::fmt::Display) -> Error {
+        Error::Unavailable(format!("Redis at {} is unavailable: {err}", self.url))
+    }
+
+    /// A connection of the shared manager (cheap to clone: it multiplexes).
+    pub async fn connection(&self) -> Result<ConnectionManager> {
+        let mut slot = self.connection.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1);
+        let conn = self.client.get_connection_manager_with_config(config).await.map_err(|e| self.unavailable(e))?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// A dedicated connection with no response timeout, for `XREAD BLOCK` (which must not share a
+    /// multiplexed connection with other commands, nor time out after redis' default 500 ms).
+    pub async fn blocking_connection(&self) -> Result<redis::aio::MultiplexedConnection> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(None);
+        self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(|e| self.unavailable(e))
+    }
+
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
+    }
+
+    /// PING, for `/health` and `doctor`.
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.connection().await?;
+        let result: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+        result.map(|_| ()).map_err(|e| self.unavailable(e))
+    }
+
+    /// The fields of a stream entry for an event.
+    pub fn fields(event: &Event) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("event_type", event.kind.to_string()),
+            ("task_id", event.task_id.to_string()),
+            ("task_data", event.task.to_string()),
+            ("timestamp", wire::timestamp(event.created_at)),
+            ("seq", event.seq.to_string()),
+            ("actor", event.actor.clone()),
+        ];
+        if let Some(previous) = event.previous_assignee_id {
+            fields.push(("previous_assignee_id", previous.to_string()));
+        }
+        fields
+    }
+}
+
+#[async_trait]
+impl EventSink for RedisPublisher {
+    async fn publish(&self, events: &[Event]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for event in events {
+            let fields = Self::fields(event);
+            for stream in self.streams_for(event) {
+                pipe.xadd_maxlen(stream, StreamMaxlen::Approx(self.maxlen), "*", &fields).ignore();
+            }
+        }
+        let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(err) = result {
+            if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() {
+                self.forget_connection().await;
+            }
+            return Err(self.unavailable(err));
+        }
+        Ok(())
     }
 }

@@ -1,9 +1,55 @@
-//! `events tail` (stub: being written).
+//! `task-mcp events tail`: the live feed as JSON lines on stdout, for people debugging a deployment.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::domain::{RepoName, UserKey, UserRef};
+use crate::events::feed::{self, EventFilter, FeedItem};
+use crate::events::hub::Hub;
+use crate::wire::EventJson;
+
 pub async fn run(
-    _app: crate::app::App,
-    _assignee: Option<String>,
-    _repository: Option<String>,
-    _after: Option<i64>,
+    app: App,
+    assignee: Option<String>,
+    repository: Option<String>,
+    after: Option<i64>,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented")
+    let mut filter = EventFilter::default();
+    if let Some(raw) = assignee {
+        let key = match UserRef::parse("--user", &raw)? {
+            UserRef::Id(id) => UserKey::Id(id),
+            UserRef::Email(email) => UserKey::Email(email),
+            UserRef::Me => anyhow::bail!("--user: give an email or a UUID"),
+        };
+        let user =
+            app.store.find_user(&key).await?.ok_or_else(|| anyhow::anyhow!("--user: no user {raw:?} is known"))?;
+        filter.assignee_id = Some(user.id);
+    }
+    if let Some(raw) = repository {
+        filter.repositories.push(RepoName::parse("--repository", &raw)?.into_inner());
+    }
+
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        on_signal.cancel();
+    });
+    let hub = Hub::start(&app, shutdown.clone());
+    let source = if app.publisher.is_some() { "Redis" } else { "the store's event log" };
+    tracing::info!("following {source}; Ctrl-C to stop");
+    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after));
+    let mut out = std::io::stdout().lock();
+    while let Some(item) = items.next().await {
+        let line = match item {
+            FeedItem::Event(event) => serde_json::to_string(&EventJson::from(event.as_ref()))?,
+            FeedItem::Resync { latest_seq } => serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string(),
+        };
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    Ok(())
 }

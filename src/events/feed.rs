@@ -1,0 +1,149 @@
+//! One subscriber's feed: replay what it missed from the store's event log (after `Last-Event-ID`),
+//! then the hub's live events, filtered to the streams it asked for — no gap, no duplicate.
+
+use std::sync::Arc;
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use uuid::Uuid;
+
+use crate::domain::Event;
+use crate::events::hub::Hub;
+use crate::service::TaskService;
+
+/// Events replayed per store query.
+const REPLAY_BATCH: u32 = 500;
+/// Items buffered per subscriber between the feed task and the response writer.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+/// Which streams a subscriber follows: none given means every event; otherwise the union of the
+/// assignee's stream and the repositories' streams (as `tasks:user:{id}` and `tasks:repo:{name}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub assignee_id: Option<Uuid>,
+    pub repositories: Vec<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, event: &Event) -> bool {
+        if self.assignee_id.is_none() && self.repositories.is_empty() {
+            return true;
+        }
+        let assignee =
+            self.assignee_id.is_some_and(|id| event.assignee_id == Some(id) || event.previous_assignee_id == Some(id));
+        let repository = event.repository.as_ref().is_some_and(|r| self.repositories.iter().any(|f| f == r));
+        assignee || repository
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone)]
+pub enum FeedItem {
+    Event(Arc<Event>),
+    /// The position asked for is no longer in the log (or never was): reload, then follow from here.
+    Resync {
+        latest_seq: i64,
+    },
+}
+
+/// The feed of one subscriber. The stream ends when the process shuts down, or when the subscriber
+/// reads too slowly to keep up (it reconnects with `Last-Event-ID` and loses nothing).
+pub fn subscribe(
+    hub: &Arc<Hub>,
+    service: &TaskService,
+    filter: EventFilter,
+    last_event_id: Option<i64>,
+) -> impl Stream<Item = FeedItem> + Send + 'static {
+    let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+    let hub = hub.clone();
+    let service = service.clone();
+    tokio::spawn(async move {
+        hub.subscriber_joined();
+        let shutdown = hub.shutdown().clone();
+        tokio::select! {
+            _ = run(&hub, &service, &filter, last_event_id, &tx) => {}
+            _ = shutdown.cancelled() => {}
+            _ = tx.closed() => {}
+        }
+        hub.subscriber_left();
+    });
+    ReceiverStream::new(rx)
+}
+
+async fn run(
+    hub: &Arc<Hub>,
+    service: &TaskService,
+    filter: &EventFilter,
+    last_event_id: Option<i64>,
+    tx: &mpsc::Sender<FeedItem>,
+) {
+    hub.ready().await;
+    // Subscribe before replaying, so an event committed during the replay is not missed.
+    let (mut live, mut last) = hub.subscribe_from().await;
+    if let Some(requested) = last_event_id {
+        match replay(service, filter, requested, tx).await {
+            Some(position) => last = last.max(position),
+            None => return,
+        }
+    }
+    loop {
+        match live.recv().await {
+            Ok(event) => {
+                if event.seq <= last {
+                    continue;
+                }
+                last = event.seq;
+                if filter.matches(&event) && tx.send(FeedItem::Event(event)).await.is_err() {
+                    return;
+                }
+            }
+            // Too slow: end the stream rather than stall the others or skip events silently.
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Sends the events after `requested` that the filter selects; returns the seq reached, or `None`
+/// when the subscriber went away or the log cannot be read.
+async fn replay(
+    service: &TaskService,
+    filter: &EventFilter,
+    requested: i64,
+    tx: &mpsc::Sender<FeedItem>,
+) -> Option<i64> {
+    let bounds = match service.event_bounds().await {
+        Ok(bounds) => bounds,
+        Err(err) => {
+            tracing::warn!("cannot resume a feed: {err}");
+            return None;
+        }
+    };
+    let pruned = bounds.oldest.is_some_and(|oldest| requested + 1 < oldest);
+    let from_elsewhere = requested > bounds.latest || requested < 0;
+    if pruned || from_elsewhere {
+        tx.send(FeedItem::Resync { latest_seq: bounds.latest }).await.ok()?;
+        return Some(bounds.latest);
+    }
+    let mut last = requested;
+    loop {
+        let batch = match service.events_after(last, REPLAY_BATCH).await {
+            Ok(batch) => batch,
+            Err(err) => {
+                tracing::warn!("cannot resume a feed: {err}");
+                return None;
+            }
+        };
+        let full = batch.len() == REPLAY_BATCH as usize;
+        for event in batch {
+            last = event.seq;
+            if filter.matches(&event) {
+                tx.send(FeedItem::Event(Arc::new(event))).await.ok()?;
+            }
+        }
+        if !full {
+            return Some(last);
+        }
+    }
+}

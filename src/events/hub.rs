@@ -1,0 +1,305 @@
+//! The live hub of one process: follows Redis (`XREAD BLOCK` on the notifications stream, one reader
+//! for all clients) or, without Redis, the store's event log, and broadcasts events in `seq` order,
+//! each once. A gap in what Redis delivers is filled from the store, which holds every committed event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use tokio::sync::{Mutex, broadcast};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::domain::{Event, EventKind};
+use crate::events::publisher::RedisPublisher;
+use crate::store::Store;
+
+/// Events buffered for the slowest subscriber; one that falls further behind is dropped (it resumes
+/// from the store with `Last-Event-ID`).
+const CHANNEL_CAPACITY: usize = 4096;
+/// Events read from the store per query when catching up.
+const CATCH_UP_BATCH: u32 = 1000;
+
+pub struct Hub {
+    sender: broadcast::Sender<Arc<Event>>,
+    /// The highest seq broadcast so far.
+    last_seq: AtomicI64,
+    /// Serialises delivery so events go out in order, each once.
+    deliver_lock: Mutex<()>,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    subscribers: AtomicUsize,
+    /// True while the Redis reader is delivering: the store is then only checked once a second.
+    redis_live: AtomicBool,
+}
+
+impl Hub {
+    /// Starts following the feed. Returns at once; the followers run until `shutdown`.
+    pub fn start(app: &App, shutdown: CancellationToken) -> Arc<Hub> {
+        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let hub = Arc::new(Hub {
+            sender,
+            last_seq: AtomicI64::new(-1),
+            deliver_lock: Mutex::new(()),
+            store: app.store.clone(),
+            shutdown,
+            subscribers: AtomicUsize::new(0),
+            redis_live: AtomicBool::new(false),
+        });
+        tokio::spawn(hub.clone().follow_store());
+        if let Some(publisher) = app.publisher.clone() {
+            tokio::spawn(hub.clone().follow_redis(publisher));
+        }
+        hub
+    }
+
+    /// Live events with a seq above [`Hub::last_seq`] at the time of the call, in order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.sender.subscribe()
+    }
+
+    /// Subscribes and returns the seq the subscription starts after, atomically: every event with a
+    /// higher seq will be received, every event up to it was broadcast before.
+    pub async fn subscribe_from(&self) -> (broadcast::Receiver<Arc<Event>>, i64) {
+        let _order = self.deliver_lock.lock().await;
+        (self.sender.subscribe(), self.last_seq())
+    }
+
+    /// The highest seq broadcast so far (`-1` before the hub knows where the log stands).
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Cancelled when the process shuts down: streams end.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Connected live subscribers (for `/metrics`).
+    pub fn subscriber_count(&self) -> usize {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn subscriber_joined(&self) {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn subscriber_left(&self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Waits until the hub knows where the log stands (so "only new events" has a meaning).
+    pub async fn ready(&self) {
+        while self.last_seq() < 0 && !self.shutdown.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Broadcasts `candidate` if it is the next event; otherwise first fills the gap from the store.
+    async fn deliver(&self, candidate: Option<Event>) -> crate::error::Result<()> {
+        let _order = self.deliver_lock.lock().await;
+        let mut last = self.last_seq();
+        if last < 0 {
+            return Ok(()); // not started yet: the start-up position covers this event
+        }
+        if let Some(event) = &candidate
+            && event.seq <= last
+        {
+            return Ok(()); // a duplicate (at-least-once publishing)
+        }
+        let direct = candidate.as_ref().is_some_and(|e| e.seq == last + 1);
+        if !direct {
+            loop {
+                let batch = self.store.events_after(last, CATCH_UP_BATCH).await?;
+                let full = batch.len() == CATCH_UP_BATCH as usize;
+                for event in batch {
+                    last = event.seq;
+                    self.broadcast(event);
+                }
+                if !full {
+                    break;
+                }
+            }
+        }
+        if let Some(event) = candidate
+            && event.seq > last
+        {
+            self.broadcast(event);
+        }
+        Ok(())
+    }
+
+    fn broadcast(&self, event: Event) {
+        self.last_seq.store(event.seq, Ordering::Release);
+        // No receivers is fine: nobody is listening right now.
+        let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// Learns where the log stands, then catches up whenever the store says something was committed.
+    /// With Redis this is the safety net (events whose publishing is late); without, it is the feed.
+    async fn follow_store(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.store.event_bounds().await {
+                Ok(bounds) => {
+                    self.last_seq.store(bounds.latest, Ordering::Release);
+                    break;
+                }
+                Err(err) => {
+                    tracing::debug!("live feed waiting for the store: {err}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+        let mut commits = self.store.watch_commits();
+        let mut reported = false;
+        loop {
+            let redis_live = self.redis_live.load(Ordering::Relaxed);
+            tokio::select! {
+                changed = commits.changed(), if !redis_live => {
+                    if changed.is_err() {
+                        // The watcher went away: fall back to polling.
+                        commits = self.store.watch_commits();
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = self.shutdown.cancelled() => return,
+            }
+            match self.deliver(None).await {
+                Ok(()) => reported = false,
+                Err(err) if !reported => {
+                    tracing::warn!("live feed cannot read the event log: {err}");
+                    reported = true;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// One `XREAD BLOCK` loop on the notifications stream for the whole process, tracking the last id.
+    async fn follow_redis(self: Arc<Self>, publisher: Arc<RedisPublisher>) {
+        let stream = publisher.notifications_stream();
+        let mut last_id: Option<String> = None;
+        let mut reported = false;
+        let mut backoff = Duration::from_millis(200);
+        while !self.shutdown.is_cancelled() {
+            let mut conn = match publisher.blocking_connection().await {
+                Ok(conn) => conn,
+                Err(err) => {
+                    if !reported {
+                        tracing::warn!("live feed falls back to the store's event log: {err}");
+                        reported = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                    continue;
+                }
+            };
+            // Resolve the starting point once per connection (never loop on `$`): the last entry now,
+            // or where we were (Redis may have restarted empty: then start from the beginning).
+            let start = match &last_id {
+                Some(id) => id.clone(),
+                None => match last_entry_id(&mut conn, &stream).await {
+                    Ok(id) => id,
+                    Err(_) => continue,
+                },
+            };
+            last_id = Some(start);
+            loop {
+                let options = StreamReadOptions::default().block(5_000).count(500);
+                let id = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
+                let keys = [&stream];
+                let ids = [&id];
+                let read = tokio::select! {
+                    read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(&mut conn, &keys, &ids, &options) => read,
+                    _ = self.shutdown.cancelled() => return,
+                };
+                match read {
+                    Ok(reply) => {
+                        self.redis_live.store(true, Ordering::Relaxed);
+                        if reported {
+                            tracing::info!("live feed follows Redis again");
+                            reported = false;
+                        }
+                        backoff = Duration::from_millis(200);
+                        let entries = reply.map(|r| r.keys).unwrap_or_default();
+                        for key in entries {
+                            for entry in key.ids {
+                                last_id = Some(entry.id.clone());
+                                if let Some(event) = parse_entry(&entry.map)
+                                    && let Err(err) = self.deliver(Some(event)).await
+                                {
+                                    tracing::debug!("live feed could not fill a gap from the store: {err}");
+                                }
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        self.redis_live.store(false, Ordering::Relaxed);
+                        if !reported {
+                            tracing::warn!("live feed falls back to the store's event log: {err}");
+                            reported = true;
+                        }
+                        // If Redis restarted, its streams are empty and ids start again: re-resolve.
+                        if let Ok(mut fresh) = publisher.blocking_connection().await
+                            && let Ok(id) = last_entry_id(&mut fresh, &stream).await
+                            && stream_id_less(&id, last_id.as_deref().unwrap_or("0-0"))
+                        {
+                            last_id = Some("0-0".to_owned());
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The id of the newest entry of a stream, or `0-0` when it is empty.
+async fn last_entry_id(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> redis::RedisResult<String> {
+    let reply: redis::streams::StreamRangeReply =
+        redis::AsyncCommands::xrevrange_count(conn, stream, "+", "-", 1).await?;
+    Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".to_owned()))
+}
+
+fn stream_id_less(a: &str, b: &str) -> bool {
+    let parse = |s: &str| {
+        let (ms, n) = s.split_once('-').unwrap_or((s, "0"));
+        (ms.parse::<u64>().unwrap_or(0), n.parse::<u64>().unwrap_or(0))
+    };
+    parse(a) < parse(b)
+}
+
+/// Rebuilds an event from the fields the publisher wrote.
+pub fn parse_entry(map: &HashMap<String, redis::Value>) -> Option<Event> {
+    let text = |name: &str| -> Option<String> { map.get(name).and_then(|v| redis::from_redis_value_ref(v).ok()) };
+    let seq: i64 = text("seq")?.parse().ok()?;
+    let kind = EventKind::from_stored(&text("event_type")?)?;
+    let task_id = Uuid::parse_str(&text("task_id")?).ok()?;
+    let task: serde_json::Value = serde_json::from_str(&text("task_data")?).ok()?;
+    let created_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&text("timestamp")?).ok()?.with_timezone(&Utc);
+    let assignee_id = task.get("assignee_id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok());
+    let repository = task.get("repository").and_then(|v| v.as_str()).map(str::to_owned);
+    let previous_assignee_id = text("previous_assignee_id").and_then(|s| Uuid::parse_str(&s).ok());
+    Some(Event {
+        seq,
+        kind,
+        task_id,
+        actor: text("actor").unwrap_or_default(),
+        task,
+        assignee_id,
+        previous_assignee_id,
+        repository,
+        created_at,
+    })
+}
