@@ -6,6 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamMaxlen;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::Mutex;
 
 use crate::domain::Event;
@@ -20,6 +22,11 @@ pub struct RedisPublisher {
     maxlen: usize,
     /// Connected on first use; reset after a failure so the next call reconnects.
     connection: Mutex<Option<ConnectionManager>>,
+    /// The value of the `{prefix}:epoch` key we last saw. Redis keeps nothing on disk: when the key
+    /// is gone or different, Redis restarted empty and the retained log must be published again.
+    epoch: std::sync::Mutex<Option<String>>,
+    /// Set when a restart of Redis was detected; taken by the relay.
+    wiped: AtomicBool,
 }
 
 impl RedisPublisher {
@@ -27,7 +34,15 @@ impl RedisPublisher {
     pub fn new(url: &str, prefix: &str, maxlen: usize) -> Result<Self> {
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid("REDIS_URL", format!("{} is not a Redis URL: {e}", redact_url(url))))?;
-        Ok(Self { client, url: redact_url(url), prefix: prefix.to_owned(), maxlen, connection: Mutex::new(None) })
+        Ok(Self {
+            client,
+            url: redact_url(url),
+            prefix: prefix.to_owned(),
+            maxlen,
+            connection: Mutex::new(None),
+            epoch: std::sync::Mutex::new(None),
+            wiped: AtomicBool::new(false),
+        })
     }
 
     pub fn prefix(&self) -> &str {
@@ -65,6 +80,70 @@ impl RedisPublisher {
             streams.push(self.repo_stream(repo));
         }
         streams
+    }
+
+    fn epoch_key(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    pub fn maxlen(&self) -> usize {
+        self.maxlen
+    }
+
+    /// Remembers a wipe whose republishing failed, so the next round tries again.
+    pub fn mark_wiped(&self) {
+        self.wiped.store(true, Ordering::Release);
+    }
+
+    /// True once after Redis was found to have restarted empty (its streams lost what they held).
+    pub fn take_wiped(&self) -> bool {
+        self.wiped.swap(false, Ordering::AcqRel)
+    }
+
+    /// Compares the epoch Redis holds with the one we knew; a missing or different one means Redis
+    /// lost its data since we last published. Sets a fresh epoch when there is none.
+    async fn check_epoch(&self, conn: &mut ConnectionManager, seen: Option<String>) -> redis::RedisResult<()> {
+        let current = match seen {
+            Some(value) => value,
+            None => {
+                let fresh = uuid::Uuid::new_v4().to_string();
+                let (value,): (String,) = redis::pipe()
+                    .cmd("SET")
+                    .arg(self.epoch_key())
+                    .arg(&fresh)
+                    .arg("NX")
+                    .ignore()
+                    .cmd("GET")
+                    .arg(self.epoch_key())
+                    .query_async(conn)
+                    .await?;
+                value
+            }
+        };
+        let mut known = self.epoch.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if known.as_deref().is_some_and(|k| k != current) {
+            tracing::warn!("Redis lost its streams (restarted without persistence): publishing the retained log again");
+            self.wiped.store(true, Ordering::Release);
+        }
+        *known = Some(current);
+        Ok(())
+    }
+
+    /// Reads the epoch now, so a restart of Redis is noticed before new events are published after it
+    /// (then the retained log goes out first, and the streams stay in `seq` order).
+    pub async fn detect_restart(&self) -> Result<()> {
+        let mut conn = self.connection().await?;
+        let epoch: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(self.epoch_key()).query_async(&mut conn).await;
+        let result = match epoch {
+            Ok(epoch) => self.check_epoch(&mut conn, epoch).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            self.forget_connection().await;
+            return Err(self.unavailable(err));
+        }
+        Ok(())
     }
 
     fn unavailable(&self, err: impl std::fmt::Display) -> Error {
@@ -131,13 +210,18 @@ impl EventSink for RedisPublisher {
         }
         let mut conn = self.connection().await?;
         let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(self.epoch_key());
         for event in events {
             let fields = Self::fields(event);
             for stream in self.streams_for(event) {
                 pipe.xadd_maxlen(stream, StreamMaxlen::Approx(self.maxlen), "*", &fields).ignore();
             }
         }
-        let result: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        let result: redis::RedisResult<(Option<String>,)> = pipe.query_async(&mut conn).await;
+        let result = match result {
+            Ok((epoch,)) => self.check_epoch(&mut conn, epoch).await,
+            Err(err) => Err(err),
+        };
         if let Err(err) = result {
             if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() {
                 self.forget_connection().await;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::events::publisher::RedisPublisher;
-use crate::store::Store;
+use crate::store::{EventSink, Store};
 
 /// Events claimed per round trip.
 const BATCH: u32 = 500;
@@ -49,16 +49,50 @@ impl Outage {
     }
 }
 
-/// Publishes everything pending, in batches. Returns how many were published, or the error that
-/// stopped it.
+/// Publishes everything pending, in batches; if Redis turned out to have restarted empty, publishes
+/// the retained log again so the streams hold every event. Returns how many were published, or the
+/// error that stopped it.
 pub async fn drain(store: &dyn Store, publisher: &RedisPublisher) -> crate::error::Result<usize> {
+    publisher.detect_restart().await?;
+    republish_if_wiped(store, publisher).await?;
     let mut total = 0;
     loop {
         let published = store.relay_pending(BATCH, publisher).await?;
         super::count_relayed(published);
         total += published;
         if published < BATCH as usize {
-            return Ok(total);
+            break;
+        }
+    }
+    republish_if_wiped(store, publisher).await?;
+    Ok(total)
+}
+
+async fn republish_if_wiped(store: &dyn Store, publisher: &RedisPublisher) -> crate::error::Result<()> {
+    if publisher.take_wiped()
+        && let Err(err) = republish_retained(store, publisher).await
+    {
+        // Try again on the next round: the wipe must not be forgotten.
+        publisher.mark_wiped();
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// Publishes the retained event log again (at most a stream's length of it), in order. Consumers
+/// drop what they already had by `seq`.
+async fn republish_retained(store: &dyn Store, publisher: &RedisPublisher) -> crate::error::Result<()> {
+    let bounds = store.event_bounds().await?;
+    let Some(oldest) = bounds.oldest else { return Ok(()) };
+    let mut last = (oldest - 1).max(bounds.latest - publisher.maxlen() as i64);
+    loop {
+        let batch = store.events_after(last, BATCH).await?;
+        let Some(tail) = batch.last() else { return Ok(()) };
+        last = tail.seq;
+        publisher.publish(&batch).await?;
+        super::count_relayed(batch.len());
+        if batch.len() < BATCH as usize {
+            return Ok(());
         }
     }
 }

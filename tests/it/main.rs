@@ -2,4 +2,5 @@
 
 mod support;
 
+mod events_redis;
 mod store_contract;

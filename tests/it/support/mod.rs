@@ -1,6 +1,7 @@
 //! Test helpers: a fresh store per test (its own PostgreSQL database or SQLite file), and more.
 
 pub mod pg;
+pub mod redis;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -39,4 +40,45 @@ impl TestStore {
             }
         }
     }
+}
+
+/// The parts of a process (store, service, publisher) over a test's store and, optionally, Redis
+/// (`(url, stream prefix)`).
+pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::app::App {
+    // A SQLite store's data directory is its own temporary one; PostgreSQL needs none on disk.
+    let data_dir = match database_url.strip_prefix("sqlite://") {
+        Some(path) => std::path::Path::new(path).parent().expect("file in a directory").to_path_buf(),
+        None => std::env::temp_dir().join(format!("task-mcp-test-{}", uuid::Uuid::new_v4().simple())),
+    };
+    let settings = task_mcp::config::Settings {
+        database_url: database_url.to_owned(),
+        redis_url: redis.map(|(url, _)| url.to_owned()),
+        stream_prefix: redis.map(|(_, prefix)| prefix.to_owned()).unwrap_or_else(|| "tasks".to_owned()),
+        stream_maxlen: 10_000,
+        event_retention_days: 7,
+        data_dir,
+        pool_size: 2,
+        user: Some("tester@example.com".to_owned()),
+    };
+    task_mcp::app::App::build(settings).expect("build app")
+}
+
+/// Runs a contract test once per backend, as `name::postgres` and `name::sqlite`.
+#[macro_export]
+macro_rules! per_backend {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+            }
+        )+
+    };
 }
