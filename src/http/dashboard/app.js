@@ -780,7 +780,10 @@ function setConn(stateName, text) {
 
 function connect() {
   disconnect();
-  const url = `/api/tasks/stream?${new URLSearchParams({ access_token: state.token })}`;
+  const params = new URLSearchParams({ access_token: state.token });
+  // A new EventSource sends no Last-Event-ID header: say where to resume in the query instead.
+  if (state.lastSeq > 0) params.set('last_event_id', String(state.lastSeq));
+  const url = `/api/tasks/stream?${params}`;
   const es = new EventSource(url);
   source = es;
   setConn('connecting', 'Connecting…');
@@ -789,7 +792,7 @@ function connect() {
     reconnectDelay = 1000;
     setConn('live', 'Live');
     if (reloadOnOpen) {
-      // A new EventSource has no Last-Event-ID to resume from: catch up by reloading the board.
+      // Nothing seen yet to resume from: catch up by reloading the board.
       reloadOnOpen = false;
       loadBoard({ quiet: true });
       refreshDetail();
@@ -806,8 +809,11 @@ function connect() {
     }
   };
   for (const type of EVENT_TYPES) es.addEventListener(type, onTaskEvent);
-  es.addEventListener('resync', () => {
-    state.lastSeq = 0;
+  es.addEventListener('resync', (e) => {
+    // The events we missed are no longer kept: reload everything, then follow on from here.
+    let seq = Number(e.lastEventId);
+    try { seq = Number(JSON.parse(e.data).seq ?? seq); } catch { /* keep the id */ }
+    state.lastSeq = Number.isFinite(seq) ? seq : 0;
     loadBoard({ quiet: true });
     refreshDetail();
   });
@@ -824,7 +830,7 @@ function disconnect() {
 function scheduleReconnect() {
   disconnect();
   setConn(navigator.onLine ? 'reconnecting' : 'offline', navigator.onLine ? 'Reconnecting…' : 'Offline');
-  reloadOnOpen = true;
+  if (state.lastSeq === 0) reloadOnOpen = true;
   clearTimeout(reconnectTimer);
   reconnectTimer = setTimeout(async () => {
     // A refused token is the one failure that retrying will not fix: ask for a new one.
@@ -927,20 +933,31 @@ async function loadChoices() {
 function renderChoices() {
   const repoSelect = $('f-repository');
   const assigneeSelect = $('f-assignee');
-  repoSelect.replaceChildren(h('option', { value: '' }, 'All'),
+  repoSelect.replaceChildren(h('option', { value: '', dataset: { short: 'All', long: 'Repository' } }, 'All'),
     ...state.repositories.map((name) => h('option', { value: name }, name)));
   const others = state.users.filter((u) => !(state.me && sameEmail(u.email, state.me.email)));
-  assigneeSelect.replaceChildren(h('option', { value: '' }, 'Anyone'),
+  assigneeSelect.replaceChildren(h('option', { value: '', dataset: { short: 'Anyone', long: 'Assignee' } }, 'Anyone'),
     h('option', { value: 'me' }, state.me ? `Me (${shortName(state.me.email)})` : 'Me'),
     ...others.map((u) => h('option', { value: u.email }, u.email)));
   ensureOption(repoSelect, state.filters.repository);
   ensureOption(assigneeSelect, state.filters.assignee);
   repoSelect.value = state.filters.repository;
   assigneeSelect.value = state.filters.assignee;
+  labelDefaults();
   $('users-list').replaceChildren(h('option', { value: 'me' }),
     ...state.users.map((u) => h('option', { value: u.email })));
   $('repos-list').replaceChildren(...state.repositories.map((name) => h('option', { value: name })));
 }
+
+// On a phone the filter labels are hidden: the "any" choices then say what they filter.
+const narrow = window.matchMedia('(max-width: 720px)');
+function labelDefaults() {
+  for (const option of document.querySelectorAll('#filters option[data-short]')) {
+    option.textContent = narrow.matches ? option.dataset.long : option.dataset.short;
+  }
+}
+narrow.addEventListener('change', labelDefaults);
+labelDefaults();
 
 // ---------------------------------------------------------------------------------------------
 // Task detail
@@ -1020,7 +1037,7 @@ async function openDetail(id, { fromHistory = false } = {}) {
   $('d-comments-count').textContent = '';
   if (state.detail.task) renderDetailTask(state.detail.task);
   if (!dialog.open) dialog.showModal();
-  $('d-title').focus();
+  dialog.querySelector('[data-close]').focus();
   await refreshDetail();
 }
 
@@ -1265,7 +1282,8 @@ $('d-form').addEventListener('submit', async (e) => {
   }
   const body = {};
   for (const [field, value] of Object.entries(changes)) {
-    body[field] = ['description', 'assignee', 'repository'].includes(field) && value === '' ? null : value;
+    const name = field === 'assignee' ? 'assignee_id' : field;
+    body[name] = ['description', 'assignee', 'repository'].includes(field) && value === '' ? null : value;
   }
   showDetailError('');
   $('d-save').disabled = true;
@@ -1501,7 +1519,7 @@ $('c-form').addEventListener('submit', async (e) => {
   const assignee = $('c-assignee').value.trim();
   const repository = $('c-repository').value.trim();
   if (description) body.description = description;
-  if (assignee) body.assignee = assignee;
+  if (assignee) body.assignee_id = assignee;
   if (repository) body.repository = repository;
   const submit = e.target.querySelector('button[type="submit"]');
   submit.disabled = true;
@@ -1539,7 +1557,6 @@ document.addEventListener('keydown', (e) => {
     $('f-q').focus();
     $('f-q').select();
   } else if (e.key === 'n' || e.key === 'N') {
-    if (e.target.closest && e.target.closest('.card')) return;
     e.preventDefault();
     openCreate();
   }
