@@ -2,4 +2,5 @@
 
 mod support;
 
+mod stdio_mcp;
 mod store_contract;
