@@ -92,3 +92,41 @@ impl ProcessIdentity {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Email;
+
+    fn ann() -> Actor {
+        Actor::new(Email::parse("user", "ann@example.com").unwrap())
+    }
+
+    #[tokio::test]
+    async fn over_stdio_a_label_renames_the_record_but_not_me() {
+        let source = ActorSource::process(Some("ann@example.com".into()));
+        let none = Extensions::default();
+        assert_eq!(source.actor(&none, None).await.unwrap(), ann());
+        assert_eq!(source.actor(&none, Some(("updated_by", "me"))).await.unwrap(), ann());
+        assert_eq!(source.actor(&none, Some(("updated_by", "  "))).await.unwrap(), ann());
+        let bot = source.actor(&none, Some(("updated_by", "Planner Bot"))).await.unwrap();
+        assert_eq!(bot.label.as_str(), "Planner Bot");
+        assert_eq!(bot.email.as_str(), "ann@example.com");
+        let err = source.actor(&none, Some(("author", "a\0b"))).await.unwrap_err();
+        assert!(err.to_string().contains("author"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn over_http_labels_cannot_change_who_acts() {
+        let source = ActorSource::from_request(|_| Ok(ann()));
+        let actor = source.actor(&Extensions::default(), Some(("updated_by", "boss@example.com"))).await.unwrap();
+        assert_eq!(actor, ann());
+    }
+
+    #[tokio::test]
+    async fn a_bad_identity_setting_names_the_variable() {
+        let source = ActorSource::process(Some("not an email".into()));
+        let err = source.actor(&Extensions::default(), None).await.unwrap_err();
+        assert!(err.to_string().contains("TASK_MCP_USER"), "{err}");
+    }
+}

@@ -84,8 +84,8 @@ fn limit(value: Option<i64>) -> Result<Option<u32>, ValidationError> {
 
 #[tool_router]
 impl TaskServer {
-    /// List tasks, most recently changed first, with optional filters (all must match). Returns
-    /// {tasks, next_cursor}; pass next_cursor back as cursor for the next page.
+    /// List tasks, most recently changed first; filters combine (all must match).
+    /// Returns {tasks, next_cursor}: pass next_cursor back as cursor for the next page.
     #[tool(
         title = "List tasks",
         input_schema = input_schema::<GetTasksArgs>(),
@@ -224,8 +224,8 @@ impl TaskServer {
         Ok(Json(TaskJson::from(&task)))
     }
 
-    /// Add a comment to a task (progress, questions, hand-over notes). Returns the comment and the
-    /// task's new version.
+    /// Add a comment to a task (progress, questions, hand-over notes).
+    /// Returns the comment and the task's new version.
     #[tool(
         title = "Comment on a task",
         input_schema = input_schema::<AddTaskCommentArgs>(),
