@@ -292,7 +292,12 @@ $('signout').addEventListener('click', () => {
 function readFilters() {
   const params = new URLSearchParams(location.search);
   for (const key of FILTER_KEYS) state.filters[key] = params.get(key) || '';
-  $('f-q').value = state.filters.q;
+  syncFilterControls();
+}
+
+/** The filter controls show the filters in force (after a reload, Back, or "Clear filters"). */
+function syncFilterControls() {
+  if (document.activeElement !== $('f-q')) $('f-q').value = state.filters.q;
   ensureOption($('f-repository'), state.filters.repository);
   ensureOption($('f-assignee'), state.filters.assignee);
   $('f-repository').value = state.filters.repository;
@@ -318,7 +323,7 @@ function writeUrl({ push }) {
 
 function setFilters(changes, { push = true } = {}) {
   Object.assign(state.filters, changes);
-  $('f-clear').hidden = !FILTER_KEYS.some((k) => state.filters[k]);
+  syncFilterControls();
   writeUrl({ push });
   loadBoard();
 }
@@ -764,7 +769,8 @@ $('move-menu').addEventListener('toggle', (e) => {
 let source = null;
 let reconnectTimer = 0;
 let reconnectDelay = 1000;
-let reloadOnOpen = false;
+/** Set while the first load waits for the stream to open (so no change falls between the two). */
+let openWaiter = null;
 
 function setConn(stateName, text) {
   const conn = $('conn');
@@ -791,9 +797,12 @@ function connect() {
     if (source !== es) return;
     reconnectDelay = 1000;
     setConn('live', 'Live');
-    if (reloadOnOpen) {
-      // Nothing seen yet to resume from: catch up by reloading the board.
-      reloadOnOpen = false;
+    if (openWaiter) {
+      // The first load starts now: it sees everything committed before the stream opened.
+      openWaiter();
+      openWaiter = null;
+    } else if (state.lastSeq === 0 && state.loaded) {
+      // A reconnect with no event seen yet has nothing to resume from: catch up by reloading.
       loadBoard({ quiet: true });
       refreshDetail();
     }
@@ -830,7 +839,6 @@ function disconnect() {
 function scheduleReconnect() {
   disconnect();
   setConn(navigator.onLine ? 'reconnecting' : 'offline', navigator.onLine ? 'Reconnecting…' : 'Offline');
-  if (state.lastSeq === 0) reloadOnOpen = true;
   clearTimeout(reconnectTimer);
   reconnectTimer = setTimeout(async () => {
     // A refused token is the one failure that retrying will not fix: ask for a new one.
@@ -1586,8 +1594,22 @@ async function start() {
   $('me').title = state.me ? `Signed in as ${state.me.email}` : '';
   readFilters();
   buildBoard();
+  state.loaded = false;
+  state.lastSeq = 0;
+  // Open the stream first and list once it is open, so no change falls between the two. A stream
+  // slow to open does not hold the board back: after 1.5 s it lists anyway, and lists again on open.
+  const opened = new Promise((resolve) => {
+    openWaiter = resolve;
+    setTimeout(() => {
+      if (openWaiter === resolve) {
+        openWaiter = null;
+        resolve();
+      }
+    }, 1500);
+  });
   connect();
   loadChoices().catch(() => {});
+  await opened;
   await loadBoard();
   const id = new URLSearchParams(location.search).get('task');
   if (id) openDetail(id, { fromHistory: true });
