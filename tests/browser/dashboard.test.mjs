@@ -6,7 +6,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import {
-  Serve, McpClient, issueToken, launchBrowser, newPage, artifactPath, eventually, freshDataDir, removeDir,
+  Serve, McpClient, issueToken, launchBrowser, newPage, artifactPath, eventually, freshStore, removeStore, storeKind,
 } from './harness.mjs';
 
 const ALICE = 'alice@example.com';
@@ -80,7 +80,8 @@ async function seed() {
 }
 
 before(async () => {
-  dataDir = freshDataDir();
+  dataDir = await freshStore();
+  timings.store = storeKind();
   serve = await new Serve(dataDir, { user: ALICE }).start();
   agent = new McpClient(dataDir, { user: 'agent@example.com' });
   await agent.initialize();
@@ -90,12 +91,12 @@ before(async () => {
 });
 
 after(async () => {
-  writeFileSync(artifactPath('timings.json'), `${JSON.stringify(timings, null, 2)}\n`);
+  writeFileSync(artifactPath(`timings-${storeKind()}.json`), `${JSON.stringify(timings, null, 2)}\n`);
   if (page && page.errors.length) console.log(`page errors:\n${page.errors.join('\n')}`);
   await browser?.close();
   await agent?.close();
   await serve?.stop();
-  if (dataDir) removeDir(dataDir);
+  if (dataDir) await removeStore(dataDir);
 });
 
 // Each test starts from the plain board, whatever the previous one left open.

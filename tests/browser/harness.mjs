@@ -15,17 +15,48 @@ export const BIN = process.env.TASK_MCP_BIN || path.join(ROOT, 'target', 'debug'
 export const ARTIFACTS = process.env.ARTIFACTS_DIR || path.join(ROOT, 'artifacts', 'browser');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
+/** Set by `freshStore()` when the run uses a PostgreSQL database of its own. */
+let databaseUrl = null;
+
 /** The environment of every child: no outside store, bus or secret leaks into the test. */
 function childEnv(dataDir, extra = {}) {
   const env = { ...process.env };
   for (const key of ['DATABASE_URL', 'REDIS_URL', 'JWT_SECRET', 'HOST', 'PORT', 'PUBLIC_URL', 'CORS_ORIGINS',
     'ALLOWED_HOSTS', 'TASK_MCP_USER', 'TASK_MCP_STREAM_PREFIX']) delete env[key];
-  if (process.env.BROWSER_TEST_DATABASE_URL) env.DATABASE_URL = process.env.BROWSER_TEST_DATABASE_URL;
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
   return { ...env, TASK_MCP_DATA_DIR: dataDir, RUST_LOG: 'info', ...extra };
 }
 
-export function freshDataDir() {
-  return mkdtempSync(path.join(tmpdir(), 'task-mcp-browser-'));
+/**
+ * A fresh store for one run: a new data directory (its SQLite file, its generated JWT secret) and, when
+ * BROWSER_TEST_POSTGRES names a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/postgres),
+ * a new database on it instead of the SQLite file. Returns the data directory.
+ */
+export async function freshStore() {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'task-mcp-browser-'));
+  const server = process.env.BROWSER_TEST_POSTGRES;
+  if (server) {
+    const name = `task_mcp_browser_${process.pid}_${Date.now()}`;
+    await promisify(execFile)('psql', [server, '-v', 'ON_ERROR_STOP=1', '-qc', `CREATE DATABASE ${name}`]);
+    const url = new URL(server);
+    url.pathname = `/${name}`;
+    databaseUrl = url.toString();
+    dropDatabase = async () => {
+      await promisify(execFile)('psql', [server, '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`]);
+    };
+  }
+  return dataDir;
+}
+
+let dropDatabase = async () => {};
+
+export async function removeStore(dataDir) {
+  await dropDatabase().catch((e) => console.log(`could not drop the test database: ${e.message}`));
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+export function storeKind() {
+  return databaseUrl ? 'postgres' : 'sqlite';
 }
 
 /** `task-mcp serve` on 127.0.0.1, with the secret it generates in the data directory. */
@@ -52,6 +83,10 @@ export class Serve {
         clearTimeout(timer);
         reject(new Error(`serve exited with ${code}:\n${this.log.join('\n')}`));
       });
+      proc.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot start ${BIN}: ${e.message}`));
+      });
       lines.on('line', (line) => {
         this.log.push(line);
         if (this.log.length > 400) this.log.shift();
@@ -63,6 +98,7 @@ export class Serve {
       });
     });
     proc.removeAllListeners('exit');
+    proc.removeAllListeners('error');
     this.link = link.url;
     this.base = link.base;
     this.port = link.port;
@@ -121,6 +157,10 @@ export async function issueToken(dataDir, email) {
 export class McpClient {
   constructor(dataDir, { user = 'agent@example.com' } = {}) {
     this.proc = spawn(BIN, [], { env: childEnv(dataDir, { TASK_MCP_USER: user }), stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc.once('error', (e) => {
+      for (const waiter of this.pending.values()) waiter.reject(new Error(`cannot start ${BIN}: ${e.message}`));
+      this.pending.clear();
+    });
     this.nextId = 1;
     this.pending = new Map();
     this.stderr = [];
@@ -227,8 +267,4 @@ export async function eventually(fn, { timeout = 5000, interval = 50, what = 'co
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
     await sleep(interval);
   }
-}
-
-export function removeDir(dir) {
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -9,6 +9,8 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+# A binary named relative to where we were called from, before we move.
+if [ -n "${TASK_MCP_BIN:-}" ]; then TASK_MCP_BIN="$(realpath "$TASK_MCP_BIN")"; export TASK_MCP_BIN; fi
 
 sudo_if_needed() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
