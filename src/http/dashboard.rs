@@ -139,7 +139,7 @@ mod tests {
         routes::<()>().oneshot(request).await.unwrap()
     }
 
-    fn header_of<'a>(response: &'a Response, name: impl axum::http::header::AsHeaderName) -> &'a str {
+    fn header_of(response: &Response, name: impl axum::http::header::AsHeaderName) -> &str {
         response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
 

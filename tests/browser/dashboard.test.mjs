@@ -182,6 +182,23 @@ test('a task created over stdio appears on the board within 2 s, without a reloa
   seeded.agentMade = created;
 });
 
+test('a task an agent deletes leaves the board; one deleted in the detail is gone for the agent', async () => {
+  const doomed = await agent.call('create_task', { title: 'Short-lived task', repository: 'infra' });
+  await card(doomed.id).waitFor({ timeout: 2000 });
+  await agent.call('delete_task', { task_id: doomed.id, reason: 'duplicate' });
+  await card(doomed.id).waitFor({ state: 'detached', timeout: 2000 });
+
+  const mine = await agent.call('create_task', { title: 'Delete me from the dashboard' });
+  await card(mine.id).locator('.card-open').click();
+  await page.waitForSelector('#detail[open]');
+  page.once('dialog', (d) => d.accept());
+  await page.click('#d-delete');
+  await page.waitForSelector('#detail', { state: 'hidden' });
+  await card(mine.id).waitFor({ state: 'detached' });
+  const listed = await agent.call('get_tasks', { query: 'Delete me from the dashboard' });
+  assert.equal(listed.tasks.length, 0);
+});
+
 test('dragging a card to another column changes the status that get_tasks sees over stdio', async () => {
   const id = seeded.darkmode.id;
   const put = page.waitForResponse((r) => r.url().endsWith(`/api/tasks/${id}/status`) && r.request().method() === 'PUT');
@@ -340,6 +357,20 @@ test('filters are kept in the URL and survive a reload', async () => {
     { what: 'the filter back in force' });
 });
 
+test('a column lists 100 tasks, then loads the rest on demand', async () => {
+  const titles = [];
+  for (let i = 0; i < 101; i += 1) titles.push(`Bulk task ${String(i).padStart(3, '0')}`);
+  await Promise.all(titles.map((title) => serve.api('POST', '/api/tasks', { title, repository: 'bulk' })));
+  await page.goto(`${serve.base}/?repository=bulk`);
+  await waitLive();
+  await eventually(async () => (await page.locator('#cards-not_started .card').count()) === 100, { what: '100 cards' });
+  assert.equal(await page.textContent('#count-not_started'), '100+');
+  await page.click('#more-not_started');
+  await eventually(async () => (await page.locator('#cards-not_started .card').count()) === 101, { what: '101 cards' });
+  assert.equal(await page.textContent('#count-not_started'), '101');
+  assert.equal(await page.isVisible('#more-not_started'), false);
+});
+
 test('without a token the page asks for one; a token from `task-mcp token` signs in', async () => {
   const other = await newPage(browser);
   await other.goto(`${serve.base}/`);
@@ -376,6 +407,16 @@ test('every control has an accessible name, and the page has no script errors', 
   });
   assert.deepEqual(unnamed, []);
   assert.deepEqual(page.errors, []);
+});
+
+test('going offline shows it, and coming back online catches up', async () => {
+  await waitLive();
+  await page.context().setOffline(true);
+  await page.waitForSelector('#conn[data-state="offline"]', { timeout: 5000 });
+  const meanwhile = await agent.call('create_task', { title: 'Made while the browser was offline' });
+  await page.context().setOffline(false);
+  await waitLive(page, 15000);
+  await card(meanwhile.id).waitFor({ timeout: 5000 });
 });
 
 test('the page reconnects after serve restarts, and catches up on what changed meanwhile', async () => {

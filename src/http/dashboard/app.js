@@ -855,7 +855,10 @@ function scheduleReconnect() {
 }
 
 window.addEventListener('online', () => {
-  if (state.token && (!source || source.readyState !== EventSource.OPEN)) {
+  if (!state.token) return;
+  if (source && source.readyState === EventSource.OPEN) {
+    setConn('live', 'Live'); // the stream survived the blip
+  } else {
     reconnectDelay = 1000;
     scheduleReconnect();
   }
