@@ -966,6 +966,8 @@ function labelDefaults() {
   for (const option of document.querySelectorAll('#filters option[data-short]')) {
     option.textContent = narrow.matches ? option.dataset.long : option.dataset.short;
   }
+  // The "/" shortcut means nothing without a keyboard.
+  $('f-q').placeholder = narrow.matches ? 'Search tasks…' : 'Search tasks…  ( / )';
 }
 narrow.addEventListener('change', labelDefaults);
 labelDefaults();
