@@ -3,4 +3,5 @@
 mod support;
 
 mod events_redis;
+mod stdio_mcp;
 mod store_contract;
