@@ -3,4 +3,8 @@
 mod support;
 
 mod events_redis;
+mod http_auth;
+mod http_rest;
+mod http_server;
+mod http_sse;
 mod store_contract;
