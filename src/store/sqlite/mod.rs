@@ -1,0 +1,292 @@
+//! The embedded SQLite store: one file shared by every process of a user (agent sessions and `serve`),
+//! opened and migrated on first use. WAL lets readers run beside the one writer; writes are short
+//! `BEGIN IMMEDIATE` transactions retried while another process holds the lock. Blocking SQLite calls run
+//! on tokio's blocking pool.
+
+mod conn;
+mod ops;
+mod rows;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use self::conn::{Connections, Fail, Outcome};
+use self::watch::CommitWatch;
+use super::{ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion};
+use super::{TaskQuery, TaskUpdate};
+use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::error::{Error, Result};
+
+mod embedded {
+    refinery::embed_migrations!("sql/sqlite");
+}
+
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    connections: Connections,
+    /// Set once the file exists and is migrated; a failed attempt is tried again by the next call.
+    ready: OnceCell<i64>,
+    commits: Arc<Mutex<CommitWatch>>,
+}
+
+impl SqliteStore {
+    /// Names the file; touches nothing (the file and its directory are created on first use).
+    pub fn open(path: &Path) -> Result<Self> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "DATABASE_URL",
+                "a sqlite:// URL needs a file path, for example sqlite:///home/me/tasks.db",
+            ));
+        }
+        Ok(Self {
+            shared: Arc::new(Shared {
+                connections: Connections::new(PathBuf::from(path)),
+                ready: OnceCell::new(),
+                commits: Arc::new(Mutex::new(CommitWatch::default())),
+            }),
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.shared.connections.path()
+    }
+
+    /// Creates and migrates the file on the first call; concurrent first calls wait for one migration.
+    async fn ready(&self) -> Result<i64> {
+        let shared = self.shared.clone();
+        self.shared
+            .ready
+            .get_or_try_init(|| async move { blocking(&shared, |s| migrate_now(&s.connections)).await })
+            .await
+            .copied()
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&rusqlite::Connection) -> Outcome<T> + Send + 'static,
+    ) -> Result<T> {
+        self.ready().await?;
+        blocking(&self.shared, move |s| s.connections.read(f)).await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&rusqlite::Transaction<'_>) -> Outcome<T> + Send + 'static,
+    ) -> Result<T> {
+        self.ready().await?;
+        blocking(&self.shared, move |s| s.connections.write(f)).await
+    }
+
+    /// A write that may have written an event: receivers of `watch_commits` in this process hear of it now.
+    async fn write_event<T: Send + 'static>(
+        &self,
+        f: impl FnMut(&rusqlite::Transaction<'_>) -> Outcome<(T, Option<i64>)> + Send + 'static,
+    ) -> Result<T> {
+        let (value, seq) = self.write(f).await?;
+        if let Some(seq) = seq {
+            CommitWatch::committed(&self.shared.commits, seq);
+        }
+        Ok(value)
+    }
+}
+
+/// Runs blocking SQLite work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&Shared) -> Outcome<T> + Send + 'static,
+) -> Result<T> {
+    let shared = shared.clone();
+    let path = shared.connections.path().to_path_buf();
+    match tokio::task::spawn_blocking(move || f(&shared)).await {
+        Ok(outcome) => outcome.map_err(|fail| fail.into_error(&path)),
+        Err(err) => Err(Error::Internal(format!("a SQLite task failed: {err}"))),
+    }
+}
+
+/// Creates the file (owner-only) if needed and applies pending migrations; returns the schema version.
+/// Safe when several processes do it at once on a new file: refinery's transactions are IMMEDIATE (the
+/// writer's behaviour), so they run one after the other, and one that fails because another process
+/// applied the same migration first sees the new version and tries again (finding nothing to do).
+fn migrate_now(connections: &Connections) -> Outcome<i64> {
+    conn::prepare_file(connections.path())?;
+    let target = embedded::migrations::runner().get_migrations().iter().map(|m| i64::from(m.version())).max();
+    let target = target.unwrap_or(0);
+    connections.with_writer(|conn| {
+        let started = std::time::Instant::now();
+        loop {
+            let before = conn::retry_busy(|| ops::schema_version(conn))?;
+            if before >= target {
+                // The common case for every process after the first: no write lock taken.
+                return Ok(before);
+            }
+            match embedded::migrations::runner().set_grouped(true).run(conn) {
+                Ok(_) => return Ok(ops::schema_version(conn)?),
+                Err(err) => {
+                    let after = conn::retry_busy(|| ops::schema_version(conn)).unwrap_or(before);
+                    let busy = refinery_sqlite_error(&err).is_some_and(conn::is_busy);
+                    if (after > before || busy) && started.elapsed() < std::time::Duration::from_secs(30) {
+                        continue;
+                    }
+                    return Err(match refinery_sqlite_error(&err) {
+                        Some(sql) => Fail::App(conn::sql_error(connections.path(), sql)),
+                        None => Fail::App(Error::Internal(format!(
+                            "migrating the SQLite database {}: {err}",
+                            connections.path().display()
+                        ))),
+                    });
+                }
+            }
+        }
+    })
+}
+
+/// The SQLite error under a refinery error, if that is what it is.
+fn refinery_sqlite_error(err: &refinery::Error) -> Option<&rusqlite::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(current) = source {
+        if let Some(sql) = current.downcast_ref::<rusqlite::Error>() {
+            return Some(sql);
+        }
+        source = current.source();
+    }
+    None
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo { kind: "sqlite", location: self.path().display().to_string() }
+    }
+
+    async fn migrate(&self) -> Result<i64> {
+        self.ready().await
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        // Reports without migrating, but the file must be there to answer.
+        let path = self.path().to_path_buf();
+        blocking(&self.shared, move |s| {
+            conn::prepare_file(&path)?;
+            s.connections.read(|c| Ok(ops::schema_version(c)?))
+        })
+        .await
+    }
+
+    async fn resolve_user(&self, field: &str, key: &UserKey) -> Result<User> {
+        let lookup = key.clone();
+        if let Some(user) = self.read(move |c| Ok(ops::find_user(c, &lookup)?)).await? {
+            return Ok(user);
+        }
+        let (field, key) = (field.to_owned(), key.clone());
+        self.write(move |tx| ops::resolve_user(tx, &field, &key)).await
+    }
+
+    async fn find_user(&self, key: &UserKey) -> Result<Option<User>> {
+        let key = key.clone();
+        self.read(move |c| Ok(ops::find_user(c, &key)?)).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        self.read(|c| Ok(ops::list_users(c)?)).await
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<Repository>> {
+        self.read(|c| Ok(ops::list_repositories(c)?)).await
+    }
+
+    async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {
+        self.write_event(move |tx| ops::create_task(tx, &new)).await
+    }
+
+    async fn update_task(&self, update: TaskUpdate) -> Result<Task> {
+        self.write_event(move |tx| ops::update_task(tx, &update)).await
+    }
+
+    async fn add_comment(&self, new: NewComment) -> Result<(Comment, Task)> {
+        self.write_event(move |tx| ops::add_comment(tx, &new).map(|(v, seq)| (v, Some(seq)))).await
+    }
+
+    async fn delete_task(&self, deletion: TaskDeletion) -> Result<Task> {
+        self.write_event(move |tx| ops::delete_task(tx, &deletion).map(|(v, seq)| (v, Some(seq)))).await
+    }
+
+    async fn get_task(&self, id: Uuid) -> Result<Option<Task>> {
+        self.read(move |c| Ok(ops::live_task(c, id)?)).await
+    }
+
+    async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>> {
+        self.read(move |c| Ok(ops::list_comments(c, task_id)?)).await
+    }
+
+    async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>> {
+        self.read(move |c| Ok(ops::list_history(c, task_id)?)).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+        let query = query.clone();
+        self.read(move |c| Ok(ops::list_tasks(c, &query)?)).await
+    }
+
+    async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        self.read(move |c| Ok(ops::events_after(c, after_seq, limit)?)).await
+    }
+
+    async fn event_bounds(&self) -> Result<EventBounds> {
+        self.read(|c| Ok(ops::event_bounds(c)?)).await
+    }
+
+    /// SQLite has no `SKIP LOCKED`: relays in several processes may read the same unpublished events and
+    /// publish them twice. Delivery is at-least-once and consumers drop duplicates by seq, so that is safe;
+    /// none is skipped, because each relay takes the oldest unpublished events in seq order.
+    async fn relay_pending(&self, limit: u32, sink: &dyn EventSink) -> Result<usize> {
+        let events = self.read(move |c| Ok(ops::unpublished_events(c, limit)?)).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        sink.publish(&events).await?;
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        self.write(move |tx| Ok(ops::mark_published(tx, &seqs)?)).await?;
+        Ok(events.len())
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>, include_unpublished: bool, batch: u32) -> Result<u64> {
+        self.write(move |tx| Ok(ops::prune_events(tx, before, include_unpublished, batch)?)).await
+    }
+
+    fn watch_commits(&self) -> tokio::sync::watch::Receiver<i64> {
+        CommitWatch::subscribe(&self.shared.commits, self.path())
+    }
+
+    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey> {
+        let (name, key_hash) = (name.to_owned(), key_hash.to_owned());
+        self.write(move |tx| ops::create_api_key(tx, user_id, &name, &key_hash)).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.read(|c| Ok(ops::list_api_keys(c)?)).await
+    }
+
+    async fn revoke_api_key(&self, id_or_name: &str) -> Result<bool> {
+        let id_or_name = id_or_name.to_owned();
+        self.write(move |tx| Ok(ops::revoke_api_key(tx, &id_or_name)?)).await
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
+        // Read first, so a wrong key (the common case under attack) takes no write lock.
+        let hash = key_hash.to_owned();
+        if self.read(move |c| Ok(ops::find_api_key(c, &hash)?)).await?.is_none() {
+            return Ok(None);
+        }
+        let hash = key_hash.to_owned();
+        self.write(move |tx| Ok(ops::touch_api_key(tx, &hash)?)).await
+    }
+}

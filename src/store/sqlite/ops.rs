@@ -1,0 +1,506 @@
+//! The SQL of every store operation, as blocking functions over one connection or transaction.
+//! Each write function runs inside the caller's transaction: the change, its history rows and its event
+//! row commit together or not at all.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use uuid::Uuid;
+
+use super::conn::Outcome;
+use super::rows::{self, micros, uuid_text};
+use crate::domain::{
+    Comment, Event, EventKind, FieldChange, HistoryEntry, RepoName, Repository, Task, User, UserKey, diff_tasks,
+    event_kind_for_update,
+};
+use crate::error::Error;
+use crate::store::{ApiKey, CreatedTask, EventBounds, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
+use crate::wire;
+
+fn task_by(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> rusqlite::Result<Option<Task>> {
+    let sql = format!("SELECT {} {} WHERE {condition}", rows::TASK_COLUMNS, rows::TASK_FROM);
+    conn.prepare_cached(&sql)?.query_row(params, rows::task).optional()
+}
+
+/// A task that is not deleted.
+pub(super) fn live_task(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<Task>> {
+    task_by(conn, "t.id = ?1 AND t.deleted_at IS NULL", [uuid_text(id)])
+}
+
+pub(super) fn find_user(conn: &Connection, key: &UserKey) -> rusqlite::Result<Option<User>> {
+    let (condition, value) = match key {
+        UserKey::Id(id) => ("id", uuid_text(*id)),
+        UserKey::Email(email) => ("email", email.as_str().to_owned()),
+    };
+    let sql = format!("SELECT {} FROM users WHERE {condition} = ?1", rows::USER_COLUMNS);
+    conn.prepare_cached(&sql)?.query_row([value], rows::user).optional()
+}
+
+/// A user by id (unknown: `Invalid` for `field`) or by email (created on first use). Writes: call it
+/// inside a write transaction.
+pub(super) fn resolve_user(conn: &Connection, field: &str, key: &UserKey) -> Outcome<User> {
+    if let Some(user) = find_user(conn, key)? {
+        return Ok(user);
+    }
+    match key {
+        UserKey::Id(id) => Err(Error::invalid(field, format!("no user has the id {id}")).into()),
+        UserKey::Email(email) => {
+            let user =
+                User { id: Uuid::now_v7(), email: email.as_str().to_owned(), name: None, created_at: rows::now() };
+            conn.prepare_cached(
+                "INSERT INTO users (id, email, name, created_at) VALUES (?1, ?2, NULL, ?3) \
+                 ON CONFLICT (email) DO NOTHING",
+            )?
+            .execute(params![uuid_text(user.id), user.email, micros(user.created_at)])?;
+            Ok(user)
+        }
+    }
+}
+
+pub(super) fn list_users(conn: &Connection) -> rusqlite::Result<Vec<User>> {
+    let sql = format!("SELECT {} FROM users ORDER BY email", rows::USER_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map([], rows::user)?.collect()
+}
+
+/// The id of the repository with this name, created on first use.
+fn repository_id(conn: &Connection, name: &RepoName) -> rusqlite::Result<String> {
+    let found: Option<String> = conn
+        .prepare_cached("SELECT id FROM repositories WHERE name = ?1")?
+        .query_row([name.as_str()], |row| row.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    let id = uuid_text(Uuid::now_v7());
+    conn.prepare_cached("INSERT INTO repositories (id, name, url, created_at) VALUES (?1, ?2, NULL, ?3)")?
+        .execute(params![id, name.as_str(), micros(rows::now())])?;
+    Ok(id)
+}
+
+pub(super) fn list_repositories(conn: &Connection) -> rusqlite::Result<Vec<Repository>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.id, r.name, r.url, r.created_at, \
+                (SELECT count(*) FROM tasks t WHERE t.repository_id = r.id AND t.deleted_at IS NULL) \
+         FROM repositories r ORDER BY r.name",
+    )?;
+    stmt.query_map([], |row| {
+        Ok(Repository {
+            id: rows::get_uuid(row, 0)?,
+            name: row.get(1)?,
+            url: row.get(2)?,
+            created_at: rows::get_time(row, 3)?,
+            open_task_count: row.get(4)?,
+        })
+    })?
+    .collect()
+}
+
+/// Writes the event row of a change; returns its seq.
+fn insert_event(
+    conn: &Connection,
+    kind: EventKind,
+    task: &Task,
+    actor: &str,
+    previous_assignee_id: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> rusqlite::Result<i64> {
+    let json = wire::task_value(task).to_string();
+    conn.prepare_cached(
+        "INSERT INTO events (event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, \
+                             created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        kind.as_str(),
+        uuid_text(task.id),
+        actor,
+        json,
+        task.assignee_id.map(uuid_text),
+        previous_assignee_id.map(uuid_text),
+        task.repository,
+        micros(at),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn insert_history(
+    conn: &Connection,
+    task_id: Uuid,
+    changes: &[FieldChange],
+    actor: &str,
+    comment: Option<&str>,
+    at: DateTime<Utc>,
+) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for change in changes {
+        stmt.execute(params![
+            uuid_text(Uuid::now_v7()),
+            uuid_text(task_id),
+            change.field,
+            change.old_value,
+            change.new_value,
+            actor,
+            comment,
+            micros(at),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Creates a task (or finds the one an earlier create with the same idempotency key made).
+/// Returns the seq of the event written, if any.
+pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedTask, Option<i64>)> {
+    if let Some(key) = &new.idempotency_key {
+        // Inside the write transaction: no other create with this key can slip in between.
+        let earlier = task_by(conn, "t.created_by = ?1 AND t.idempotency_key = ?2", params![new.actor, key.as_str()])?;
+        if let Some(task) = earlier {
+            return Ok((CreatedTask { task, replayed: true }, None));
+        }
+    }
+    let assignee = match &new.assignee {
+        Some(key) => Some(resolve_user(conn, "assignee_id", key)?),
+        None => None,
+    };
+    let repository_id = match &new.repository {
+        Some(name) => Some(repository_id(conn, name)?),
+        None => None,
+    };
+    let now = rows::now();
+    let task = Task {
+        id: Uuid::now_v7(),
+        title: new.title.as_str().to_owned(),
+        description: new.description.as_ref().map(|d| d.as_str().to_owned()),
+        status: new.status,
+        priority: new.priority,
+        complexity: new.complexity,
+        assignee_id: assignee.as_ref().map(|u| u.id),
+        assignee_email: assignee.map(|u| u.email),
+        repository: new.repository.as_ref().map(|r| r.as_str().to_owned()),
+        created_by: new.actor.clone(),
+        updated_by: new.actor.clone(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+        deleted_at: None,
+    };
+    conn.prepare_cached(
+        "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
+                            created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
+                            search_text) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, NULL, ?13, ?14)",
+    )?
+    .execute(params![
+        uuid_text(task.id),
+        task.title,
+        task.description,
+        task.status.as_str(),
+        task.priority.as_str(),
+        task.complexity.as_str(),
+        task.assignee_id.map(uuid_text),
+        repository_id,
+        task.created_by,
+        task.updated_by,
+        micros(now),
+        micros(now),
+        new.idempotency_key.as_ref().map(|k| k.as_str()),
+        rows::search_text(&task.title, task.description.as_deref()),
+    ])?;
+    let seq = insert_event(conn, EventKind::for_creation(&task), &task, &new.actor, None, now)?;
+    Ok((CreatedTask { task, replayed: false }, Some(seq)))
+}
+
+/// The task to change: it must exist, not be deleted, and be at `expected_version` when one is given.
+fn task_to_change(conn: &Connection, id: Uuid, expected_version: Option<i64>) -> Outcome<Task> {
+    let task = live_task(conn, id)?.ok_or_else(|| Error::task_not_found(id))?;
+    if let Some(expected) = expected_version {
+        if expected != task.version {
+            return Err(Error::Conflict { expected, current: Box::new(task) }.into());
+        }
+    }
+    Ok(task)
+}
+
+/// Applies a patch; a patch that changes nothing writes nothing. Returns the seq of the event written.
+pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Task, Option<i64>)> {
+    let old = task_to_change(conn, update.task_id, update.expected_version)?;
+    let patch = &update.patch;
+    let mut new = old.clone();
+    if let Some(title) = &patch.title {
+        new.title = title.as_str().to_owned();
+    }
+    if let Some(description) = &patch.description {
+        new.description = description.as_ref().map(|d| d.as_str().to_owned());
+    }
+    if let Some(status) = patch.status {
+        new.status = status;
+    }
+    if let Some(priority) = patch.priority {
+        new.priority = priority;
+    }
+    if let Some(complexity) = patch.complexity {
+        new.complexity = complexity;
+    }
+    if let Some(assignee) = &patch.assignee {
+        let user = match assignee {
+            Some(key) => Some(resolve_user(conn, "assignee_id", key)?),
+            None => None,
+        };
+        new.assignee_id = user.as_ref().map(|u| u.id);
+        new.assignee_email = user.map(|u| u.email);
+    }
+    let mut repository_id: Option<Option<String>> = None;
+    if let Some(repository) = &patch.repository {
+        let name = repository.as_ref().map(|r| r.as_str().to_owned());
+        if name != old.repository {
+            repository_id = Some(match repository {
+                Some(repo) => Some(self::repository_id(conn, repo)?),
+                None => None,
+            });
+            new.repository = name;
+        }
+    }
+    let changes = diff_tasks(&old, &new);
+    if changes.is_empty() {
+        return Ok((old, None));
+    }
+    let now = rows::now();
+    new.version = old.version + 1;
+    new.updated_at = now;
+    new.updated_by = update.actor.clone();
+    conn.prepare_cached(
+        "UPDATE tasks SET title = ?2, description = ?3, status = ?4, priority = ?5, complexity = ?6, \
+                          assignee_id = ?7, \
+                          repository_id = CASE WHEN ?8 THEN ?9 ELSE repository_id END, \
+                          updated_by = ?10, updated_at = ?11, version = ?12, search_text = ?13 \
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        uuid_text(new.id),
+        new.title,
+        new.description,
+        new.status.as_str(),
+        new.priority.as_str(),
+        new.complexity.as_str(),
+        new.assignee_id.map(uuid_text),
+        repository_id.is_some(),
+        repository_id.flatten(),
+        new.updated_by,
+        micros(now),
+        new.version,
+        rows::search_text(&new.title, new.description.as_deref()),
+    ])?;
+    let comment = update.comment.as_ref().map(|c| c.as_str());
+    insert_history(conn, new.id, &changes, &update.actor, comment, now)?;
+    let previous_assignee = if old.assignee_id != new.assignee_id { old.assignee_id } else { None };
+    let seq = insert_event(conn, event_kind_for_update(&old, &new), &new, &update.actor, previous_assignee, now)?;
+    Ok((new, Some(seq)))
+}
+
+pub(super) fn add_comment(conn: &Connection, new: &NewComment) -> Outcome<((Comment, Task), i64)> {
+    let task = live_task(conn, new.task_id)?.ok_or_else(|| Error::task_not_found(new.task_id))?;
+    let comment = Comment {
+        id: Uuid::now_v7(),
+        task_id: task.id,
+        comment: new.comment.as_str().to_owned(),
+        author: new.author.clone(),
+        created_at: rows::now(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO task_comments (id, task_id, comment, author, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        uuid_text(comment.id),
+        uuid_text(comment.task_id),
+        comment.comment,
+        comment.author,
+        micros(comment.created_at)
+    ])?;
+    let seq = insert_event(conn, EventKind::TaskCommented, &task, &new.author, None, comment.created_at)?;
+    Ok(((comment, task), seq))
+}
+
+pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome<(Task, i64)> {
+    let old = task_to_change(conn, deletion.task_id, deletion.expected_version)?;
+    let now = rows::now();
+    let mut task = old.clone();
+    task.deleted_at = Some(now);
+    task.updated_at = now;
+    task.updated_by = deletion.actor.clone();
+    task.version = old.version + 1;
+    conn.prepare_cached(
+        "UPDATE tasks SET deleted_at = ?2, updated_at = ?2, updated_by = ?3, version = ?4 WHERE id = ?1",
+    )?
+    .execute(params![uuid_text(task.id), micros(now), task.updated_by, task.version])?;
+    let change = FieldChange { field: "deleted_at", old_value: None, new_value: Some(wire::timestamp(now)) };
+    let reason = deletion.reason.as_ref().map(|r| r.as_str());
+    insert_history(conn, task.id, &[change], &deletion.actor, reason, now)?;
+    let seq = insert_event(conn, EventKind::TaskDeleted, &task, &deletion.actor, None, now)?;
+    Ok((task, seq))
+}
+
+pub(super) fn list_comments(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<Comment>> {
+    let sql =
+        format!("SELECT {} FROM task_comments WHERE task_id = ?1 ORDER BY created_at, rowid", rows::COMMENT_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::comment)?.collect()
+}
+
+pub(super) fn list_history(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let sql =
+        format!("SELECT {} FROM task_history WHERE task_id = ?1 ORDER BY changed_at, rowid", rows::HISTORY_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::history)?.collect()
+}
+
+/// One query: every filter given, ANDed, over tasks that are not deleted, in keyset order. The SQL names
+/// only the filters present, so SQLite can pick the index for the most selective one.
+pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Result<Vec<Task>> {
+    let mut sql = format!("SELECT {} {} WHERE t.deleted_at IS NULL", rows::TASK_COLUMNS, rows::TASK_FROM);
+    let mut values: Vec<Value> = Vec::new();
+    let mut bind = |sql: &mut String, condition: &str, value: Value| {
+        values.push(value);
+        sql.push_str(&condition.replace('?', &format!("?{}", values.len())));
+    };
+    if let Some(assignee) = query.assignee_id {
+        bind(&mut sql, " AND t.assignee_id = ?", Value::Text(uuid_text(assignee)));
+    }
+    if let Some(repository) = &query.repository {
+        bind(
+            &mut sql,
+            " AND t.repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            Value::Text(repository.as_str().to_owned()),
+        );
+    }
+    if let Some(status) = query.status {
+        bind(&mut sql, " AND t.status = ?", Value::Text(status.as_str().to_owned()));
+    }
+    if let Some(priority) = query.priority {
+        bind(&mut sql, " AND t.priority = ?", Value::Text(priority.as_str().to_owned()));
+    }
+    if let Some(text) = &query.query {
+        // `search_text` is lower-cased with Unicode rules; so is the pattern (escapes are ASCII).
+        bind(&mut sql, " AND t.search_text LIKE ? ESCAPE '\\'", Value::Text(text.like_pattern().to_lowercase()));
+    }
+    if let Some(after) = query.after {
+        // PostgreSQL's `(updated_at, id) < (a, b)`: lower-case hyphenated text compares as uuids do.
+        bind(&mut sql, " AND (t.updated_at, t.id) < (?", Value::Integer(micros(after.updated_at)));
+        bind(&mut sql, ", ?)", Value::Text(uuid_text(after.id)));
+    }
+    bind(&mut sql, " ORDER BY t.updated_at DESC, t.id DESC LIMIT ?", Value::Integer(i64::from(query.limit)));
+    conn.prepare_cached(&sql)?.query_map(params_from_iter(values), rows::task)?.collect()
+}
+
+pub(super) fn events_after(conn: &Connection, after_seq: i64, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let sql = format!("SELECT {} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", rows::EVENT_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map(params![after_seq, limit], rows::event)?.collect()
+}
+
+/// The largest seq ever written: AUTOINCREMENT keeps it in `sqlite_sequence` even once pruned.
+pub(super) const LATEST_SEQ: &str = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)";
+
+pub(super) fn event_bounds(conn: &Connection) -> rusqlite::Result<EventBounds> {
+    let sql = format!("SELECT (SELECT min(seq) FROM events), ({LATEST_SEQ})");
+    conn.prepare_cached(&sql)?.query_row([], |row| Ok(EventBounds { oldest: row.get(0)?, latest: row.get(1)? }))
+}
+
+pub(super) fn unpublished_events(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let sql = format!("SELECT {} FROM events WHERE published_at IS NULL ORDER BY seq LIMIT ?1", rows::EVENT_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map([limit], rows::event)?.collect()
+}
+
+pub(super) fn mark_published(conn: &Connection, seqs: &[i64]) -> rusqlite::Result<()> {
+    let now = micros(rows::now());
+    let mut stmt =
+        conn.prepare_cached("UPDATE events SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL")?;
+    for seq in seqs {
+        stmt.execute(params![seq, now])?;
+    }
+    Ok(())
+}
+
+pub(super) fn prune_events(
+    conn: &Connection,
+    before: DateTime<Utc>,
+    include_unpublished: bool,
+    batch: u32,
+) -> rusqlite::Result<u64> {
+    let deleted = conn
+        .prepare_cached(
+            "DELETE FROM events WHERE seq IN ( \
+                 SELECT seq FROM events WHERE created_at < ?1 AND (?2 OR published_at IS NOT NULL) \
+                 ORDER BY seq LIMIT ?3)",
+        )?
+        .execute(params![micros(before), include_unpublished, batch])?;
+    Ok(deleted as u64)
+}
+
+fn api_key_by(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<ApiKey>> {
+    let sql = format!("SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id {condition}", rows::API_KEY_COLUMNS);
+    conn.prepare_cached(&sql)?.query_map(params, rows::api_key)?.collect()
+}
+
+pub(super) fn create_api_key(conn: &Connection, user_id: Uuid, name: &str, key_hash: &str) -> Outcome<ApiKey> {
+    if find_user(conn, &UserKey::Id(user_id))?.is_none() {
+        return Err(Error::invalid("user_id", format!("no user has the id {user_id}")).into());
+    }
+    let taken: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)")?
+        .query_row([name], |r| r.get(0))?;
+    if taken {
+        return Err(Error::invalid("name", format!("an API key named {name:?} already exists")).into());
+    }
+    let id = Uuid::now_v7();
+    conn.prepare_cached("INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![uuid_text(id), uuid_text(user_id), name, key_hash, micros(rows::now())])?;
+    api_key_by(conn, "WHERE k.id = ?1", [uuid_text(id)])?
+        .pop()
+        .ok_or_else(|| Error::Internal("the API key just created is missing".into()).into())
+}
+
+pub(super) fn list_api_keys(conn: &Connection) -> rusqlite::Result<Vec<ApiKey>> {
+    api_key_by(conn, "ORDER BY k.created_at, k.name", [])
+}
+
+pub(super) fn revoke_api_key(conn: &Connection, id_or_name: &str) -> rusqlite::Result<bool> {
+    let id = Uuid::parse_str(id_or_name.trim()).ok().map(uuid_text);
+    let changed = conn
+        .prepare_cached("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2 OR name = ?3")?
+        .execute(params![micros(rows::now()), id, id_or_name])?;
+    Ok(changed > 0)
+}
+
+/// The key (not revoked) with this hash and its user, without recording anything.
+pub(super) fn find_api_key(conn: &Connection, key_hash: &str) -> rusqlite::Result<Option<(ApiKey, User)>> {
+    let sql = format!(
+        "SELECT {} FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ?1 AND k.revoked_at IS NULL",
+        rows::API_KEY_COLUMNS
+    );
+    conn.prepare_cached(&sql)?
+        .query_row([key_hash], |row| Ok((rows::api_key(row)?, rows::api_key_user(row)?)))
+        .optional()
+}
+
+/// Records a key's use; returns it as it is now, or `None` if it was revoked meanwhile.
+pub(super) fn touch_api_key(conn: &Connection, key_hash: &str) -> rusqlite::Result<Option<(ApiKey, User)>> {
+    let changed = conn
+        .prepare_cached("UPDATE api_keys SET last_used_at = ?1 WHERE key_hash = ?2 AND revoked_at IS NULL")?
+        .execute(params![micros(rows::now()), key_hash])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    find_api_key(conn, key_hash)
+}
+
+/// The version of the newest migration applied (0 before the first).
+pub(super) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refinery_schema_history')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row("SELECT coalesce(max(version), 0) FROM refinery_schema_history", [], |row| row.get(0))
+}
