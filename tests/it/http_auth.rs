@@ -45,10 +45,28 @@ fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
         ("not a bearer", Some("Basic dXNlcjpwYXNz".to_owned())),
         ("malformed", Some("Bearer not-a-jwt".to_owned())),
         ("empty bearer", Some("Bearer ".to_owned())),
-        ("wrong secret", Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS256, b"wrong-secret-wrong-secret-wrong-secret")))),
-        ("expired", Some(format!("Bearer {}", sign(claims(json!({"exp": now() - 3600})), Algorithm::HS256, SECRET.as_bytes())))),
-        ("not yet valid", Some(format!("Bearer {}", sign(claims(json!({"nbf": now() + 3600})), Algorithm::HS256, SECRET.as_bytes())))),
-        ("no exp", Some(format!("Bearer {}", sign(json!({"sub": "mallory@example.com", "iss": "task-mcp"}), Algorithm::HS256, SECRET.as_bytes())))),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                sign(claims(json!({})), Algorithm::HS256, b"wrong-secret-wrong-secret-wrong-secret")
+            )),
+        ),
+        (
+            "expired",
+            Some(format!("Bearer {}", sign(claims(json!({"exp": now() - 3600})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "not yet valid",
+            Some(format!("Bearer {}", sign(claims(json!({"nbf": now() + 3600})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "no exp",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"sub": "mallory@example.com", "iss": "task-mcp"}), Algorithm::HS256, SECRET.as_bytes())
+            )),
+        ),
         ("alg none", Some(format!("Bearer {alg_none}"))),
         ("HS512", Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS512, SECRET.as_bytes())))),
         ("oversized", Some(format!("Bearer {}", "a".repeat(8000)))),
@@ -84,8 +102,10 @@ async fn every_protected_route_refuses_every_bad_credential() {
     }
     assert!(checked >= 13 * 12, "only {checked} cases");
     // The stream also takes the token as a query parameter, and refuses a bad one there.
-    let forged = sign(json!({"sub": "a@b.c", "iss": "task-mcp", "exp": now() + 60}), Algorithm::HS512, SECRET.as_bytes());
-    let response = server.client.get(server.url(&format!("/api/tasks/stream?access_token={forged}"))).send().await.unwrap();
+    let forged =
+        sign(json!({"sub": "a@b.c", "iss": "task-mcp", "exp": now() + 60}), Algorithm::HS512, SECRET.as_bytes());
+    let response =
+        server.client.get(server.url(&format!("/api/tasks/stream?access_token={forged}"))).send().await.unwrap();
     assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
     // Only the stream does: elsewhere a query token proves nothing.
     let token = server.token("ann@example.com");

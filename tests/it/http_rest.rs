@@ -30,7 +30,22 @@ async fn a_task_goes_through_its_life_over_rest(backend: Backend) {
     let task = json_of(created).await;
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(location, format!("/api/tasks/{id}"));
-    for field in ["id", "title", "description", "status", "priority", "complexity", "assignee_id", "assignee_email", "repository", "created_by", "updated_by", "created_at", "updated_at", "version"] {
+    for field in [
+        "id",
+        "title",
+        "description",
+        "status",
+        "priority",
+        "complexity",
+        "assignee_id",
+        "assignee_email",
+        "repository",
+        "created_by",
+        "updated_by",
+        "created_at",
+        "updated_at",
+        "version",
+    ] {
         assert!(task.get(field).is_some(), "{field} missing from {task}");
     }
     assert_eq!(task["status"], "not_started");
@@ -66,7 +81,11 @@ async fn a_task_goes_through_its_life_over_rest(backend: Backend) {
     assert_eq!(patched["repository"], Value::Null);
     assert_eq!(patched["version"], 3);
 
-    let comment = server.post(&format!("/api/tasks/{id}/comments"), json!({"comment": "line one\nline two"})).send().await.unwrap();
+    let comment = server
+        .post(&format!("/api/tasks/{id}/comments"), json!({"comment": "line one\nline two"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(comment.status(), 201);
     assert_eq!(json_of(comment).await["comment"], "line one\nline two");
     let comments = json_of(server.get(&format!("/api/tasks/{id}/comments")).send().await.unwrap()).await;
@@ -80,7 +99,8 @@ async fn a_task_goes_through_its_life_over_rest(backend: Backend) {
     let users = json_of(server.get("/api/users").send().await.unwrap()).await;
     assert!(users.as_array().unwrap().iter().any(|u| u["email"] == "ann@example.com"), "{users}");
 
-    let deleted = server.as_user(Method::DELETE, &format!("/api/tasks/{id}"), "tester@example.com").send().await.unwrap();
+    let deleted =
+        server.as_user(Method::DELETE, &format!("/api/tasks/{id}"), "tester@example.com").send().await.unwrap();
     assert_eq!(deleted.status(), 200);
     assert!(json_of(deleted).await["deleted_at"].is_string());
     assert_eq!(error_code(server.get(&location).send().await.unwrap()).await, (404, "not_found".to_owned()));
@@ -102,7 +122,10 @@ async fn listings_filter_and_page_like_get_tasks() {
     assert_eq!(count(&json_of(server.get("/api/tasks").send().await.unwrap()).await), 5);
     assert_eq!(count(&json_of(server.get("/api/tasks?repository=even").send().await.unwrap()).await), 3);
     assert_eq!(count(&json_of(server.get("/api/tasks?user_id=me").send().await.unwrap()).await), 2);
-    assert_eq!(count(&json_of(server.get("/api/tasks?assignee=bob@example.com&priority=urgent").send().await.unwrap()).await), 1);
+    assert_eq!(
+        count(&json_of(server.get("/api/tasks?assignee=bob@example.com&priority=urgent").send().await.unwrap()).await),
+        1
+    );
     assert_eq!(count(&json_of(server.get("/api/tasks?q=task%203").send().await.unwrap()).await), 1);
     assert_eq!(count(&json_of(server.get("/api/tasks?status=").send().await.unwrap()).await), 5, "blank means any");
 
@@ -185,10 +208,18 @@ async fn a_stale_if_match_gets_412_with_the_current_task() {
     assert_eq!(stale_delete.status(), 412);
     // Nothing changed.
     let now = json_of(server.get(&path).send().await.unwrap()).await;
-    assert_eq!((now["priority"].as_str(), now["status"].as_str(), now["version"].as_i64()), (Some("high"), Some("not_started"), Some(2)));
+    assert_eq!(
+        (now["priority"].as_str(), now["status"].as_str(), now["version"].as_i64()),
+        (Some("high"), Some("not_started"), Some(2))
+    );
     // A garbage If-Match is refused, not ignored.
-    let response =
-        server.as_user(Method::PATCH, &path, "bob@example.com").header("if-match", "W/\"x\"").json(&json!({"priority": "low"})).send().await.unwrap();
+    let response = server
+        .as_user(Method::PATCH, &path, "bob@example.com")
+        .header("if-match", "W/\"x\"")
+        .json(&json!({"priority": "low"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(response).await, (422, "invalid_argument".to_owned()));
 }
 
@@ -206,7 +237,8 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_task()
     assert_eq!(json_of(second).await["id"], first["id"]);
     let page = json_of(server.get("/api/tasks").send().await.unwrap()).await;
     assert_eq!(page["tasks"].as_array().unwrap().len(), 1);
-    let response = server.post("/api/tasks", json!({"title": "x"})).header("idempotency-key", "has space").send().await.unwrap();
+    let response =
+        server.post("/api/tasks", json!({"title": "x"})).header("idempotency-key", "has space").send().await.unwrap();
     assert_eq!(error_code(response).await, (422, "invalid_argument".to_owned()));
 }
 
@@ -226,33 +258,113 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
     };
     let task_path = format!("/api/tasks/{id}");
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
-        ("malformed JSON", raw(Method::POST, "/api/tasks", Some("application/json"), b"{\"title\": ".to_vec()), 400, "malformed_json"),
-        ("invalid UTF-8", raw(Method::POST, "/api/tasks", Some("application/json"), b"{\"title\": \"\xff\"}".to_vec()), 400, "malformed_json"),
-        ("lone surrogate", raw(Method::POST, "/api/tasks", Some("application/json"), br#"{"title": "\ud800"}"#.to_vec()), 400, "malformed_json"),
-        ("not an object", raw(Method::POST, "/api/tasks", Some("application/json"), b"[\"title\"]".to_vec()), 422, "invalid_argument"),
-        ("form content type", raw(Method::POST, "/api/tasks", Some("application/x-www-form-urlencoded"), b"title=x".to_vec()), 415, "unsupported_media_type"),
-        ("no content type", raw(Method::POST, "/api/tasks", None, br#"{"title": "x"}"#.to_vec()), 415, "unsupported_media_type"),
-        ("text content type on PATCH", raw(Method::PATCH, &task_path, Some("text/plain"), br#"{"title": "x"}"#.to_vec()), 415, "unsupported_media_type"),
+        (
+            "malformed JSON",
+            raw(Method::POST, "/api/tasks", Some("application/json"), b"{\"title\": ".to_vec()),
+            400,
+            "malformed_json",
+        ),
+        (
+            "invalid UTF-8",
+            raw(Method::POST, "/api/tasks", Some("application/json"), b"{\"title\": \"\xff\"}".to_vec()),
+            400,
+            "malformed_json",
+        ),
+        (
+            "lone surrogate",
+            raw(Method::POST, "/api/tasks", Some("application/json"), br#"{"title": "\ud800"}"#.to_vec()),
+            400,
+            "malformed_json",
+        ),
+        (
+            "not an object",
+            raw(Method::POST, "/api/tasks", Some("application/json"), b"[\"title\"]".to_vec()),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "form content type",
+            raw(Method::POST, "/api/tasks", Some("application/x-www-form-urlencoded"), b"title=x".to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            raw(Method::POST, "/api/tasks", None, br#"{"title": "x"}"#.to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "text content type on PATCH",
+            raw(Method::PATCH, &task_path, Some("text/plain"), br#"{"title": "x"}"#.to_vec()),
+            415,
+            "unsupported_media_type",
+        ),
         ("missing title", server.post("/api/tasks", json!({"priority": "low"})), 422, "invalid_argument"),
         ("wrong type", server.post("/api/tasks", json!({"title": 5})), 422, "invalid_argument"),
         ("unknown field", server.post("/api/tasks", json!({"title": "x", "colour": "red"})), 422, "invalid_argument"),
-        ("mass-assigned id", server.post("/api/tasks", json!({"title": "x", "id": uuid::Uuid::new_v4()})), 422, "invalid_argument"),
-        ("mass-assigned version", raw(Method::PATCH, &task_path, Some("application/json"), br#"{"version": 99}"#.to_vec()), 422, "invalid_argument"),
-        ("mass-assigned created_at", server.post("/api/tasks", json!({"title": "x", "created_at": "2020-01-01T00:00:00Z"})), 422, "invalid_argument"),
+        (
+            "mass-assigned id",
+            server.post("/api/tasks", json!({"title": "x", "id": uuid::Uuid::new_v4()})),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "mass-assigned version",
+            raw(Method::PATCH, &task_path, Some("application/json"), br#"{"version": 99}"#.to_vec()),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "mass-assigned created_at",
+            server.post("/api/tasks", json!({"title": "x", "created_at": "2020-01-01T00:00:00Z"})),
+            422,
+            "invalid_argument",
+        ),
         ("unknown status", server.post("/api/tasks", json!({"title": "x", "status": "done"})), 422, "invalid_argument"),
         ("empty title", server.post("/api/tasks", json!({"title": "   "})), 422, "invalid_argument"),
         ("over-long title", server.post("/api/tasks", json!({"title": "x".repeat(501)})), 422, "invalid_argument"),
         ("NUL in title", server.post("/api/tasks", json!({"title": "a\u{0}b"})), 422, "invalid_argument"),
         ("right-to-left override", server.post("/api/tasks", json!({"title": "a\u{202E}b"})), 422, "invalid_argument"),
-        ("null title in PATCH", raw(Method::PATCH, &task_path, Some("application/json"), br#"{"title": null}"#.to_vec()), 422, "invalid_argument"),
+        (
+            "null title in PATCH",
+            raw(Method::PATCH, &task_path, Some("application/json"), br#"{"title": null}"#.to_vec()),
+            422,
+            "invalid_argument",
+        ),
         ("invalid UUID in path", server.get("/api/tasks/not-a-uuid"), 422, "invalid_argument"),
         ("unknown task", server.get(&format!("/api/tasks/{}", uuid::Uuid::new_v4())), 404, "not_found"),
-        ("comment on unknown task", server.post(&format!("/api/tasks/{}/comments", uuid::Uuid::new_v4()), json!({"comment": "x"})), 404, "not_found"),
-        ("unknown assignee id", server.post("/api/tasks", json!({"title": "x", "assignee_id": uuid::Uuid::new_v4()})), 422, "invalid_argument"),
-        ("status body without status", raw(Method::PUT, &format!("{task_path}/status"), Some("application/json"), b"{}".to_vec()), 422, "invalid_argument"),
-        ("oversized body", raw(Method::POST, "/api/tasks", Some("application/json"), vec![b' '; 1024 * 1024 + 1]), 413, "payload_too_large"),
+        (
+            "comment on unknown task",
+            server.post(&format!("/api/tasks/{}/comments", uuid::Uuid::new_v4()), json!({"comment": "x"})),
+            404,
+            "not_found",
+        ),
+        (
+            "unknown assignee id",
+            server.post("/api/tasks", json!({"title": "x", "assignee_id": uuid::Uuid::new_v4()})),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "status body without status",
+            raw(Method::PUT, &format!("{task_path}/status"), Some("application/json"), b"{}".to_vec()),
+            422,
+            "invalid_argument",
+        ),
+        (
+            "oversized body",
+            raw(Method::POST, "/api/tasks", Some("application/json"), vec![b' '; 1024 * 1024 + 1]),
+            413,
+            "payload_too_large",
+        ),
         ("unknown route", server.get("/api/nothing-here"), 404, "route_not_found"),
-        ("wrong method", raw(Method::PUT, "/api/tasks", Some("application/json"), b"{}".to_vec()), 405, "method_not_allowed"),
+        (
+            "wrong method",
+            raw(Method::PUT, "/api/tasks", Some("application/json"), b"{}".to_vec()),
+            405,
+            "method_not_allowed",
+        ),
     ];
     let count = cases.len();
     for (name, request, status, code) in cases {

@@ -214,7 +214,10 @@ async fn the_binary_prints_a_signed_in_dashboard_link_and_stops_on_sigterm() {
     // Wait for the link (printed right after the listening line).
     let mut link = None;
     for _ in 0..100 {
-        link = process.stderr_text().lines().find_map(|l| l.split_whitespace().find(|w| w.contains("#token=")).map(str::to_owned));
+        link = process
+            .stderr_text()
+            .lines()
+            .find_map(|l| l.split_whitespace().find(|w| w.contains("#token=")).map(str::to_owned));
         if link.is_some() {
             break;
         }

@@ -126,7 +126,9 @@ async fn filters_narrow_the_stream_to_a_user_or_repositories() {
     assert!(mine.next(Duration::from_millis(300)).await.is_none());
     assert!(by_email.next(Duration::from_millis(300)).await.is_none());
 
-    for (query, field) in [("?user_id=nobody", "user_id"), ("?repositories=a%20b", "repositories"), ("?colour=red", "colour")] {
+    for (query, field) in
+        [("?user_id=nobody", "user_id"), ("?repositories=a%20b", "repositories"), ("?colour=red", "colour")]
+    {
         let response = server.get(&format!("/api/tasks/stream{query}")).send().await.unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
@@ -156,8 +158,12 @@ async fn eventsource_clients_authenticate_with_a_query_token_and_get_heartbeats(
     config.limits.sse_heartbeat = Duration::from_millis(200);
     let server = TestServer::start_with(support::app(&db.url, None), config).await;
     let token = server.token("viewer@example.com");
-    let response =
-        server.client.get(server.url(&format!("/api/tasks/stream?access_token={token}&user_id=me"))).send().await.unwrap();
+    let response = server
+        .client
+        .get(server.url(&format!("/api/tasks/stream?access_token={token}&user_id=me")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let mut stream = SseReader::new(response);
     assert!(stream.next(Duration::from_millis(1200)).await.is_none(), "no event expected");
@@ -178,7 +184,8 @@ async fn a_change_through_either_of_two_servers_reaches_the_clients_of_both() {
     create(&two, json!({"title": "via two"})).await;
     for stream in [&mut on_one, &mut on_two] {
         let events = take(stream, 2).await;
-        let titles: Vec<String> = events.iter().map(|e| e.json()["task"]["title"].as_str().unwrap().to_owned()).collect();
+        let titles: Vec<String> =
+            events.iter().map(|e| e.json()["task"]["title"].as_str().unwrap().to_owned()).collect();
         assert_eq!(titles, ["via one", "via two"]);
     }
     let health: Value = one.client.get(one.url("/health")).send().await.unwrap().json().await.unwrap();

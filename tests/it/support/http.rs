@@ -179,7 +179,8 @@ impl SseReader {
                     self.comments.push(comment.trim().to_owned());
                     continue;
                 }
-                let (field, value) = line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
+                let (field, value) =
+                    line.split_once(':').map(|(f, v)| (f, v.strip_prefix(' ').unwrap_or(v))).unwrap_or((line, ""));
                 match field {
                     "id" => {
                         event.id = Some(value.to_owned());
