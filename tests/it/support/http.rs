@@ -34,7 +34,6 @@ pub fn config() -> Config {
 /// A `serve` running in this process.
 pub struct TestServer {
     pub base: String,
-    pub app: App,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -51,7 +50,7 @@ impl TestServer {
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(server.run(shutdown.clone()));
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        TestServer { base, app, client, shutdown, handle: Some(handle) }
+        TestServer { base, client, shutdown, handle: Some(handle) }
     }
 
     pub fn url(&self, path: &str) -> String {
