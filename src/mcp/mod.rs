@@ -1,2 +1,17 @@
-//! The MCP frontend (stub: being written).
+//! The MCP frontend: the tools (rmcp) over `TaskService`, served over stdio here and over Streamable
+//! HTTP by `http/`. Only this module knows rmcp; the tools translate, the service decides.
+//!
+//! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
+//! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
+//!   tools' JSON schemas, compacted.
+//! - [`stdio`]: `task-mcp` / `task-mcp stdio`.
+
+pub mod args;
+pub mod errors;
+pub mod identity;
+pub mod schema;
 pub mod stdio;
+pub mod tools;
+
+pub use identity::ActorSource;
+pub use tools::TaskServer;

@@ -1,4 +1,50 @@
-//! MCP over stdin/stdout (stub: being written).
-pub async fn run(_app: crate::app::App) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented")
+//! MCP over stdin/stdout: one process per agent session. Answers `initialize` at once (nothing
+//! connects before the first tool call), keeps serving while the database is down, and exits 0
+//! once stdin closes and the calls in flight have answered. stdout carries protocol frames only.
+
+use rmcp::ServiceExt;
+use rmcp::service::ServerInitializeError;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::events::relay::{self, RelayMode};
+use crate::mcp::{ActorSource, TaskServer};
+
+pub async fn run(app: App) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    // Publishes each commit's events to Redis (when REDIS_URL is set); stops with `shutdown`.
+    let relay = relay::spawn(&app, RelayMode::AfterCommits, shutdown.clone());
+    warm_up(&app);
+
+    let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()));
+    let transport = rmcp::transport::io::stdio_pipes();
+    match server.serve_with_ct(transport, shutdown.child_token()).await {
+        Ok(running) => {
+            // Returns when stdin closes, after rmcp has sent the answers of the calls in flight.
+            let reason = running.waiting().await?;
+            tracing::debug!(?reason, "stdio session ended");
+        }
+        // The client went away before initializing: nothing to do.
+        Err(ServerInitializeError::ConnectionClosed(_)) => tracing::debug!("stdin closed before initialize"),
+        Err(err) => return Err(err.into()),
+    }
+
+    shutdown.cancel();
+    if let Some(relay) = relay {
+        // Bounded: the relay makes one last short attempt to publish what is pending.
+        let _ = relay.await;
+    }
+    Ok(())
+}
+
+/// Connects the pool and applies migrations in the background, so the first tool call finds them
+/// ready; if the database is down, says so once in the log (tool calls then report it themselves).
+fn warm_up(app: &App) {
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        match store.migrate().await {
+            Ok(version) => tracing::debug!(version, "store ready"),
+            Err(err) => tracing::warn!("the store is not ready yet; tool calls will say why until it is: {err}"),
+        }
+    });
 }

@@ -7,4 +7,5 @@ mod http_auth;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod stdio_mcp;
 mod store_contract;

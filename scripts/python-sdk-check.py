@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Connects the official MCP Python SDK to task-mcp over stdio, as a user's client would, lists the
+tools and calls each of them once (then the main errors), printing what comes back.
+
+  pip install mcp
+  DATABASE_URL=postgres://postgres@127.0.0.1:5432/tasks python3 scripts/python-sdk-check.py [BINARY] [auto|legacy]
+
+`auto` (the SDK's default) opens with `server/discover` (protocol 2026-07-28); `legacy` uses the
+`initialize` handshake. Exits non-zero on the first surprise.
+"""
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+
+from mcp import Client, StdioServerParameters
+
+BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/release/task-mcp"
+MODE = sys.argv[2] if len(sys.argv) > 2 else "auto"
+
+
+def check(condition, message):
+    if not condition:
+        raise SystemExit(f"FAILED: {message}")
+
+
+async def call(client, name, arguments, expect_error=False):
+    result = await client.call_tool(name, arguments)
+    text = " ".join(getattr(block, "text", "") for block in result.content)
+    shown = json.dumps(arguments)[:70]
+    if expect_error:
+        check(result.is_error, f"{name}({shown}) should have failed: {text}")
+        print(f"  {name}({shown}) -> error: {text[:150]}")
+    else:
+        check(not result.is_error, f"{name}({shown}) failed: {text}")
+        check(result.structured_content is not None, f"{name} returned no structured content")
+        print(f"  {name}({shown}) -> {json.dumps(result.structured_content)[:150]}")
+    return result.structured_content
+
+
+async def main():
+    env = {"TASK_MCP_USER": os.environ.get("TASK_MCP_USER", "sdk-check@example.com"), "RUST_LOG": "warn"}
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    server = StdioServerParameters(command=BINARY, env=env)
+    async with Client(server, mode=MODE) as client:
+        print(f"connected: protocol {client.protocol_version}, server {client.server_info}")
+        print(f"instructions: {client.instructions}")
+        tools = (await client.list_tools()).tools
+        names = sorted(t.name for t in tools)
+        print(f"tools: {names}")
+        check(
+            names
+            == sorted(
+                [
+                    "get_tasks",
+                    "get_task",
+                    "create_task",
+                    "update_task_status",
+                    "update_task",
+                    "add_task_comment",
+                    "delete_task",
+                ]
+            ),
+            "the tool list",
+        )
+        check(all(t.output_schema for t in tools), "every tool has an outputSchema")
+
+        key = f"sdk-check-{uuid.uuid4()}"
+        task = await call(
+            client,
+            "create_task",
+            {"title": "Checked by the Python SDK", "assignee_id": "me", "repository": "org/sdk", "idempotency_key": key},
+        )
+        again = await call(client, "create_task", {"title": "Checked by the Python SDK", "idempotency_key": key})
+        check(again["id"] == task["id"], "idempotent create")
+        task_id = task["id"]
+        await call(client, "get_tasks", {"assignee": "me", "repository": "org/sdk", "limit": 10})
+        await call(client, "get_task", {"task_id": task_id})
+        started = await call(
+            client, "update_task_status", {"task_id": task_id, "new_status": "in_progress", "expected_version": 1}
+        )
+        await call(client, "update_task", {"task_id": task_id, "priority": "urgent", "expected_version": started["version"]})
+        await call(client, "add_task_comment", {"task_id": task_id, "comment": "Works from Python."})
+        detail = await call(client, "get_task", {"task_id": task_id})
+        check(len(detail["history"]) >= 2 and len(detail["comments"]) == 1, "history and comments")
+        await call(client, "update_task_status", {"task_id": task_id, "new_status": "done"}, expect_error=True)
+        await call(client, "update_task", {"task_id": task_id, "title": "x", "expected_version": 1}, expect_error=True)
+        await call(client, "get_task", {"task_id": "not-a-uuid"}, expect_error=True)
+        await call(client, "delete_task", {"task_id": task_id, "reason": "check done"})
+        await call(client, "get_task", {"task_id": task_id}, expect_error=True)
+    print("OK: the Python SDK listed the tools and called each of them")
+
+
+asyncio.run(main())

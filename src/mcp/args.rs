@@ -1,0 +1,145 @@
+//! The tools' arguments as the model sees them (names from the spec; doc comments become the JSON
+//! schema's descriptions, which models pay for in context: keep them short), and the extractor that
+//! turns arguments that do not deserialize into a clear tool error naming the field.
+
+use rmcp::handler::server::common::FromContextPart;
+use rmcp::handler::server::tool::ToolCallContext;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::errors::ToolError;
+
+/// A tool's arguments, deserialized; a failure is kept as a tool error for the tool to return, so
+/// a mistyped argument reads "limit: invalid type …" instead of a protocol error.
+pub struct Args<T>(pub Result<T, ToolError>);
+
+impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T> {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, rmcp::ErrorData> {
+        let arguments = serde_json::Value::Object(context.arguments.take().unwrap_or_default());
+        Ok(Args(serde_path_to_error::deserialize(arguments).map_err(ToolError::arguments)))
+    }
+}
+
+/// Arguments of `get_tasks`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetTasksArgs {
+    /// Only tasks assigned to this user: UUID, email, or "me".
+    pub user_id: Option<String>,
+    /// Only tasks of this repository (name).
+    pub repository: Option<String>,
+    /// not_started | in_progress | blocked | completed | cancelled
+    pub status: Option<String>,
+    /// Same as user_id.
+    pub assignee: Option<String>,
+    /// low | medium | high | urgent
+    pub priority: Option<String>,
+    /// Text to find in titles and descriptions.
+    pub query: Option<String>,
+    /// Page size, 1-200 (default 50).
+    pub limit: Option<i64>,
+    /// next_cursor of the previous page.
+    pub cursor: Option<String>,
+    /// "summary" (default) or "full" (every field).
+    pub detail: Option<String>,
+}
+
+/// Arguments of `get_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetTaskArgs {
+    /// The task's UUID.
+    pub task_id: String,
+}
+
+/// Arguments of `create_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskArgs {
+    /// One line, at most 500 characters.
+    pub title: String,
+    /// Details, up to 64 KiB.
+    pub description: Option<String>,
+    /// UUID, email (new users are created), or "me".
+    pub assignee_id: Option<String>,
+    /// Repository name, e.g. "org/api" (created on first use).
+    pub repository: Option<String>,
+    /// low | medium (default) | high | urgent
+    pub priority: Option<String>,
+    /// low | medium (default) | high
+    pub complexity: Option<String>,
+    /// Name to record as creator (default: you).
+    pub created_by: Option<String>,
+    /// Any unique string; retrying with the same key returns the first task instead of a duplicate.
+    pub idempotency_key: Option<String>,
+}
+
+/// Arguments of `update_task_status`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTaskStatusArgs {
+    /// The task's UUID.
+    pub task_id: String,
+    /// not_started | in_progress | blocked | completed | cancelled
+    pub new_status: String,
+    /// Name to record (default: you).
+    pub updated_by: Option<String>,
+    /// Why, kept in the task's history.
+    pub comment: Option<String>,
+    /// The version you read; refused if the task changed since.
+    pub expected_version: Option<i64>,
+}
+
+/// Arguments of `update_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTaskArgs {
+    /// The task's UUID.
+    pub task_id: String,
+    pub title: Option<String>,
+    /// "" clears it.
+    pub description: Option<String>,
+    /// low | medium | high | urgent
+    pub priority: Option<String>,
+    /// low | medium | high
+    pub complexity: Option<String>,
+    /// UUID, email, or "me"; "" unassigns.
+    pub assignee_id: Option<String>,
+    /// Repository name; "" clears it.
+    pub repository: Option<String>,
+    /// Name to record (default: you).
+    pub updated_by: Option<String>,
+    /// The version you read; refused if the task changed since.
+    pub expected_version: Option<i64>,
+}
+
+/// Arguments of `add_task_comment`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddTaskCommentArgs {
+    /// The task's UUID.
+    pub task_id: String,
+    /// Up to 16 KiB.
+    pub comment: String,
+    /// Name to record (default: you).
+    pub author: Option<String>,
+}
+
+/// Arguments of `delete_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteTaskArgs {
+    /// The task's UUID.
+    pub task_id: String,
+    /// Name to record (default: you).
+    pub deleted_by: Option<String>,
+    /// Why, kept in the task's history.
+    pub reason: Option<String>,
+}
+
+/// An optional argument as given: absent, null and blank all mean "not given" (models often send
+/// `""` for arguments they mean to leave out).
+pub fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}

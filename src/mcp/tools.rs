@@ -1,0 +1,280 @@
+//! The MCP tools (rmcp): each parses its arguments into domain types, calls `TaskService` once and
+//! returns a `crate::wire` shape as structured output. No rule lives here. The same server serves
+//! stdio and Streamable HTTP; only its [`ActorSource`] differs.
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Extensions, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::args::{
+    AddTaskCommentArgs, Args, CreateTaskArgs, DeleteTaskArgs, GetTaskArgs, GetTasksArgs, UpdateTaskArgs,
+    UpdateTaskStatusArgs, given,
+};
+use super::errors::ToolError;
+use super::identity::ActorSource;
+use super::schema::{input_schema, output_schema};
+use crate::domain::{
+    CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, Title, UserRef,
+    ValidationError, parse_uuid,
+};
+use crate::service::{CreateTask, Detail, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
+use crate::wire::{CommentJson, HistoryJson, TaskDetailJson, TaskItemJson, TaskJson, TaskPageJson, TaskSummaryJson};
+
+/// What the server tells the model about the workflow, once, at connection.
+pub const INSTRUCTIONS: &str = "A task list shared by agents and people. Typical flow: get_tasks \
+(e.g. assignee \"me\", status \"not_started\") to find work; get_task for its comments and history; \
+update_task_status to in_progress when you start and completed (or blocked, with a comment) when you stop; \
+add_task_comment to report progress; create_task for new work. Pass the task's version as expected_version \
+when changing it: on a version_conflict error, re-read and decide again. Users are a UUID, an email or \"me\" (you).";
+
+/// `add_task_comment`'s result: the comment, and the task's version after it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CommentAddedJson {
+    pub comment: CommentJson,
+    /// The task's version after the comment (pass it as expected_version next).
+    pub task_version: i64,
+}
+
+/// The MCP server: the tools over one [`TaskService`], acting as its [`ActorSource`] says.
+#[derive(Clone)]
+pub struct TaskServer {
+    service: TaskService,
+    actors: ActorSource,
+    tool_router: ToolRouter<Self>,
+}
+
+impl TaskServer {
+    pub fn new(service: TaskService, actors: ActorSource) -> Self {
+        Self { service, actors, tool_router: Self::tool_router() }
+    }
+}
+
+/// An optional argument parsed when given (blank counts as not given).
+fn optional<T>(
+    field: &str,
+    value: Option<String>,
+    parse: impl Fn(&str, &str) -> Result<T, ValidationError>,
+) -> Result<Option<T>, ValidationError> {
+    given(value).map(|raw| parse(field, &raw)).transpose()
+}
+
+/// A field `update_task` can clear: absent leaves it alone, blank clears it, anything else sets it.
+fn clearable<T>(
+    field: &str,
+    value: Option<String>,
+    parse: impl Fn(&str, &str) -> Result<T, ValidationError>,
+) -> Result<Option<Option<T>>, ValidationError> {
+    match value {
+        None => Ok(None),
+        Some(raw) if raw.trim().is_empty() => Ok(Some(None)),
+        Some(raw) => parse(field, &raw).map(|v| Some(Some(v))),
+    }
+}
+
+fn limit(value: Option<i64>) -> Result<Option<u32>, ValidationError> {
+    value
+        .map(|n| {
+            u32::try_from(n)
+                .map_err(|_| ValidationError::new("limit", format!("must be between 1 and {MAX_PAGE_SIZE} (got {n})")))
+        })
+        .transpose()
+}
+
+#[tool_router]
+impl TaskServer {
+    /// List tasks, most recently changed first; filters combine (all must match).
+    /// Returns {tasks, next_cursor}: pass next_cursor back as cursor for the next page.
+    #[tool(
+        title = "List tasks",
+        input_schema = input_schema::<GetTasksArgs>(),
+        output_schema = output_schema::<TaskPageJson>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_tasks(
+        &self,
+        Args(args): Args<GetTasksArgs>,
+        ext: Extensions,
+    ) -> Result<Json<TaskPageJson>, ToolError> {
+        let args = args?;
+        let detail = optional("detail", args.detail, Detail::parse)?.unwrap_or_default();
+        let mut assignees = Vec::new();
+        assignees.extend(optional("user_id", args.user_id, UserRef::parse)?);
+        assignees.extend(optional("assignee", args.assignee, UserRef::parse)?);
+        let request = ListTasks {
+            assignees,
+            repository: optional("repository", args.repository, RepoName::parse)?,
+            status: optional("status", args.status, Status::parse)?,
+            priority: optional("priority", args.priority, Priority::parse)?,
+            query: optional("query", args.query, SearchText::parse)?,
+            limit: limit(args.limit)?,
+            cursor: given(args.cursor),
+        };
+        let actor = self.actors.actor(&ext, None).await?;
+        let page = self.service.list_tasks(&actor, request).await?;
+        let tasks = page
+            .tasks
+            .iter()
+            .map(|t| match detail {
+                Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(t)),
+                Detail::Full => TaskItemJson::Full(TaskJson::from(t)),
+            })
+            .collect();
+        Ok(Json(TaskPageJson { tasks, next_cursor: page.next_cursor }))
+    }
+
+    /// One task with every field, its comments and its change history (oldest first).
+    #[tool(
+        title = "Get a task",
+        input_schema = input_schema::<GetTaskArgs>(),
+        output_schema = output_schema::<TaskDetailJson>(),
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Json<TaskDetailJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let detail = self.service.get_task_detail(id).await?;
+        Ok(Json(TaskDetailJson {
+            task: TaskJson::from(&detail.task),
+            comments: detail.comments.iter().map(CommentJson::from).collect(),
+            history: detail.history.iter().map(HistoryJson::from).collect(),
+        }))
+    }
+
+    /// Create a task (status not_started). Returns the task.
+    #[tool(
+        title = "Create a task",
+        input_schema = input_schema::<CreateTaskArgs>(),
+        output_schema = output_schema::<TaskJson>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn create_task(
+        &self,
+        Args(args): Args<CreateTaskArgs>,
+        ext: Extensions,
+    ) -> Result<Json<TaskJson>, ToolError> {
+        let args = args?;
+        let request = CreateTask {
+            title: Title::parse("title", &args.title)?,
+            description: optional("description", args.description, Description::parse)?,
+            assignee: optional("assignee_id", args.assignee_id, UserRef::parse)?,
+            repository: optional("repository", args.repository, RepoName::parse)?,
+            status: None,
+            priority: optional("priority", args.priority, Priority::parse)?,
+            complexity: optional("complexity", args.complexity, Complexity::parse)?,
+            idempotency_key: optional("idempotency_key", args.idempotency_key, IdempotencyKey::parse)?,
+        };
+        let label = args.created_by.as_deref().map(|raw| ("created_by", raw));
+        let actor = self.actors.actor(&ext, label).await?;
+        let created = self.service.create_task(&actor, request).await?;
+        Ok(Json(TaskJson::from(&created.task)))
+    }
+
+    /// Set a task's status. Returns the updated task.
+    #[tool(
+        title = "Change a task's status",
+        input_schema = input_schema::<UpdateTaskStatusArgs>(),
+        output_schema = output_schema::<TaskJson>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_task_status(
+        &self,
+        Args(args): Args<UpdateTaskStatusArgs>,
+        ext: Extensions,
+    ) -> Result<Json<TaskJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let status = Status::parse("new_status", &args.new_status)?;
+        let comment = optional("comment", args.comment, CommentText::parse)?;
+        let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
+        let actor = self.actors.actor(&ext, label).await?;
+        let task = self.service.update_status(&actor, id, status, comment, args.expected_version).await?;
+        Ok(Json(TaskJson::from(&task)))
+    }
+
+    /// Change a task's fields; omitted ones stay as they are. Returns the updated task.
+    #[tool(
+        title = "Edit a task",
+        input_schema = input_schema::<UpdateTaskArgs>(),
+        output_schema = output_schema::<TaskJson>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn update_task(
+        &self,
+        Args(args): Args<UpdateTaskArgs>,
+        ext: Extensions,
+    ) -> Result<Json<TaskJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let request = UpdateTask {
+            title: args.title.map(|raw| Title::parse("title", &raw)).transpose()?,
+            description: clearable("description", args.description, Description::parse)?,
+            status: None,
+            priority: optional("priority", args.priority, Priority::parse)?,
+            complexity: optional("complexity", args.complexity, Complexity::parse)?,
+            assignee: clearable("assignee_id", args.assignee_id, UserRef::parse)?,
+            repository: clearable("repository", args.repository, RepoName::parse)?,
+            comment: None,
+            expected_version: args.expected_version,
+        };
+        let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
+        let actor = self.actors.actor(&ext, label).await?;
+        let task = self.service.update_task(&actor, id, request).await?;
+        Ok(Json(TaskJson::from(&task)))
+    }
+
+    /// Add a comment to a task (progress, questions, hand-over notes).
+    /// Returns the comment and the task's new version.
+    #[tool(
+        title = "Comment on a task",
+        input_schema = input_schema::<AddTaskCommentArgs>(),
+        output_schema = output_schema::<CommentAddedJson>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn add_task_comment(
+        &self,
+        Args(args): Args<AddTaskCommentArgs>,
+        ext: Extensions,
+    ) -> Result<Json<CommentAddedJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let comment = CommentText::parse("comment", &args.comment)?;
+        let label = args.author.as_deref().map(|raw| ("author", raw));
+        let actor = self.actors.actor(&ext, label).await?;
+        let (comment, task) = self.service.add_comment(&actor, id, comment).await?;
+        Ok(Json(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
+    }
+
+    /// Delete a task (soft: it leaves listings, its history is kept). Returns the deleted task.
+    #[tool(
+        title = "Delete a task",
+        input_schema = input_schema::<DeleteTaskArgs>(),
+        output_schema = output_schema::<TaskJson>(),
+        annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    async fn delete_task(
+        &self,
+        Args(args): Args<DeleteTaskArgs>,
+        ext: Extensions,
+    ) -> Result<Json<TaskJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let reason = optional("reason", args.reason, CommentText::parse)?;
+        let label = args.deleted_by.as_deref().map(|raw| ("deleted_by", raw));
+        let actor = self.actors.actor(&ext, label).await?;
+        let task = self.service.delete_task(&actor, id, reason, None).await?;
+        Ok(Json(TaskJson::from(&task)))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for TaskServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).with_title("Shared task list"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}

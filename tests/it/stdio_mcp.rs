@@ -1,0 +1,823 @@
+//! The stdio MCP server end to end: the built binary, raw JSON-RPC frames over its stdin/stdout,
+//! a database of its own per test, on every backend where the backend matters.
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::{Value, json};
+
+use crate::support::mcp::{PROTOCOL, PROTOCOL_DISCOVER, Server, parse_frame};
+use crate::support::{Backend, TestStore};
+
+/// The identity the test processes act as.
+const USER: &str = "agent@example.com";
+
+/// Runs `async fn name(backend)` once per backend, as `name::postgres` and `name::sqlite`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    every_tool_works,
+    the_discover_era_serves_the_same_tools,
+    bad_arguments_are_clear_tool_errors_and_write_nothing,
+    pages_follow_each_other_without_gaps_or_repeats,
+    filters_narrow_the_listing,
+    a_retried_create_with_the_same_key_returns_the_first_task,
+    a_stale_expected_version_is_a_conflict_carrying_the_current_task,
+    every_change_writes_its_history_rows,
+    me_is_the_process_identity_whatever_label_is_recorded,
+    concurrent_processes_on_one_task_lose_no_update,
+    stdout_carries_nothing_but_json_rpc_frames,
+    closing_stdin_answers_the_calls_in_flight_then_exits_0,
+);
+
+async fn connect(backend: Backend) -> (TestStore, Server) {
+    let store = TestStore::new(backend).await;
+    let server = Server::connect(&store.url, USER).await;
+    (store, server)
+}
+
+fn id_of(task: &Value) -> String {
+    task["id"].as_str().unwrap_or_else(|| panic!("no id in {task}")).to_owned()
+}
+
+/// A URL to a port where nothing listens (bound once, then released).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handshake and the tool list: no database is needed (nor touched) for them.
+
+#[tokio::test]
+async fn initialize_answers_at_once_without_the_database() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let mut server = Server::spawn(&url, USER);
+    let info = server.initialize().await;
+    assert_eq!(info["protocolVersion"], PROTOCOL);
+    assert_eq!(info["serverInfo"]["name"], "task-mcp");
+    assert_eq!(info["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info["capabilities"]["tools"].is_object(), "{info}");
+    let instructions = info["instructions"].as_str().expect("instructions");
+    assert!(instructions.contains("get_tasks") && instructions.contains("expected_version"), "{instructions}");
+    let pong = server.request("ping", json!({})).await;
+    assert!(pong["result"].is_object(), "{pong}");
+    let (status, _) = server.close().await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn server_discover_answers_without_the_database() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let mut server = Server::spawn(&url, USER);
+    let id = 1;
+    server
+        .send(&json!({"jsonrpc": "2.0", "id": id, "method": "server/discover",
+            "params": {"_meta": crate::support::mcp::discover_meta()}}))
+        .await;
+    let answer = server.answer(id).await;
+    let result = &answer["result"];
+    let versions: Vec<&str> =
+        result["supportedVersions"].as_array().expect("supportedVersions").iter().filter_map(Value::as_str).collect();
+    assert!(versions.contains(&PROTOCOL) && versions.contains(&PROTOCOL_DISCOVER), "{versions:?}");
+    assert!(result["capabilities"]["tools"].is_object(), "{result}");
+    assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "task-mcp", "{result}");
+    // In this era a request without its metadata is refused as a protocol error.
+    server.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let refused = server.answer(2).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    let (status, _) = server.close().await;
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn tools_list_names_every_tool_of_the_spec_with_its_schemas() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let mut server = Server::spawn(&url, USER);
+    server.initialize().await;
+    let answer = server.request("tools/list", json!({})).await;
+    let tools = answer["result"]["tools"].as_array().expect("tools").clone();
+    let spec: [(&str, &[&str], &[&str]); 7] = [
+        (
+            "get_tasks",
+            &["user_id", "repository", "status", "assignee", "priority", "query", "limit", "cursor", "detail"],
+            &[],
+        ),
+        ("get_task", &["task_id"], &["task_id"]),
+        (
+            "create_task",
+            &[
+                "title",
+                "description",
+                "assignee_id",
+                "repository",
+                "priority",
+                "complexity",
+                "created_by",
+                "idempotency_key",
+            ],
+            &["title"],
+        ),
+        (
+            "update_task_status",
+            &["task_id", "new_status", "updated_by", "comment", "expected_version"],
+            &["task_id", "new_status"],
+        ),
+        (
+            "update_task",
+            &[
+                "task_id",
+                "title",
+                "description",
+                "priority",
+                "complexity",
+                "assignee_id",
+                "repository",
+                "updated_by",
+                "expected_version",
+            ],
+            &["task_id"],
+        ),
+        ("add_task_comment", &["task_id", "comment", "author"], &["task_id", "comment"]),
+        ("delete_task", &["task_id", "deleted_by", "reason"], &["task_id"]),
+    ];
+    assert_eq!(tools.len(), spec.len(), "{answer}");
+    for (name, arguments, required) in spec {
+        let tool = tools.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no tool {name}"));
+        assert!(tool["description"].as_str().is_some_and(|d| d.len() > 20), "{name} has no description");
+        let input = &tool["inputSchema"];
+        assert_eq!(input["type"], "object", "{name}");
+        let properties: BTreeSet<&str> =
+            input["properties"].as_object().expect("properties").keys().map(|k| k.as_str()).collect();
+        assert_eq!(properties, arguments.iter().copied().collect(), "{name}'s arguments");
+        for (argument, schema) in input["properties"].as_object().unwrap() {
+            assert!(schema["type"].is_string() || schema["type"].is_array(), "{name}.{argument} has no type");
+        }
+        let listed: BTreeSet<&str> =
+            input["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        assert_eq!(listed, required.iter().copied().collect(), "{name}'s required arguments");
+        let output = &tool["outputSchema"];
+        assert_eq!(output["type"], "object", "{name} has no object outputSchema");
+        assert!(output["properties"].is_object(), "{name}'s outputSchema lists no properties");
+        let annotations = &tool["annotations"];
+        let read_only = name.starts_with("get_");
+        assert_eq!(annotations["readOnlyHint"], read_only, "{name}");
+        if !read_only {
+            assert!(annotations["destructiveHint"].is_boolean() && annotations["idempotentHint"].is_boolean());
+        }
+    }
+    assert_eq!(tools.iter().find(|t| t["name"] == "delete_task").unwrap()["annotations"]["destructiveHint"], true);
+    let size = serde_json::to_string(&answer["result"]).unwrap().len();
+    let model_facing: usize = tools
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            t.as_object_mut().unwrap().remove("outputSchema");
+            serde_json::to_string(&t).unwrap().len()
+        })
+        .sum();
+    println!("tools/list: {size} bytes in all, {model_facing} bytes without the output schemas");
+    server.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tools against a real store.
+
+async fn every_tool_works(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let created = mcp
+        .ok(
+            "create_task",
+            json!({
+                "title": "Fix the login redirect",
+                "description": "After login the user lands on /404.\nRepro: log in from /settings.",
+                "assignee_id": "dev@example.com",
+                "repository": "org/web",
+                "priority": "high",
+                "complexity": "low",
+            }),
+        )
+        .await;
+    let id = id_of(&created);
+    assert_eq!(created["title"], "Fix the login redirect");
+    assert_eq!(created["status"], "not_started");
+    assert_eq!(created["priority"], "high");
+    assert_eq!(created["complexity"], "low");
+    assert_eq!(created["assignee_email"], "dev@example.com");
+    assert!(created["assignee_id"].is_string());
+    assert_eq!(created["repository"], "org/web");
+    assert_eq!(created["created_by"], USER);
+    assert_eq!(created["updated_by"], USER);
+    assert_eq!(created["version"], 1);
+    for field in ["created_at", "updated_at", "description"] {
+        assert!(created[field].is_string(), "{field} missing from {created}");
+    }
+
+    let page = mcp.ok("get_tasks", json!({})).await;
+    let tasks = page["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    let summary = &tasks[0];
+    assert_eq!(summary["id"], created["id"]);
+    assert_eq!(summary["assignee"], "dev@example.com");
+    assert!(summary.get("description").is_none(), "summary carries only the summary fields: {summary}");
+    assert!(page.get("next_cursor").is_none());
+
+    let detail = mcp.ok("get_task", json!({"task_id": id})).await;
+    assert_eq!(detail["id"], created["id"]);
+    assert_eq!(detail["description"], created["description"]);
+    assert!(detail["comments"].as_array().unwrap().is_empty());
+    assert!(detail["history"].is_array());
+
+    let started =
+        mcp.ok("update_task_status", json!({"task_id": id, "new_status": "in_progress", "expected_version": 1})).await;
+    assert_eq!(started["status"], "in_progress");
+    assert_eq!(started["version"], 2);
+
+    let edited = mcp
+        .ok(
+            "update_task",
+            json!({"task_id": id, "title": "Fix the login redirect (again)", "priority": "urgent", "assignee_id": "me"}),
+        )
+        .await;
+    assert_eq!(edited["title"], "Fix the login redirect (again)");
+    assert_eq!(edited["priority"], "urgent");
+    assert_eq!(edited["assignee_email"], USER);
+    assert_eq!(edited["description"], created["description"], "omitted fields stay as they were");
+    assert_eq!(edited["version"], 3);
+
+    let cleared = mcp.ok("update_task", json!({"task_id": id, "description": "", "repository": ""})).await;
+    assert!(cleared["description"].is_null() || cleared["description"] == "", "{cleared}");
+    assert!(cleared["repository"].is_null(), "{cleared}");
+
+    let commented = mcp.ok("add_task_comment", json!({"task_id": id, "comment": "Found it: a stale cookie."})).await;
+    assert_eq!(commented["comment"]["comment"], "Found it: a stale cookie.");
+    assert_eq!(commented["comment"]["author"], USER);
+    assert_eq!(commented["comment"]["task_id"], created["id"]);
+    let version_after_comment = commented["task_version"].as_i64().expect("task_version");
+    assert!(version_after_comment >= cleared["version"].as_i64().unwrap());
+
+    let detail = mcp.ok("get_task", json!({"task_id": id})).await;
+    assert_eq!(detail["comments"].as_array().unwrap().len(), 1);
+    assert_eq!(detail["version"], version_after_comment);
+
+    let deleted = mcp.ok("delete_task", json!({"task_id": id, "reason": "duplicate of another task"})).await;
+    assert_eq!(deleted["id"], created["id"]);
+    assert!(deleted["deleted_at"].is_string(), "{deleted}");
+    assert_eq!(mcp.fail("get_task", json!({"task_id": id})).await.code(), "not_found");
+    assert!(mcp.ok("get_tasks", json!({})).await["tasks"].as_array().unwrap().is_empty());
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+async fn the_discover_era_serves_the_same_tools(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect_discover(&db.url, USER).await;
+    let list = mcp.request("tools/list", json!({})).await;
+    assert_eq!(list["result"]["tools"].as_array().map(Vec::len), Some(7), "{list}");
+    let created = mcp.ok("create_task", json!({"title": "Born in the discover era", "assignee_id": "me"})).await;
+    assert_eq!(created["assignee_email"], USER);
+    let detail = mcp.ok("get_task", json!({"task_id": id_of(&created)})).await;
+    assert_eq!(detail["title"], "Born in the discover era");
+    assert_eq!(
+        mcp.fail("update_task_status", json!({"task_id": id_of(&created), "new_status": "done"})).await.code(),
+        "invalid_argument"
+    );
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+async fn bad_arguments_are_clear_tool_errors_and_write_nothing(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let task = mcp.ok("create_task", json!({"title": "Untouchable"})).await;
+    let id = id_of(&task);
+    let before = mcp.ok("get_task", json!({"task_id": id})).await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let statuses = "not_started, in_progress, blocked, completed, cancelled";
+
+    // (tool, arguments, error code, field named, words the text must hold)
+    let cases: Vec<(&str, Value, &str, &str, Vec<String>)> = vec![
+        (
+            "update_task_status",
+            json!({"task_id": id, "new_status": "done"}),
+            "invalid_argument",
+            "new_status",
+            vec![statuses.into()],
+        ),
+        ("get_tasks", json!({"status": "finished"}), "invalid_argument", "status", vec![statuses.into()]),
+        (
+            "create_task",
+            json!({"title": "x", "priority": "critical"}),
+            "invalid_argument",
+            "priority",
+            vec!["low, medium, high, urgent".into()],
+        ),
+        (
+            "update_task",
+            json!({"task_id": id, "complexity": "huge"}),
+            "invalid_argument",
+            "complexity",
+            vec!["low, medium, high".into()],
+        ),
+        ("get_tasks", json!({"detail": "everything"}), "invalid_argument", "detail", vec!["summary, full".into()]),
+        ("get_task", json!({"task_id": unknown}), "not_found", "", vec![unknown.clone()]),
+        (
+            "update_task_status",
+            json!({"task_id": unknown, "new_status": "blocked"}),
+            "not_found",
+            "",
+            vec![unknown.clone()],
+        ),
+        ("add_task_comment", json!({"task_id": unknown, "comment": "hello"}), "not_found", "", vec![unknown.clone()]),
+        ("delete_task", json!({"task_id": unknown}), "not_found", "", vec![unknown.clone()]),
+        ("get_task", json!({"task_id": "task-42"}), "invalid_argument", "task_id", vec!["UUID".into()]),
+        ("update_task", json!({"task_id": "42", "title": "t"}), "invalid_argument", "task_id", vec!["UUID".into()]),
+        ("create_task", json!({"title": ""}), "invalid_argument", "title", vec!["empty".into()]),
+        ("create_task", json!({"title": "   "}), "invalid_argument", "title", vec!["empty".into()]),
+        ("create_task", json!({"title": "x".repeat(501)}), "invalid_argument", "title", vec!["500".into()]),
+        ("update_task", json!({"task_id": id, "title": ""}), "invalid_argument", "title", vec!["empty".into()]),
+        (
+            "create_task",
+            json!({"title": "ok", "description": "d".repeat(64 * 1024 + 1)}),
+            "invalid_argument",
+            "description",
+            vec!["65536".into()],
+        ),
+        (
+            "add_task_comment",
+            json!({"task_id": id, "comment": "c".repeat(16 * 1024 + 1)}),
+            "invalid_argument",
+            "comment",
+            vec!["16384".into()],
+        ),
+        (
+            "add_task_comment",
+            json!({"task_id": id, "comment": "  "}),
+            "invalid_argument",
+            "comment",
+            vec!["empty".into()],
+        ),
+        ("create_task", json!({"title": "nul\u{0}here"}), "invalid_argument", "title", vec!["NUL".into()]),
+        (
+            "update_task",
+            json!({"task_id": id, "description": "a\u{0}b"}),
+            "invalid_argument",
+            "description",
+            vec!["NUL".into()],
+        ),
+        (
+            "add_task_comment",
+            json!({"task_id": id, "comment": "\u{0}"}),
+            "invalid_argument",
+            "comment",
+            vec!["NUL".into()],
+        ),
+        ("get_tasks", json!({"query": "x\u{0}"}), "invalid_argument", "query", vec!["NUL".into()]),
+        ("get_tasks", json!({"cursor": "not-a-cursor"}), "invalid_argument", "cursor", vec!["next_cursor".into()]),
+        ("get_tasks", json!({"limit": 0}), "invalid_argument", "limit", vec!["200".into()]),
+        ("get_tasks", json!({"limit": 201}), "invalid_argument", "limit", vec!["200".into()]),
+        ("get_tasks", json!({"limit": -5}), "invalid_argument", "limit", vec!["200".into()]),
+        ("get_tasks", json!({"limit": "ten"}), "invalid_argument", "limit", vec!["invalid type".into()]),
+        ("get_task", json!({}), "invalid_argument", "task_id", vec!["missing".into()]),
+        (
+            "update_task",
+            json!({"task_id": id, "status": "completed"}),
+            "invalid_argument",
+            "status",
+            vec!["unknown field".into()],
+        ),
+        (
+            "create_task",
+            json!({"title": "x", "assignee_id": "not a user"}),
+            "invalid_argument",
+            "assignee_id",
+            vec!["email".into()],
+        ),
+        ("update_task", json!({"task_id": id, "assignee_id": unknown}), "invalid_argument", "assignee_id", vec![]),
+        ("create_task", json!({"title": "x", "repository": "has spaces"}), "invalid_argument", "repository", vec![]),
+        (
+            "update_task_status",
+            json!({"task_id": id, "new_status": "blocked", "expected_version": "one"}),
+            "invalid_argument",
+            "expected_version",
+            vec![],
+        ),
+        (
+            "create_task",
+            json!({"title": "x", "created_by": "bad\u{0}label"}),
+            "invalid_argument",
+            "created_by",
+            vec!["NUL".into()],
+        ),
+    ];
+    for (tool, arguments, code, field, words) in cases {
+        let shown = arguments.to_string().chars().take(80).collect::<String>();
+        let error = mcp.fail(tool, arguments).await;
+        assert_eq!(error.code(), code, "{tool}({shown}): {}", error.text);
+        if !field.is_empty() {
+            assert_eq!(error.structured["error"]["details"]["field"], field, "{tool}({shown}): {}", error.text);
+            assert!(error.text.contains(field), "{tool}({shown}): the text does not name {field}: {}", error.text);
+        }
+        for word in words {
+            assert!(error.text.contains(&word), "{tool}({shown}): {:?} is not in {:?}", word, error.text);
+        }
+    }
+    let status_error = mcp.fail("update_task_status", json!({"task_id": id, "new_status": "done"})).await;
+    assert_eq!(
+        status_error.structured["error"]["details"]["accepted"],
+        json!(["not_started", "in_progress", "blocked", "completed", "cancelled"])
+    );
+
+    // Nothing was written: the one task is as it was, and nothing else exists.
+    let after = mcp.ok("get_task", json!({"task_id": id})).await;
+    assert_eq!(after, before);
+    let all = mcp.ok("get_tasks", json!({"detail": "full"})).await;
+    assert_eq!(all["tasks"].as_array().unwrap().len(), 1, "{all}");
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+async fn pages_follow_each_other_without_gaps_or_repeats(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let mut created = HashSet::new();
+    for n in 0..7 {
+        created.insert(id_of(&mcp.ok("create_task", json!({"title": format!("task {n}")})).await));
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut arguments = json!({"limit": 3, "detail": "full"});
+        if let Some(cursor) = &cursor {
+            arguments["cursor"] = json!(cursor);
+        }
+        let page = mcp.ok("get_tasks", arguments).await;
+        let tasks = page["tasks"].as_array().unwrap();
+        pages += 1;
+        assert!(tasks.len() <= 3);
+        for task in tasks {
+            assert!(task["version"].is_i64(), "detail full carries every field: {task}");
+            seen.push(id_of(task));
+        }
+        match page.get("next_cursor").and_then(Value::as_str) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 7, "no task twice: {seen:?}");
+    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), created);
+    // Newest change first: touching the oldest task brings it to the front.
+    let oldest = seen.last().unwrap().clone();
+    mcp.ok("update_task_status", json!({"task_id": oldest, "new_status": "in_progress"})).await;
+    let first = mcp.ok("get_tasks", json!({"limit": 1})).await;
+    assert_eq!(id_of(&first["tasks"][0]), oldest);
+    mcp.close().await;
+}
+
+async fn filters_narrow_the_listing(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let mine = mcp
+        .ok(
+            "create_task",
+            json!({"title": "Write the migration", "assignee_id": "me", "repository": "org/api", "priority": "urgent"}),
+        )
+        .await;
+    let theirs = mcp
+        .ok("create_task", json!({"title": "Review the docs", "assignee_id": "ann@example.com", "repository": "org/docs", "description": "the migration guide"}))
+        .await;
+    let loose = mcp.ok("create_task", json!({"title": "Unassigned 100% chore"})).await;
+    mcp.ok("update_task_status", json!({"task_id": id_of(&theirs), "new_status": "blocked"})).await;
+
+    let ids = |page: &Value| -> BTreeSet<String> { page["tasks"].as_array().unwrap().iter().map(id_of).collect() };
+    let one = |task: &Value| -> BTreeSet<String> { [id_of(task)].into() };
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"assignee": "me"})).await), one(&mine));
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"user_id": "me"})).await), one(&mine));
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"user_id": USER})).await), one(&mine));
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"assignee": "ANN@example.com"})).await), one(&theirs));
+    let ann = theirs["assignee_id"].as_str().unwrap();
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"user_id": ann})).await), one(&theirs));
+    assert!(ids(&mcp.ok("get_tasks", json!({"assignee": "nobody@example.com"})).await).is_empty());
+    assert!(ids(&mcp.ok("get_tasks", json!({"user_id": "me", "assignee": "ann@example.com"})).await).is_empty());
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"repository": "org/api"})).await), one(&mine));
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"status": "blocked"})).await), one(&theirs));
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"priority": "urgent"})).await), one(&mine));
+    // `query` matches titles and descriptions, literally.
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"query": "migration"})).await), [id_of(&mine), id_of(&theirs)].into());
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"query": "100%"})).await), one(&loose));
+    assert!(ids(&mcp.ok("get_tasks", json!({"query": "_"})).await).is_empty());
+    // Blank filters are no filters (models often send "").
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"status": "", "assignee": " "})).await).len(), 3);
+    mcp.close().await;
+}
+
+async fn a_retried_create_with_the_same_key_returns_the_first_task(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let arguments = json!({"title": "Ship it", "idempotency_key": "session-7/ship-it"});
+    let first = mcp.ok("create_task", arguments.clone()).await;
+    let again = mcp.ok("create_task", arguments).await;
+    assert_eq!(again, first);
+    let other = mcp.ok("create_task", json!({"title": "Ship it", "idempotency_key": "session-7/ship-it-2"})).await;
+    assert_ne!(other["id"], first["id"]);
+    let page = mcp.ok("get_tasks", json!({})).await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 2);
+    mcp.close().await;
+}
+
+async fn a_stale_expected_version_is_a_conflict_carrying_the_current_task(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let task = mcp.ok("create_task", json!({"title": "Contended"})).await;
+    let id = id_of(&task);
+    mcp.ok("update_task_status", json!({"task_id": id, "new_status": "in_progress", "expected_version": 1})).await;
+
+    for (tool, arguments) in [
+        ("update_task_status", json!({"task_id": id, "new_status": "completed", "expected_version": 1})),
+        ("update_task", json!({"task_id": id, "title": "Mine now", "expected_version": 1})),
+    ] {
+        let conflict = mcp.fail(tool, arguments).await;
+        assert_eq!(conflict.code(), "version_conflict", "{}", conflict.text);
+        let details = &conflict.structured["error"]["details"];
+        assert_eq!(details["expected_version"], 1);
+        assert_eq!(details["current_version"], 2);
+        assert_eq!(details["current"]["status"], "in_progress");
+        assert_eq!(details["current"]["version"], 2);
+        assert!(conflict.text.contains("version 2"), "{}", conflict.text);
+        assert!(conflict.text.contains("in_progress"), "the text carries the current task: {}", conflict.text);
+    }
+    let now = mcp.ok("get_task", json!({"task_id": id})).await;
+    assert_eq!(now["version"], 2);
+    assert_eq!(now["title"], "Contended");
+    mcp.ok("update_task_status", json!({"task_id": id, "new_status": "completed", "expected_version": 2})).await;
+    mcp.close().await;
+}
+
+async fn every_change_writes_its_history_rows(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let task = mcp.ok("create_task", json!({"title": "Audited", "priority": "low"})).await;
+    let id = id_of(&task);
+    mcp.ok("update_task_status", json!({"task_id": id, "new_status": "in_progress", "comment": "starting now"})).await;
+    mcp.ok(
+        "update_task",
+        json!({"task_id": id, "title": "Audited twice", "priority": "high", "updated_by": "Reviewer Bot"}),
+    )
+    .await;
+    let detail = mcp.ok("get_task", json!({"task_id": id})).await;
+    let history = detail["history"].as_array().unwrap();
+    let row = |field: &str| -> Value {
+        history
+            .iter()
+            .rev()
+            .find(|h| h["field_changed"] == field)
+            .cloned()
+            .unwrap_or_else(|| panic!("no history row for {field}: {history:?}"))
+    };
+    let status = row("status");
+    assert_eq!(status["old_value"], "not_started");
+    assert_eq!(status["new_value"], "in_progress");
+    assert_eq!(status["changed_by"], USER);
+    assert_eq!(status["comment"], "starting now");
+    let title = row("title");
+    assert_eq!((title["old_value"].as_str(), title["new_value"].as_str()), (Some("Audited"), Some("Audited twice")));
+    assert_eq!(title["changed_by"], "Reviewer Bot");
+    let priority = row("priority");
+    assert_eq!((priority["old_value"].as_str(), priority["new_value"].as_str()), (Some("low"), Some("high")));
+    // A change that changes nothing writes nothing.
+    let rows = history.len();
+    mcp.ok("update_task_status", json!({"task_id": id, "new_status": "in_progress"})).await;
+    let again = mcp.ok("get_task", json!({"task_id": id})).await;
+    assert_eq!(again["history"].as_array().unwrap().len(), rows);
+    assert_eq!(again["version"], detail["version"]);
+    mcp.close().await;
+}
+
+async fn me_is_the_process_identity_whatever_label_is_recorded(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let labelled =
+        mcp.ok("create_task", json!({"title": "Labelled", "assignee_id": "me", "created_by": "Planner Bot"})).await;
+    assert_eq!(labelled["created_by"], "Planner Bot");
+    assert_eq!(labelled["assignee_email"], USER, "\"me\" is the process identity, not the label");
+    let plain = mcp.ok("create_task", json!({"title": "Plain", "created_by": "me"})).await;
+    assert_eq!(plain["created_by"], USER);
+    let updated = mcp
+        .ok("update_task", json!({"task_id": id_of(&plain), "assignee_id": "ME", "updated_by": "Someone Else"}))
+        .await;
+    assert_eq!(updated["assignee_email"], USER);
+    assert_eq!(updated["updated_by"], "Someone Else");
+    let comment = mcp.ok("add_task_comment", json!({"task_id": id_of(&plain), "comment": "hi", "author": "me"})).await;
+    assert_eq!(comment["comment"]["author"], USER);
+    let mine = mcp.ok("get_tasks", json!({"assignee": "me"})).await;
+    assert_eq!(mine["tasks"].as_array().unwrap().len(), 2);
+    mcp.close().await;
+}
+
+async fn concurrent_processes_on_one_task_lose_no_update(backend: Backend) {
+    const PROCESSES: usize = 4;
+    const EACH: usize = 5;
+    let (db, mut mcp) = connect(backend).await;
+    let task = mcp.ok("create_task", json!({"title": "Shared counter"})).await;
+    let id = id_of(&task);
+    let mut workers = Vec::new();
+    for p in 0..PROCESSES {
+        let (url, id) = (db.url.clone(), id.clone());
+        workers.push(tokio::spawn(async move {
+            let mut agent = Server::connect(&url, &format!("agent{p}@example.com")).await;
+            let mut conflicts = 0;
+            for k in 0..EACH {
+                loop {
+                    let current = agent.ok("get_task", json!({"task_id": id})).await;
+                    let description = format!("{}p{p}k{k};", current["description"].as_str().unwrap_or(""));
+                    let arguments =
+                        json!({"task_id": id, "description": description, "expected_version": current["version"]});
+                    let result = agent.call("update_task", arguments).await;
+                    if !result.is_error {
+                        break;
+                    }
+                    assert_eq!(result.code(), "version_conflict", "{}", result.text);
+                    conflicts += 1;
+                }
+            }
+            let (status, _) = agent.close().await;
+            assert!(status.success());
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for worker in workers {
+        conflicts += worker.await.expect("worker");
+    }
+    let last = mcp.ok("get_task", json!({"task_id": id})).await;
+    let description = last["description"].as_str().unwrap();
+    for p in 0..PROCESSES {
+        for k in 0..EACH {
+            assert!(description.contains(&format!("p{p}k{k};")), "lost update p{p}k{k}: {description}");
+        }
+    }
+    assert_eq!(last["version"], 1 + (PROCESSES * EACH) as i64);
+    let rows = last["history"].as_array().unwrap().iter().filter(|h| h["field_changed"] == "description").count();
+    assert_eq!(rows, PROCESSES * EACH);
+    println!("{backend:?}: {} updates from {PROCESSES} processes, {conflicts} conflicts retried", PROCESSES * EACH);
+    mcp.close().await;
+}
+
+async fn stdout_carries_nothing_but_json_rpc_frames(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    // The most talkative log level: every log line must still go to stderr.
+    let mut mcp = Server::spawn_with(&[("DATABASE_URL", &db.url), ("TASK_MCP_USER", USER), ("RUST_LOG", "trace")]);
+    mcp.initialize().await;
+    mcp.request("tools/list", json!({})).await;
+    let task = mcp.ok("create_task", json!({"title": "Quiet please"})).await;
+    mcp.fail("update_task_status", json!({"task_id": id_of(&task), "new_status": "nope"})).await;
+    mcp.fail("get_task", json!({"task_id": uuid::Uuid::new_v4().to_string()})).await;
+    mcp.send(&json!({"jsonrpc": "2.0", "id": 99, "method": "no/such/method"})).await;
+    let unknown = mcp.answer(99).await;
+    assert!(unknown["error"].is_object(), "{unknown}");
+    let unknown_tool = mcp.request("tools/call", json!({"name": "drop_database", "arguments": {}})).await;
+    assert!(unknown_tool["error"].is_object() || unknown_tool["result"]["isError"] == true, "{unknown_tool}");
+    let stderr_so_far = mcp.stderr();
+    let (status, frames) = mcp.close().await;
+    assert!(status.success());
+    assert!(frames.len() >= 7);
+    for line in &frames {
+        assert!(line.ends_with('\n'));
+        parse_frame(line);
+    }
+    assert!(!stderr_so_far.is_empty(), "logs go to stderr");
+}
+
+async fn closing_stdin_answers_the_calls_in_flight_then_exits_0(backend: Backend) {
+    let (db, mut mcp) = connect(backend).await;
+    let mut pending = Vec::new();
+    for n in 0..5 {
+        pending.push(
+            mcp.start_request(
+                "tools/call",
+                json!({"name": "create_task", "arguments": {"title": format!("in flight {n}")}}),
+            )
+            .await,
+        );
+    }
+    let (status, frames) = mcp.close().await;
+    assert!(status.success(), "{status}");
+    let answered: HashSet<i64> = frames.iter().map(|l| parse_frame(l)).filter_map(|f| f["id"].as_i64()).collect();
+    for id in pending {
+        assert!(answered.contains(&id), "request {id} was not answered before exit: {frames:?}");
+    }
+    // The answers were real: a new session sees the five tasks.
+    let mut again = Server::connect(&db.url, USER).await;
+    assert_eq!(again.ok("get_tasks", json!({})).await["tasks"].as_array().unwrap().len(), 5);
+    again.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The process around the tools.
+
+#[tokio::test]
+async fn stdin_closed_before_initialize_exits_0() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let server = Server::spawn(&url, USER);
+    let (status, frames) = server.close().await;
+    assert!(status.success(), "{status}");
+    assert!(frames.is_empty(), "{frames:?}");
+}
+
+#[tokio::test]
+async fn with_postgres_unreachable_tool_calls_say_so_and_the_server_keeps_running() {
+    let port = closed_port();
+    let url = format!("postgres://tester:s3cret@127.0.0.1:{port}/tasks");
+    let mut mcp = Server::connect(&url, USER).await;
+    for _ in 0..2 {
+        let error = mcp.fail("get_tasks", json!({})).await;
+        assert_eq!(error.code(), "unavailable", "{}", error.text);
+        assert!(error.text.contains(&format!("127.0.0.1:{port}")), "the text says where: {}", error.text);
+        assert!(!error.text.contains("s3cret") && !error.structured.to_string().contains("s3cret"), "{}", error.text);
+    }
+    let error = mcp.fail("create_task", json!({"title": "Queued?"})).await;
+    assert_eq!(error.code(), "unavailable");
+    // Still serving.
+    assert!(mcp.request("tools/list", json!({})).await["result"]["tools"].is_array());
+    let stderr = mcp.stderr();
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+    assert!(!stderr.contains("s3cret"), "the log never shows the password: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_postgres_is_down_recovers_when_it_comes_back() {
+    let db = TestStore::new(Backend::Postgres).await;
+    // The test database, reached through a port where nothing listens yet.
+    let port = closed_port();
+    let (authority_start, authority_end) = authority(&db.url);
+    let mut real = db.url[authority_start..authority_end].rsplit('@').next().unwrap().to_owned();
+    if !real.contains(':') {
+        real.push_str(":5432");
+    }
+    let host_port = format!("127.0.0.1:{port}");
+    let via_proxy = format!(
+        "{}{}{}",
+        &db.url[..authority_start],
+        match db.url[authority_start..authority_end].rsplit_once('@') {
+            Some((userinfo, _)) => format!("{userinfo}@{host_port}"),
+            None => host_port.clone(),
+        },
+        &db.url[authority_end..]
+    );
+    let mut mcp = Server::connect(&via_proxy, USER).await;
+    assert_eq!(mcp.fail("get_tasks", json!({})).await.code(), "unavailable");
+
+    // PostgreSQL "comes back": a proxy starts listening on that port.
+    let listener = tokio::net::TcpListener::bind(&host_port).await.expect("bind the proxy port");
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let real = real.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&real).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let mut recovered = None;
+    for _ in 0..50 {
+        let result = mcp.call("create_task", json!({"title": "After the outage"})).await;
+        if !result.is_error {
+            recovered = Some(result.structured);
+            break;
+        }
+        assert_eq!(result.code(), "unavailable", "{}", result.text);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let task = recovered.expect("the server did not recover once PostgreSQL answered");
+    assert_eq!(task["title"], "After the outage");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn an_invalid_identity_setting_is_a_clear_tool_error() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let mut mcp = Server::connect(&db.url, "not an email").await;
+    let error = mcp.fail("get_tasks", json!({})).await;
+    assert_eq!(error.code(), "invalid_argument");
+    assert!(error.text.contains("TASK_MCP_USER"), "{}", error.text);
+    mcp.close().await;
+}
+
+/// Where the `user@host:port` part of a URL starts and ends.
+fn authority(url: &str) -> (usize, usize) {
+    let start = url.find("://").expect("scheme") + 3;
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    (start, end)
+}
