@@ -3,5 +3,9 @@
 mod support;
 
 mod events_redis;
+mod http_auth;
+mod http_rest;
+mod http_server;
+mod http_sse;
 mod stdio_mcp;
 mod store_contract;
