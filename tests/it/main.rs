@@ -3,3 +3,4 @@
 mod support;
 
 mod store_contract;
+mod sqlite_store;

@@ -1,0 +1,477 @@
+//! What only the SQLite store must prove: many store instances (as separate processes would be) sharing
+//! one file, owner-only files, migrations racing on a new file, commits seen across instances, a lock
+//! held by another process, and the behaviour of the store on its own file.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use task_mcp::domain::{
+    CommentText, Email, EventKind, IdempotencyKey, PageCursor, RepoName, SearchText, Status, TaskPatch, Title, UserKey,
+};
+use task_mcp::error::Error;
+use task_mcp::store::sqlite::SqliteStore;
+use task_mcp::store::{NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
+use uuid::Uuid;
+
+use crate::support::sqlite::TestFile;
+
+fn store_at(path: &Path) -> Arc<SqliteStore> {
+    Arc::new(SqliteStore::open(path).expect("open sqlite store"))
+}
+
+fn new_task(title: &str) -> NewTask {
+    NewTask {
+        title: Title::parse("title", title).unwrap(),
+        description: None,
+        status: Status::NotStarted,
+        priority: Default::default(),
+        complexity: Default::default(),
+        assignee: None,
+        repository: None,
+        actor: "tester@example.com".into(),
+        idempotency_key: None,
+    }
+}
+
+fn email(raw: &str) -> UserKey {
+    UserKey::Email(Email::parse("email", raw).unwrap())
+}
+
+fn page(limit: u32) -> TaskQuery {
+    TaskQuery { limit, ..TaskQuery::default() }
+}
+
+fn db_path(file: &TestFile) -> std::path::PathBuf {
+    file.dir.path().join("tasks.db")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_store_instances_writing_one_file_at_once_lose_no_update_and_log_every_event_in_order() {
+    let file = TestFile::create();
+    let path = db_path(&file);
+    // Four instances: four sets of connections, as four processes would have.
+    let stores: Vec<Arc<SqliteStore>> = (0..4).map(|_| store_at(&path)).collect();
+    let task = stores[0].create_task(new_task("counter")).await.unwrap().task;
+
+    const WORKERS_PER_STORE: usize = 3;
+    const UPDATES_PER_WORKER: usize = 15;
+    let mut workers = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for w in 0..WORKERS_PER_STORE {
+            let store = store.clone();
+            workers.push(tokio::spawn(async move {
+                let mut conflicts = 0;
+                for i in 0..UPDATES_PER_WORKER {
+                    loop {
+                        let current = store.get_task(task.id).await.expect("read").expect("task exists");
+                        let update = TaskUpdate {
+                            task_id: task.id,
+                            patch: TaskPatch {
+                                title: Some(Title::parse("title", &format!("store {s} worker {w} update {i}")).unwrap()),
+                                ..TaskPatch::default()
+                            },
+                            actor: format!("worker-{s}-{w}"),
+                            comment: None,
+                            expected_version: Some(current.version),
+                        };
+                        match store.update_task(update).await {
+                            Ok(_) => break,
+                            Err(Error::Conflict { .. }) => conflicts += 1,
+                            Err(other) => panic!("an update failed: {other:?}"),
+                        }
+                    }
+                }
+                conflicts
+            }));
+        }
+    }
+    let mut conflicts = 0;
+    for worker in workers {
+        conflicts += worker.await.expect("worker");
+    }
+
+    let total = 4 * WORKERS_PER_STORE * UPDATES_PER_WORKER;
+    let last = stores[1].get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(last.version, 1 + total as i64, "every update applied exactly once ({conflicts} conflicts retried)");
+    assert_eq!(stores[2].list_history(task.id).await.unwrap().len(), total);
+
+    let events = stores[3].events_after(0, 10_000).await.unwrap();
+    assert_eq!(events.len(), 1 + total, "one event per change");
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, i as i64 + 1, "seqs are contiguous and in order");
+        // Seq order is commit order: the task in event N is at version N.
+        assert_eq!(event.task["version"], serde_json::json!(i as i64 + 1));
+    }
+    assert_eq!(stores[0].event_bounds().await.unwrap().latest, 1 + total as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_from_several_instances_all_succeed() {
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let stores: Vec<Arc<SqliteStore>> = (0..4).map(|_| store_at(&path)).collect();
+    let mut jobs = Vec::new();
+    for (s, store) in stores.iter().enumerate() {
+        for i in 0..25 {
+            let store = store.clone();
+            jobs.push(tokio::spawn(async move {
+                let mut new = new_task(&format!("task {s}-{i}"));
+                new.assignee = Some(email(&format!("user{}@example.com", i % 3)));
+                new.repository = Some(RepoName::parse("repository", &format!("repo-{}", i % 2)).unwrap());
+                store.create_task(new).await
+            }));
+        }
+    }
+    for job in jobs {
+        job.await.unwrap().expect("create succeeds under contention");
+    }
+    assert_eq!(stores[0].list_tasks(&page(200)).await.unwrap().len(), 100);
+    assert_eq!(stores[0].list_users().await.unwrap().len(), 3, "each email created one user");
+    let repos = stores[0].list_repositories().await.unwrap();
+    assert_eq!(repos.iter().map(|r| r.open_task_count).collect::<Vec<_>>(), vec![52, 48], "13 and 12 per instance");
+    let events = stores[1].events_after(0, 1000).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_file_and_its_directory_are_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = TestFile::create();
+    let dir = file.dir.path().join("data").join("task-mcp");
+    let path = dir.join("tasks.db");
+    let store = store_at(&path);
+    assert!(!dir.exists(), "opening touches nothing");
+    store.create_task(new_task("first")).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the directory");
+    assert_eq!(mode(&dir.parent().unwrap().to_path_buf()), 0o700, "a parent it had to create");
+    assert_eq!(mode(&path), 0o600, "the file");
+    let wal = dir.join("tasks.db-wal");
+    assert!(wal.exists(), "WAL mode is on");
+    assert_eq!(mode(&wal), 0o600, "the write-ahead log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_instances_migrating_a_new_file_at_once_all_succeed() {
+    for _ in 0..3 {
+        let file = TestFile::create();
+        let path = db_path(&file);
+        let stores: Vec<Arc<SqliteStore>> = (0..8).map(|_| store_at(&path)).collect();
+        let jobs: Vec<_> = stores.iter().cloned().map(|s| tokio::spawn(async move { s.migrate().await })).collect();
+        let mut versions = Vec::new();
+        for job in jobs {
+            versions.push(job.await.unwrap().expect("migration succeeds"));
+        }
+        assert!(versions.iter().all(|v| *v == versions[0] && *v >= 1), "{versions:?}");
+        assert_eq!(stores[3].schema_version().await.unwrap(), versions[0]);
+        // And every instance can write right after.
+        for store in &stores {
+            store.create_task(new_task("after migration")).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_commits_sees_a_commit_made_through_another_store_instance() {
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let watcher = store_at(&path);
+    let writer = store_at(&path);
+    writer.migrate().await.unwrap();
+    let mut commits = watcher.watch_commits();
+    // Let the poller take its first look at the file.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    commits.borrow_and_update();
+
+    let started = Instant::now();
+    writer.create_task(new_task("seen elsewhere")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            commits.changed().await.expect("watcher alive");
+            if *commits.borrow_and_update() >= 1 {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the commit is noticed");
+    let latency = started.elapsed();
+    assert!(latency < Duration::from_millis(500), "noticed after {latency:?}");
+
+    // A commit through the same instance is announced too.
+    watcher.create_task(new_task("seen here")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), commits.wait_for(|seq| *seq >= 2)).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waits_for_a_lock_held_longer_than_the_busy_timeout_instead_of_failing() {
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let store = store_at(&path);
+    store.migrate().await.unwrap();
+    // Another "process" holds the write lock for longer than SQLite's own 5 s wait.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder_path = path.clone();
+    let holder = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&holder_path).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(5_600));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    locked_rx.recv().unwrap();
+    let started = Instant::now();
+    let created = store.create_task(new_task("patient")).await;
+    holder.join().unwrap();
+    assert!(created.is_ok(), "{created:?}");
+    assert!(started.elapsed() >= Duration::from_secs(5), "it did wait for the lock");
+}
+
+#[tokio::test]
+async fn a_file_that_cannot_be_opened_is_unavailable_and_names_the_path() {
+    let file = TestFile::create();
+    let blocker = file.dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"x").unwrap();
+    let path = blocker.join("tasks.db");
+    let store = store_at(&path);
+    match store.list_tasks(&page(10)).await {
+        Err(Error::Unavailable(message)) => {
+            assert!(message.contains(&path.display().to_string()), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // Not a database at all.
+    let junk = file.dir.path().join("junk.db");
+    std::fs::write(&junk, vec![b'j'; 8192]).unwrap();
+    match store_at(&junk).get_task(Uuid::new_v4()).await {
+        Err(Error::Unavailable(message)) => assert!(message.contains("junk.db"), "{message}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn keyset_pages_break_ties_on_updated_at_by_id_as_postgres_compares_uuids() {
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let store = store_at(&path);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(store.create_task(new_task(&format!("tie {i}"))).await.unwrap().task.id);
+    }
+    // Give every task the same updated_at, so only the id orders them.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE tasks SET updated_at = 1700000000000000", []).unwrap();
+    drop(conn);
+    let mut expected = ids.clone();
+    expected.sort(); // Uuid's Ord compares bytes, as PostgreSQL does.
+    expected.reverse();
+
+    let mut seen = Vec::new();
+    let mut query = page(7);
+    loop {
+        let tasks = store.list_tasks(&query).await.unwrap();
+        if tasks.is_empty() {
+            break;
+        }
+        query.after = Some(PageCursor::after(tasks.last().unwrap()));
+        seen.extend(tasks.iter().map(|t| t.id));
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn search_is_literal_and_ignores_case_beyond_ascii() {
+    let file = TestFile::create();
+    let store = store_at(&db_path(&file));
+    let mut accented = new_task("Réviser l'ÉCOLE");
+    accented.description = Some(task_mcp::domain::Description::parse("description", "Ünïcode body").unwrap());
+    store.create_task(accented).await.unwrap();
+    store.create_task(new_task("50% off_sale")).await.unwrap();
+    store.create_task(new_task("500 offXsale")).await.unwrap();
+    let search = |text: &str| TaskQuery { query: Some(SearchText::parse("query", text).unwrap()), ..page(50) };
+    let titles = |tasks: Vec<task_mcp::domain::Task>| tasks.into_iter().map(|t| t.title).collect::<Vec<_>>();
+    assert_eq!(titles(store.list_tasks(&search("école")).await.unwrap()), vec!["Réviser l'ÉCOLE"]);
+    assert_eq!(titles(store.list_tasks(&search("üNÏCODE")).await.unwrap()), vec!["Réviser l'ÉCOLE"]);
+    assert_eq!(titles(store.list_tasks(&search("0% OFF_")).await.unwrap()), vec!["50% off_sale"]);
+    assert!(store.list_tasks(&search("l'école body")).await.unwrap().is_empty(), "title and body are not joined");
+}
+
+#[tokio::test]
+async fn the_store_keeps_its_promises_on_its_own_file() {
+    let file = TestFile::create();
+    let store = store_at(&db_path(&file));
+    assert_eq!(store.info().kind, "sqlite");
+    assert!(store.info().location.ends_with("tasks.db"));
+
+    // Create with an assignee by email (created) and a repository (created).
+    let mut new = new_task("Write the docs");
+    new.assignee = Some(email("Ann@Example.com"));
+    new.repository = Some(RepoName::parse("repository", "org/docs").unwrap());
+    new.idempotency_key = Some(IdempotencyKey::parse("idempotency_key", "k-1").unwrap());
+    let created = store.create_task(new.clone()).await.unwrap();
+    assert!(!created.replayed);
+    let task = created.task;
+    assert_eq!(task.assignee_email.as_deref(), Some("ann@example.com"));
+    assert_eq!(task.version, 1);
+    assert_eq!(store.get_task(task.id).await.unwrap().as_ref(), Some(&task), "what create returns is what is stored");
+
+    // Idempotent replay.
+    let again = store.create_task(new).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.task, task);
+
+    // Unknown assignee id.
+    let mut bad = new_task("nobody");
+    bad.assignee = Some(UserKey::Id(Uuid::new_v4()));
+    match store.create_task(bad).await {
+        Err(Error::Invalid(e)) => assert_eq!(e.field, "assignee_id"),
+        other => panic!("{other:?}"),
+    }
+
+    // A no-op update writes nothing.
+    let same = TaskUpdate {
+        task_id: task.id,
+        patch: TaskPatch { title: Some(Title::parse("title", "Write the docs").unwrap()), ..TaskPatch::default() },
+        actor: "bob@example.com".into(),
+        comment: None,
+        expected_version: None,
+    };
+    assert_eq!(store.update_task(same).await.unwrap(), task);
+    assert_eq!(store.event_bounds().await.unwrap().latest, 1);
+
+    // Completion with a comment: history rows, a task_completed event.
+    let done = store
+        .update_task(TaskUpdate {
+            task_id: task.id,
+            patch: TaskPatch {
+                status: Some(Status::Completed),
+                assignee: Some(Some(email("bob@example.com"))),
+                ..TaskPatch::default()
+            },
+            actor: "bob@example.com".into(),
+            comment: Some(CommentText::parse("comment", "shipped").unwrap()),
+            expected_version: Some(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(done.version, 2);
+    assert!(done.updated_at >= task.updated_at);
+    let history = store.list_history(task.id).await.unwrap();
+    assert_eq!(history.iter().map(|h| h.field_changed.as_str()).collect::<Vec<_>>(), vec!["status", "assignee"]);
+    assert_eq!(history[0].comment.as_deref(), Some("shipped"));
+    let events = store.events_after(1, 10).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::TaskCompleted);
+    assert_eq!(events[0].previous_assignee_id, task.assignee_id);
+    assert_eq!(events[0].assignee_id, done.assignee_id);
+
+    // A stale version is a conflict carrying the current task.
+    let stale = TaskUpdate {
+        task_id: task.id,
+        patch: TaskPatch { status: Some(Status::Blocked), ..TaskPatch::default() },
+        actor: "x@example.com".into(),
+        comment: None,
+        expected_version: Some(1),
+    };
+    match store.update_task(stale).await {
+        Err(Error::Conflict { expected: 1, current }) => assert_eq!(*current, done),
+        other => panic!("{other:?}"),
+    }
+
+    // Comments.
+    let (comment, _) = store
+        .add_comment(NewComment {
+            task_id: task.id,
+            comment: CommentText::parse("comment", "nice").unwrap(),
+            author: "ann@example.com".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.list_comments(task.id).await.unwrap(), vec![comment]);
+
+    // Listing filters.
+    let by_repo = TaskQuery { repository: Some(RepoName::parse("r", "org/docs").unwrap()), ..page(50) };
+    assert_eq!(store.list_tasks(&by_repo).await.unwrap().len(), 1);
+    let by_status = TaskQuery { status: Some(Status::Blocked), ..page(50) };
+    assert!(store.list_tasks(&by_status).await.unwrap().is_empty());
+
+    // Soft delete.
+    let deleted = store
+        .delete_task(TaskDeletion {
+            task_id: task.id,
+            actor: "ann@example.com".into(),
+            reason: None,
+            expected_version: None,
+        })
+        .await
+        .unwrap();
+    assert!(deleted.deleted_at.is_some());
+    assert_eq!(store.get_task(task.id).await.unwrap(), None);
+    assert!(store.list_tasks(&page(50)).await.unwrap().is_empty());
+    assert!(matches!(
+        store
+            .delete_task(TaskDeletion { task_id: task.id, actor: "a".into(), reason: None, expected_version: None })
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let kinds: Vec<_> = store.events_after(0, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EventKind::TaskAssigned, EventKind::TaskCompleted, EventKind::TaskCommented, EventKind::TaskDeleted]
+    );
+
+    // API keys.
+    let ann = store.resolve_user("user", &email("ann@example.com")).await.unwrap();
+    let key = store.create_api_key(ann.id, "laptop", "hash-1").await.unwrap();
+    assert_eq!(key.user_email, "ann@example.com");
+    assert!(matches!(store.create_api_key(ann.id, "laptop", "hash-2").await, Err(Error::Invalid(_))));
+    let (found, user) = store.find_api_key("hash-1").await.unwrap().unwrap();
+    assert_eq!(user, ann);
+    assert!(found.last_used_at.is_some());
+    assert!(store.revoke_api_key("laptop").await.unwrap());
+    assert!(store.find_api_key("hash-1").await.unwrap().is_none());
+    assert!(!store.revoke_api_key("nope").await.unwrap());
+    assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn the_relay_publishes_in_order_and_prune_deletes_in_batches_without_reusing_seqs() {
+    use task_mcp::domain::Event;
+    use task_mcp::store::EventSink;
+
+    struct Collect(std::sync::Mutex<Vec<i64>>);
+    #[async_trait::async_trait]
+    impl EventSink for Collect {
+        async fn publish(&self, events: &[Event]) -> task_mcp::error::Result<()> {
+            self.0.lock().unwrap().extend(events.iter().map(|e| e.seq));
+            Ok(())
+        }
+    }
+    struct Fails;
+    #[async_trait::async_trait]
+    impl EventSink for Fails {
+        async fn publish(&self, _: &[Event]) -> task_mcp::error::Result<()> {
+            Err(Error::Unavailable("redis down".into()))
+        }
+    }
+
+    let file = TestFile::create();
+    let store = store_at(&db_path(&file));
+    for i in 0..5 {
+        store.create_task(new_task(&format!("t{i}"))).await.unwrap();
+    }
+    assert!(store.relay_pending(10, &Fails).await.is_err());
+    let sink = Collect(Default::default());
+    assert_eq!(store.relay_pending(3, &sink).await.unwrap(), 3);
+    assert_eq!(store.relay_pending(10, &sink).await.unwrap(), 2);
+    assert_eq!(store.relay_pending(10, &sink).await.unwrap(), 0);
+    assert_eq!(*sink.0.lock().unwrap(), vec![1, 2, 3, 4, 5]);
+
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(store.prune_events(future, false, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_events(future, false, 10).await.unwrap(), 3);
+    assert_eq!(store.event_bounds().await.unwrap(), task_mcp::store::EventBounds { oldest: None, latest: 5 });
+    store.create_task(new_task("after pruning")).await.unwrap();
+    assert_eq!(store.events_after(0, 10).await.unwrap()[0].seq, 6, "a seq is never reused");
+}
