@@ -1,0 +1,69 @@
+//! API keys: only the hash of a key is stored; a revoked key is never found again.
+
+use uuid::Uuid;
+
+use super::rows::{self, API_KEY_COLUMNS, USER_COLUMNS};
+use super::{Inner, Outcome};
+use crate::domain::{Label, User};
+use crate::error::Error;
+use crate::store::ApiKey;
+
+pub(super) async fn create(inner: &Inner, user_id: Uuid, name: &str, key_hash: &str) -> Outcome<ApiKey> {
+    // The name reaches SQL from a command line: refuse what the column would (NUL, blanks) by name.
+    let name = Label::parse("name", name).map_err(Error::from)?;
+    let client = inner.conn().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH k AS (INSERT INTO api_keys (id, user_id, name, key_hash) VALUES ($1, $2, $3, $4) RETURNING *) \
+             SELECT {API_KEY_COLUMNS} FROM k JOIN users u ON u.id = k.user_id"
+        ))
+        .await?;
+    let row = client.query_one(&statement, &[&Uuid::now_v7(), &user_id, &name.as_str(), &key_hash]).await?;
+    rows::api_key(&row)
+}
+
+pub(super) async fn list(inner: &Inner) -> Outcome<Vec<ApiKey>> {
+    let client = inner.conn().await?;
+    let statement = client
+        .prepare_cached(&format!(
+            "SELECT {API_KEY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.user_id ORDER BY k.created_at, k.name"
+        ))
+        .await?;
+    client.query(&statement, &[]).await?.iter().map(rows::api_key).collect()
+}
+
+/// Revoking is idempotent: a key already revoked keeps its first revocation time (and counts as
+/// matched).
+pub(super) async fn revoke(inner: &Inner, id_or_name: &str) -> Outcome<bool> {
+    let id = Uuid::parse_str(id_or_name.trim()).ok();
+    let client = inner.conn().await?;
+    let statement = client
+        .prepare_cached("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 OR name = $2")
+        .await?;
+    Ok(client.execute(&statement, &[&id, &id_or_name]).await? > 0)
+}
+
+/// The live key with this hash, and its user. Its use is recorded at most once a minute, so a busy
+/// client does not turn every request into a write.
+pub(super) async fn find(inner: &Inner, key_hash: &str) -> Outcome<Option<(ApiKey, User)>> {
+    let client = inner.conn().await?;
+    let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH live AS (SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL), \
+             touched AS ( \
+                 UPDATE api_keys SET last_used_at = now() \
+                 WHERE id IN (SELECT id FROM live) \
+                   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') \
+                 RETURNING id, last_used_at) \
+             SELECT k.id, k.user_id, u.email, k.name, k.created_at, coalesce(t.last_used_at, k.last_used_at), \
+                    k.revoked_at, {user_columns} \
+             FROM api_keys k JOIN live ON live.id = k.id JOIN users u ON u.id = k.user_id \
+             LEFT JOIN touched t ON t.id = k.id"
+        ))
+        .await?;
+    match client.query_opt(&statement, &[&key_hash]).await? {
+        Some(row) => Ok(Some((rows::api_key(&row)?, rows::user(&row, 7)?))),
+        None => Ok(None),
+    }
+}

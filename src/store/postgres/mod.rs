@@ -1,0 +1,401 @@
+//! The PostgreSQL store: a lazy deadpool-postgres pool, migrations applied on first use under an
+//! advisory lock, every write one transaction (change + history rows + outbox event), and a LISTEN
+//! connection that reports commits made by any process.
+//!
+//! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
+//! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
+//! [`keys`] (API keys), [`listen`] (the commit watcher).
+
+mod keys;
+mod listen;
+mod lookup;
+mod migrate;
+mod outbox;
+mod rows;
+mod tasks;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
+use tokio::sync::watch;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::{DbError, SqlState};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use uuid::Uuid;
+
+use super::{
+    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
+    TaskUpdate, redact_url,
+};
+use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::error::{Error, Result};
+
+/// How long a call waits for a free pooled connection before it fails.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening a connection may take (a server that does not answer at all).
+const CREATE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long checking a pooled connection before reuse may take.
+const RECYCLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct PgStore {
+    inner: Arc<Inner>,
+    /// Stops the LISTEN task (which holds its own `Arc<Inner>`) when the store goes away.
+    _stop_listener: DropGuard,
+}
+
+/// Everything the store's methods and its background task share.
+pub(crate) struct Inner {
+    pool: Pool,
+    /// For the dedicated LISTEN connection, which is not pooled.
+    config: tokio_postgres::Config,
+    /// The URL without its password: every message names the server by it.
+    location: String,
+    pool_size: usize,
+    /// Fast path: once set, no call waits on migrations again.
+    migrated: AtomicBool,
+    /// Slow path: one migration attempt at a time in this process (an advisory lock orders processes).
+    migrating: tokio::sync::Mutex<()>,
+    /// The latest seq known to be committed, by this process or (through LISTEN) any other.
+    commits: watch::Sender<i64>,
+    listener_started: AtomicBool,
+    stop: CancellationToken,
+}
+
+impl PgStore {
+    /// Builds the pool without connecting: the first call connects (and migrates).
+    pub fn open(url: &str, pool_size: usize) -> Result<Self> {
+        let location = redact_url(url);
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| Error::invalid("DATABASE_URL", format!("{location} is not a valid PostgreSQL URL: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CREATE_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("task-mcp");
+        }
+        // Notice a vanished server on idle connections (the LISTEN one above all) within a minute,
+        // not after the system default of two hours.
+        config.keepalives_idle(Duration::from_secs(30));
+        let pool_size = pool_size.max(1);
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            // Fast: a connection whose socket closed (a server restart) is replaced, with no query.
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .create_timeout(Some(CREATE_TIMEOUT))
+            .recycle_timeout(Some(RECYCLE_TIMEOUT))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let stop = CancellationToken::new();
+        let inner = Arc::new(Inner {
+            pool,
+            config,
+            location,
+            pool_size,
+            migrated: AtomicBool::new(false),
+            migrating: tokio::sync::Mutex::new(()),
+            commits: watch::Sender::new(0),
+            listener_started: AtomicBool::new(false),
+            stop: stop.clone(),
+        });
+        Ok(Self { inner, _stop_listener: stop.drop_guard() })
+    }
+}
+
+/// A failure inside the store, turned into an [`Error`] once, at the boundary (`Inner::error`).
+pub(crate) enum Fail {
+    Pg(tokio_postgres::Error),
+    Pool(PoolError),
+    Store(Error),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Fail::Pg(e)
+    }
+}
+
+impl From<PoolError> for Fail {
+    fn from(e: PoolError) -> Self {
+        Fail::Pool(e)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Store(e)
+    }
+}
+
+type Outcome<T> = std::result::Result<T, Fail>;
+
+impl Inner {
+    /// A pooled connection to a migrated database.
+    async fn conn(&self) -> Outcome<Object> {
+        self.ensure_migrated().await?;
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies migrations once per process, on first use. A failed attempt (the server is down)
+    /// leaves the flag unset, so the next call tries again.
+    async fn ensure_migrated(&self) -> Outcome<()> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.migrating.lock().await;
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        migrate::run(self).await?;
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Records that `seq` is committed (seq order is commit order, so everything below it is too).
+    fn committed(&self, seq: i64) {
+        self.commits.send_if_modified(|latest| {
+            if seq > *latest {
+                *latest = seq;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn unavailable(&self, reason: impl std::fmt::Display) -> Error {
+        Error::Unavailable(format!("PostgreSQL at {} is unavailable: {reason}", self.location))
+    }
+
+    fn error(&self, fail: Fail) -> Error {
+        match fail {
+            Fail::Store(e) => e,
+            Fail::Pg(e) => self.pg_error(&e),
+            Fail::Pool(e) => self.pool_error(e),
+        }
+    }
+
+    fn pool_error(&self, e: PoolError) -> Error {
+        match e {
+            PoolError::Backend(e) => self.pg_error(&e),
+            PoolError::Timeout(TimeoutType::Wait) => self.unavailable(format_args!(
+                "no connection came free within {}s (all {} in use)",
+                WAIT_TIMEOUT.as_secs(),
+                self.pool_size
+            )),
+            PoolError::Timeout(TimeoutType::Create) => {
+                self.unavailable(format_args!("connecting took longer than {}s", CREATE_TIMEOUT.as_secs()))
+            }
+            PoolError::Timeout(TimeoutType::Recycle) => {
+                self.unavailable(format_args!("checking a connection took longer than {}s", RECYCLE_TIMEOUT.as_secs()))
+            }
+            PoolError::Closed => self.unavailable("the connection pool is closed"),
+            other => {
+                tracing::error!(store = %self.location, "PostgreSQL pool error: {other:#}");
+                Error::Internal(format!("PostgreSQL pool error: {other}"))
+            }
+        }
+    }
+
+    /// Sorts a driver error: the server is unreachable (`Unavailable`), the caller's input broke a
+    /// rule the database keeps (`Invalid`), or a bug (`Internal`, logged here, once).
+    fn pg_error(&self, e: &tokio_postgres::Error) -> Error {
+        if let Some(db) = e.as_db_error() {
+            if is_unavailable(db.code()) {
+                return self.unavailable(db.message());
+            }
+            if let Some(invalid) = caller_error(db) {
+                return invalid;
+            }
+        } else if is_connection_error(e) {
+            return self.unavailable(chain(e));
+        }
+        let detail = chain(e);
+        tracing::error!(store = %self.location, "PostgreSQL error: {detail}");
+        Error::Internal(format!("PostgreSQL error: {detail}"))
+    }
+}
+
+/// SQLSTATEs that mean "the server cannot serve us now", not "the query is wrong".
+fn is_unavailable(code: &SqlState) -> bool {
+    let code = code.code();
+    code.starts_with("08") // connection exception
+        || code.starts_with("57P") // admin / crash shutdown, cannot connect now
+        || code.starts_with("28") // authentication failed
+        || matches!(code, "53300" | "3D000" | "53100" | "53200") // too many clients, no such database, out of space / memory
+}
+
+fn is_connection_error(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    let text = e.to_string();
+    ["error connecting", "error communicating", "timeout waiting", "authentication error", "error performing TLS"]
+        .iter()
+        .any(|prefix| text.starts_with(prefix))
+}
+
+/// Constraint violations a caller can cause, as `Invalid` naming the argument.
+fn caller_error(db: &DbError) -> Option<Error> {
+    let constraint = db.constraint().unwrap_or_default();
+    let (field, message) = match (db.code(), constraint) {
+        (&SqlState::UNIQUE_VIOLATION, "api_keys_name_key") => ("name", "an API key with this name already exists"),
+        (&SqlState::UNIQUE_VIOLATION, "api_keys_key_hash_key") => ("key", "this key is already registered"),
+        (&SqlState::UNIQUE_VIOLATION, _) => (constraint, "is already taken"),
+        (&SqlState::FOREIGN_KEY_VIOLATION, "api_keys_user_id_fkey") => ("user_id", "no user has this id"),
+        (&SqlState::FOREIGN_KEY_VIOLATION, "tasks_assignee_id_fkey") => ("assignee_id", "no user has this id"),
+        (&SqlState::FOREIGN_KEY_VIOLATION, _) => (constraint, "names something that does not exist"),
+        (&SqlState::CHECK_VIOLATION, _) => {
+            let field = constraint.strip_suffix("_check").unwrap_or(constraint);
+            let field = field.split_once('_').map_or(field, |(_table, column)| column);
+            (field, "is not an accepted value")
+        }
+        _ => return None,
+    };
+    Some(Error::invalid(field, message))
+}
+
+/// An error with its causes, `a: b: c` (tokio-postgres prints only the outermost by default).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo { kind: "postgres", location: self.inner.location.clone() }
+    }
+
+    async fn migrate(&self) -> Result<i64> {
+        let inner = &self.inner;
+        let _one_at_a_time = inner.migrating.lock().await;
+        let version = migrate::run(inner).await.map_err(|f| inner.error(f))?;
+        inner.migrated.store(true, Ordering::Release);
+        Ok(version)
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        migrate::version(&self.inner).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn resolve_user(&self, field: &str, key: &UserKey) -> Result<User> {
+        let inner = &self.inner;
+        async {
+            let client = inner.conn().await?;
+            lookup::resolve_user(&client, field, key).await
+        }
+        .await
+        .map_err(|f| inner.error(f))
+    }
+
+    async fn find_user(&self, key: &UserKey) -> Result<Option<User>> {
+        let inner = &self.inner;
+        async {
+            let client = inner.conn().await?;
+            lookup::find_user(&client, key).await
+        }
+        .await
+        .map_err(|f| inner.error(f))
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        lookup::list_users(&self.inner).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<Repository>> {
+        lookup::list_repositories(&self.inner).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {
+        tasks::create(&self.inner, new).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn update_task(&self, update: TaskUpdate) -> Result<Task> {
+        tasks::update(&self.inner, update).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn add_comment(&self, new: NewComment) -> Result<(Comment, Task)> {
+        tasks::add_comment(&self.inner, new).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn delete_task(&self, deletion: TaskDeletion) -> Result<Task> {
+        tasks::delete(&self.inner, deletion).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn get_task(&self, id: Uuid) -> Result<Option<Task>> {
+        tasks::get(&self.inner, id).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>> {
+        tasks::list_comments(&self.inner, task_id).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>> {
+        tasks::list_history(&self.inner, task_id).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
+        tasks::list(&self.inner, query).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        outbox::events_after(&self.inner, after_seq, limit).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn event_bounds(&self) -> Result<EventBounds> {
+        outbox::bounds(&self.inner).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn relay_pending(&self, limit: u32, sink: &dyn EventSink) -> Result<usize> {
+        outbox::relay_pending(&self.inner, limit, sink).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn prune_events(&self, before: DateTime<Utc>, include_unpublished: bool, batch: u32) -> Result<u64> {
+        outbox::prune(&self.inner, before, include_unpublished, batch).await.map_err(|f| self.inner.error(f))
+    }
+
+    fn watch_commits(&self) -> watch::Receiver<i64> {
+        listen::start(&self.inner);
+        self.inner.commits.subscribe()
+    }
+
+    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey> {
+        keys::create(&self.inner, user_id, name, key_hash).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        keys::list(&self.inner).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn revoke_api_key(&self, id_or_name: &str) -> Result<bool> {
+        keys::revoke(&self.inner, id_or_name).await.map_err(|f| self.inner.error(f))
+    }
+
+    async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
+        keys::find(&self.inner, key_hash).await.map_err(|f| self.inner.error(f))
+    }
+}

@@ -1,0 +1,120 @@
+//! Rows to domain values: the column lists every query selects, and their readers. A value the code
+//! does not know (a status the schema should have refused) is an internal error, never a panic.
+
+use tokio_postgres::Row;
+
+use super::{Fail, Outcome};
+use crate::domain::{Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User};
+use crate::error::Error;
+use crate::store::ApiKey;
+
+/// A task with its assignee's email and its repository's name, read in one query.
+pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
+pub(super) const TASK_FROM: &str =
+    "tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+/// How many columns [`TASK_COLUMNS`] has (extra columns a query selects come after them).
+pub(super) const TASK_COLUMN_COUNT: usize = 15;
+
+pub(super) const USER_COLUMNS: &str = "id, email, name, created_at";
+pub(super) const COMMENT_COLUMNS: &str = "id, task_id, comment, author, created_at";
+pub(super) const HISTORY_COLUMNS: &str =
+    "id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at";
+pub(super) const EVENT_COLUMNS: &str =
+    "seq, event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, created_at";
+/// Over `api_keys k JOIN users u`.
+pub(super) const API_KEY_COLUMNS: &str = "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at";
+
+fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
+    parse(raw).ok_or_else(|| Fail::Store(Error::Internal(format!("the database holds an unknown {what} {raw:?}"))))
+}
+
+pub(super) fn task(row: &Row) -> Outcome<Task> {
+    Ok(Task {
+        id: row.try_get(0)?,
+        title: row.try_get(1)?,
+        description: row.try_get(2)?,
+        status: known(row.try_get(3)?, "status", Status::from_stored)?,
+        priority: known(row.try_get(4)?, "priority", Priority::from_stored)?,
+        complexity: known(row.try_get(5)?, "complexity", Complexity::from_stored)?,
+        assignee_id: row.try_get(6)?,
+        assignee_email: row.try_get(7)?,
+        repository: row.try_get(8)?,
+        created_by: row.try_get(9)?,
+        updated_by: row.try_get(10)?,
+        created_at: row.try_get(11)?,
+        updated_at: row.try_get(12)?,
+        version: row.try_get(13)?,
+        deleted_at: row.try_get(14)?,
+    })
+}
+
+/// A user whose columns start at `at` ([`USER_COLUMNS`] order).
+pub(super) fn user(row: &Row, at: usize) -> Outcome<User> {
+    Ok(User {
+        id: row.try_get(at)?,
+        email: row.try_get(at + 1)?,
+        name: row.try_get(at + 2)?,
+        created_at: row.try_get(at + 3)?,
+    })
+}
+
+/// `id, name, url, created_at, open_task_count`.
+pub(super) fn repository(row: &Row) -> Outcome<Repository> {
+    Ok(Repository {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        url: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        open_task_count: row.try_get(4)?,
+    })
+}
+
+pub(super) fn comment(row: &Row) -> Outcome<Comment> {
+    Ok(Comment {
+        id: row.try_get(0)?,
+        task_id: row.try_get(1)?,
+        comment: row.try_get(2)?,
+        author: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+    })
+}
+
+pub(super) fn history(row: &Row) -> Outcome<HistoryEntry> {
+    Ok(HistoryEntry {
+        id: row.try_get(0)?,
+        task_id: row.try_get(1)?,
+        field_changed: row.try_get(2)?,
+        old_value: row.try_get(3)?,
+        new_value: row.try_get(4)?,
+        changed_by: row.try_get(5)?,
+        comment: row.try_get(6)?,
+        changed_at: row.try_get(7)?,
+    })
+}
+
+pub(super) fn event(row: &Row) -> Outcome<Event> {
+    Ok(Event {
+        seq: row.try_get(0)?,
+        kind: known(row.try_get(1)?, "event type", EventKind::from_stored)?,
+        task_id: row.try_get(2)?,
+        actor: row.try_get(3)?,
+        task: row.try_get(4)?,
+        assignee_id: row.try_get(5)?,
+        previous_assignee_id: row.try_get(6)?,
+        repository: row.try_get(7)?,
+        created_at: row.try_get(8)?,
+    })
+}
+
+pub(super) fn api_key(row: &Row) -> Outcome<ApiKey> {
+    Ok(ApiKey {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        user_email: row.try_get(2)?,
+        name: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        last_used_at: row.try_get(5)?,
+        revoked_at: row.try_get(6)?,
+    })
+}
