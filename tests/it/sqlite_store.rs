@@ -158,7 +158,7 @@ async fn several_instances_migrating_a_new_file_at_once_all_succeed() {
     for _ in 0..3 {
         let file = TestFile::create();
         let path = db_path(&file);
-        let stores: Vec<Arc<SqliteStore>> = (0..8).map(|_| store_at(&path)).collect();
+        let stores: Vec<Arc<SqliteStore>> = (0..16).map(|_| store_at(&path)).collect();
         let jobs: Vec<_> = stores.iter().cloned().map(|s| tokio::spawn(async move { s.migrate().await })).collect();
         let mut versions = Vec::new();
         for job in jobs {
@@ -320,4 +320,123 @@ async fn a_seq_is_never_reused_even_after_the_newest_events_are_pruned() {
     let restarted = store_at(&db_path(&file));
     restarted.create_task(new_task("after pruning")).await.unwrap();
     assert_eq!(restarted.events_after(0, 10).await.unwrap()[0].seq, 6);
+}
+
+/// Set in the environment of the child processes of
+/// `several_processes_writing_one_file_at_once_lose_no_update_and_log_every_event_in_order`:
+/// `path|task_id|worker|updates`, or `path|migrate|worker`.
+const WORKER_ENV: &str = "TASK_MCP_TEST_SQLITE_WORKER";
+
+/// Updates the task named in `spec` `updates` times, with `expected_version` and retries on conflict.
+async fn bump(store: &dyn Store, task_id: Uuid, worker: &str, updates: usize) {
+    for i in 0..updates {
+        loop {
+            let current = store.get_task(task_id).await.expect("read").expect("task exists");
+            let update = TaskUpdate {
+                task_id,
+                patch: TaskPatch {
+                    title: Some(Title::parse("title", &format!("{worker} update {i}")).unwrap()),
+                    ..TaskPatch::default()
+                },
+                actor: worker.to_owned(),
+                comment: None,
+                expected_version: Some(current.version),
+            };
+            match store.update_task(update).await {
+                Ok(_) => break,
+                Err(Error::Conflict { .. }) => continue,
+                Err(other) => panic!("{worker}: an update failed: {other:?}"),
+            }
+        }
+        // A second kind of write from every process, into the same tables.
+        store.create_task(new_task(&format!("{worker} side task {i}"))).await.expect("create");
+    }
+}
+
+/// Not a test on its own: the body of each child process started by the test below (the test binary
+/// runs itself). Without the variable it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_worker_process_body() {
+    let Ok(spec) = std::env::var(WORKER_ENV) else { return };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let store = store_at(Path::new(parts[0]));
+    if parts[1] == "migrate" {
+        store.migrate().await.expect("migrate");
+        store.create_task(new_task(&format!("{} was here", parts[2]))).await.expect("create after migrating");
+        return;
+    }
+    let task_id = Uuid::parse_str(parts[1]).unwrap();
+    bump(store.as_ref(), task_id, parts[2], parts[3].parse().unwrap()).await;
+}
+
+/// Starts the test binary again as a worker process running `sqlite_worker_process_body` with `spec`.
+fn spawn_worker(spec: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["sqlite_store::sqlite_worker_process_body", "--exact", "--nocapture", "--test-threads=1"])
+        .env(WORKER_ENV, spec)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a worker process")
+}
+
+async fn expect_success(child: std::process::Child) {
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(
+        output.status.success(),
+        "a worker process failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_processes_starting_at_once_on_a_new_file_all_migrate_it_and_write() {
+    const PROCESSES: usize = 6;
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let children: Vec<_> =
+        (0..PROCESSES).map(|p| spawn_worker(&format!("{}|migrate|process-{p}", path.display()))).collect();
+    for child in children {
+        expect_success(child).await;
+    }
+    let store = store_at(&path);
+    assert_eq!(store.schema_version().await.unwrap(), store.migrate().await.unwrap());
+    assert_eq!(store.list_tasks(&page(50)).await.unwrap().len(), PROCESSES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_processes_writing_one_file_at_once_lose_no_update_and_log_every_event_in_order() {
+    const PROCESSES: usize = 4;
+    const UPDATES: usize = 15;
+    let file = TestFile::create();
+    let path = db_path(&file);
+    let store = store_at(&path);
+    let task = store.create_task(new_task("shared counter")).await.unwrap().task;
+    let mut commits = store.watch_commits();
+
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|p| spawn_worker(&format!("{}|{}|process-{p}|{UPDATES}", path.display(), task.id)))
+        .collect();
+    // This process writes at the same time.
+    bump(store.as_ref(), task.id, "parent", UPDATES).await;
+    for child in children {
+        expect_success(child).await;
+    }
+
+    let writers = PROCESSES + 1;
+    let last = store.get_task(task.id).await.unwrap().unwrap();
+    assert_eq!(last.version, 1 + (writers * UPDATES) as i64, "no update was lost");
+    let events = store.events_after(0, 10_000).await.unwrap();
+    let expected = 1 + 2 * writers * UPDATES;
+    assert_eq!(events.len(), expected, "one event per change");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=expected as i64).collect::<Vec<_>>());
+    let versions: Vec<i64> =
+        events.iter().filter(|e| e.task_id == task.id).map(|e| e.task["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, (1..=last.version).collect::<Vec<_>>(), "seq order is commit order");
+    // The other processes' commits reached this process's watcher.
+    tokio::time::timeout(Duration::from_secs(2), commits.wait_for(|seq| *seq >= expected as i64))
+        .await
+        .expect("the watcher saw every commit")
+        .unwrap();
 }
