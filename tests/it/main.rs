@@ -5,3 +5,4 @@ mod support;
 mod events_redis;
 mod stdio_mcp;
 mod store_contract;
+mod sqlite_store;
