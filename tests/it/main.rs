@@ -9,3 +9,4 @@ mod http_server;
 mod http_sse;
 mod stdio_mcp;
 mod store_contract;
+mod sqlite_store;

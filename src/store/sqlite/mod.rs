@@ -29,6 +29,9 @@ mod embedded {
 
 pub struct SqliteStore {
     shared: Arc<Shared>,
+    /// Relays of this process take turns (held across the publish), so this process never publishes an
+    /// event twice; relays in other processes may (see `relay_pending`).
+    relay: tokio::sync::Mutex<()>,
 }
 
 struct Shared {
@@ -53,6 +56,7 @@ impl SqliteStore {
                 ready: OnceCell::new(),
                 commits: Arc::new(Mutex::new(CommitWatch::default())),
             }),
+            relay: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -245,9 +249,11 @@ impl Store for SqliteStore {
     }
 
     /// SQLite has no `SKIP LOCKED`: relays in several processes may read the same unpublished events and
-    /// publish them twice. Delivery is at-least-once and consumers drop duplicates by seq, so that is safe;
-    /// none is skipped, because each relay takes the oldest unpublished events in seq order.
+    /// publish them twice. Delivery is at-least-once and consumers drop duplicates by seq, so that is safe.
+    /// None is skipped, and none is first published after a later one: each relay takes the oldest
+    /// unpublished events in seq order, and an event is marked published only after it was published.
     async fn relay_pending(&self, limit: u32, sink: &dyn EventSink) -> Result<usize> {
+        let _turn = self.relay.lock().await;
         let events = self.read(move |c| Ok(ops::unpublished_events(c, limit)?)).await?;
         if events.is_empty() {
             return Ok(0);
