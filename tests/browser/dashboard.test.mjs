@@ -155,6 +155,8 @@ test('screenshots of the board (light, dark, phone) and a task detail', async ()
   await page.waitForSelector('#d-comments li >> nth=1');
   await page.waitForSelector('#d-history li');
   await page.screenshot({ path: artifactPath('detail-light.png') });
+  await page.locator('#d-history').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: artifactPath('detail-history.png') });
   await page.keyboard.press('Escape');
   await page.waitForSelector('#detail', { state: 'hidden' });
 });

@@ -1179,6 +1179,11 @@ function historyLine(entry) {
   const field = entry.field_changed;
   if (field === 'created' || field === 'task') return [h('span', {}, 'created the task')];
   if (field === 'deleted' || field === 'deleted_at') return [h('span', {}, 'deleted the task')];
+  if (field === 'comment') {
+    const text = entry.new_value || '';
+    const short = text.length > 140 ? `${text.slice(0, 140).trimEnd()}…` : text;
+    return [h('span', {}, 'commented: '), h('q', { class: 'quoted' }, short)];
+  }
   const name = FIELD_LABEL[field] || field.replace(/_/g, ' ');
   if (field === 'description') {
     if (!entry.old_value) return [h('span', {}, 'added a description')];
