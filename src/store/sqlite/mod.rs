@@ -294,10 +294,15 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
-        // Read first, so a wrong key (the common case under attack) takes no write lock.
+        // Read first, so a wrong key (the common case under attack) takes no write lock; and record a use
+        // at most once a minute, so authenticated traffic does not turn every request into a write.
         let hash = key_hash.to_owned();
-        if self.read(move |c| Ok(ops::find_api_key(c, &hash)?)).await?.is_none() {
+        let Some(found) = self.read(move |c| Ok(ops::find_api_key(c, &hash)?)).await? else {
             return Ok(None);
+        };
+        let recent = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
+        if found.0.last_used_at.is_some_and(|used| used > recent) {
+            return Ok(Some(found));
         }
         let hash = key_hash.to_owned();
         self.write(move |tx| Ok(ops::touch_api_key(tx, &hash)?)).await
