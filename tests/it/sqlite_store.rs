@@ -447,3 +447,25 @@ async fn several_processes_writing_one_file_at_once_lose_no_update_and_log_every
         .expect("the watcher saw every commit")
         .unwrap();
 }
+
+#[tokio::test]
+async fn updated_at_never_goes_backwards_when_the_clock_does() {
+    let file = TestFile::create();
+    let store = store_at(&file.path);
+    let task = store.create_task(new_task("from the future")).await.unwrap().task;
+    // As if the task was last changed by a process whose clock ran an hour ahead.
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    let conn = rusqlite::Connection::open(&file.path).unwrap();
+    conn.execute("UPDATE tasks SET updated_at = ?1", [ahead.timestamp_micros()]).unwrap();
+    drop(conn);
+    let update = TaskUpdate {
+        task_id: task.id,
+        patch: TaskPatch { status: Some(Status::InProgress), ..TaskPatch::default() },
+        actor: "late@example.com".into(),
+        comment: None,
+        expected_version: None,
+    };
+    let updated = store.update_task(update).await.unwrap();
+    assert_eq!(updated.updated_at.timestamp_micros(), ahead.timestamp_micros());
+    assert_eq!(store.get_task(task.id).await.unwrap().unwrap(), updated);
+}
