@@ -2,5 +2,5 @@
 
 mod support;
 
-mod store_contract;
 mod sqlite_store;
+mod store_contract;
