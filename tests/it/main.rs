@@ -7,6 +7,6 @@ mod http_auth;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
-mod sqlite_store;
