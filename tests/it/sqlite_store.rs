@@ -142,7 +142,7 @@ async fn the_database_file_and_its_directory_are_created_owner_only() {
     store.create_task(new_task("first")).await.unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "the directory");
-    assert_eq!(mode(&dir.parent().unwrap().to_path_buf()), 0o700, "a parent it had to create");
+    assert_eq!(mode(dir.parent().unwrap()), 0o700, "a parent it had to create");
     assert_eq!(mode(&path), 0o600, "the file");
     let wal = dir.join("tasks.db-wal");
     assert!(wal.exists(), "WAL mode is on");
