@@ -3,6 +3,6 @@
 mod support;
 
 mod events_redis;
+mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
-mod sqlite_store;
