@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 
 use crate::support::mcp::{PROTOCOL, PROTOCOL_DISCOVER, Server, parse_frame};
-use crate::support::{Backend, TestStore};
+use crate::support::{BACKENDS, Backend, TestStore};
 
 /// The identity the test processes act as.
 const USER: &str = "agent@example.com";
@@ -41,7 +41,6 @@ on_every_backend!(
     every_change_writes_its_history_rows,
     me_is_the_process_identity_whatever_label_is_recorded,
     concurrent_processes_on_one_task_lose_no_update,
-    stdout_carries_nothing_but_json_rpc_frames,
     closing_stdin_answers_the_calls_in_flight_then_exits_0,
 );
 
@@ -673,29 +672,32 @@ async fn concurrent_processes_on_one_task_lose_no_update(backend: Backend) {
     mcp.close().await;
 }
 
-async fn stdout_carries_nothing_but_json_rpc_frames(backend: Backend) {
-    let db = TestStore::new(backend).await;
-    // The most talkative log level: every log line must still go to stderr.
-    let mut mcp = Server::spawn_with(&[("DATABASE_URL", &db.url), ("TASK_MCP_USER", USER), ("RUST_LOG", "trace")]);
-    mcp.initialize().await;
-    mcp.request("tools/list", json!({})).await;
-    let task = mcp.ok("create_task", json!({"title": "Quiet please"})).await;
-    mcp.fail("update_task_status", json!({"task_id": id_of(&task), "new_status": "nope"})).await;
-    mcp.fail("get_task", json!({"task_id": uuid::Uuid::new_v4().to_string()})).await;
-    mcp.send(&json!({"jsonrpc": "2.0", "id": 99, "method": "no/such/method"})).await;
-    let unknown = mcp.answer(99).await;
-    assert!(unknown["error"].is_object(), "{unknown}");
-    let unknown_tool = mcp.request("tools/call", json!({"name": "drop_database", "arguments": {}})).await;
-    assert!(unknown_tool["error"].is_object() || unknown_tool["result"]["isError"] == true, "{unknown_tool}");
-    let stderr_so_far = mcp.stderr();
-    let (status, frames) = mcp.close().await;
-    assert!(status.success());
-    assert!(frames.len() >= 7);
-    for line in &frames {
-        assert!(line.ends_with('\n'));
-        parse_frame(line);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_carries_nothing_but_json_rpc_frames() {
+    for backend in BACKENDS {
+        let db = TestStore::new(backend).await;
+        // The most talkative log level: every log line must still go to stderr.
+        let mut mcp = Server::spawn_with(&[("DATABASE_URL", &db.url), ("TASK_MCP_USER", USER), ("RUST_LOG", "trace")]);
+        mcp.initialize().await;
+        mcp.request("tools/list", json!({})).await;
+        let task = mcp.ok("create_task", json!({"title": "Quiet please"})).await;
+        mcp.fail("update_task_status", json!({"task_id": id_of(&task), "new_status": "nope"})).await;
+        mcp.fail("get_task", json!({"task_id": uuid::Uuid::new_v4().to_string()})).await;
+        mcp.send(&json!({"jsonrpc": "2.0", "id": 99, "method": "no/such/method"})).await;
+        let unknown = mcp.answer(99).await;
+        assert!(unknown["error"].is_object(), "{unknown}");
+        let unknown_tool = mcp.request("tools/call", json!({"name": "drop_database", "arguments": {}})).await;
+        assert!(unknown_tool["error"].is_object() || unknown_tool["result"]["isError"] == true, "{unknown_tool}");
+        let stderr_so_far = mcp.stderr();
+        let (status, frames) = mcp.close().await;
+        assert!(status.success(), "{backend:?}");
+        assert!(frames.len() >= 7, "{backend:?}");
+        for line in &frames {
+            assert!(line.ends_with('\n'));
+            parse_frame(line);
+        }
+        assert!(!stderr_so_far.is_empty(), "{backend:?}: logs go to stderr");
     }
-    assert!(!stderr_so_far.is_empty(), "logs go to stderr");
 }
 
 async fn closing_stdin_answers_the_calls_in_flight_then_exits_0(backend: Backend) {
