@@ -1234,8 +1234,8 @@ async fn an_api_key_name_is_unique(backend: Backend) {
 
 async fn migrate_is_idempotent_and_reports_the_schema_version(backend: Backend) {
     let ts = TestStore::new(backend).await;
-    // Several processes starting at once on a fresh database all end up on the same schema.
-    let mut stores: Vec<_> = (0..4).map(|_| task_mcp::store::open(&ts.url, 1).unwrap()).collect();
+    // Ten agent sessions starting at once on a fresh database all end up on the same schema.
+    let mut stores: Vec<_> = (0..9).map(|_| task_mcp::store::open(&ts.url, 1).unwrap()).collect();
     stores.push(ts.store.clone());
     let versions = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
     let version = *versions[0].as_ref().unwrap();
