@@ -25,14 +25,7 @@ pub struct App {
 impl App {
     /// Builds the parts without touching the network: pools connect on first use.
     pub fn build(settings: Settings) -> crate::error::Result<Self> {
-        if settings.is_sqlite() {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-                crate::error::Error::Unavailable(format!(
-                    "cannot create the data directory {}: {e}",
-                    settings.data_dir.display()
-                ))
-            })?;
-        }
+        // No I/O here: the SQLite store creates its directory (owner-only) on first use.
         let store = store::open(&settings.database_url, settings.pool_size)?;
         let service = TaskService::new(store.clone());
         let publisher = match &settings.redis_url {

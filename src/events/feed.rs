@@ -120,7 +120,7 @@ async fn replay(
             return None;
         }
     };
-    let pruned = bounds.oldest.is_some_and(|oldest| requested + 1 < oldest);
+    let pruned = bounds.oldest.is_some_and(|oldest| requested.saturating_add(1) < oldest);
     let from_elsewhere = requested > bounds.latest || requested < 0;
     if pruned || from_elsewhere {
         tx.send(FeedItem::Resync { latest_seq: bounds.latest }).await.ok()?;

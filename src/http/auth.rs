@@ -1,11 +1,631 @@
-//! Authentication (stub: being written).
+//! Authentication, one story: REST and SSE take a JWT (HS256 only, `exp` required), `/mcp` takes an API
+//! key (stored as its SHA-256). Who acts is whoever the credential names; failed attempts are limited
+//! per client address. Also the `token` and `api-key` commands, and the JWT secret's loading.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::errors::ApiError;
 use crate::app::App;
-pub async fn issue_token_command(_app: &App, _args: &crate::cli::TokenArgs) -> anyhow::Result<String> {
-    anyhow::bail!("not implemented")
+use crate::domain::{Actor, Email};
+
+/// The shortest secret accepted: HS256 is only as strong as its key.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The generated secret's file in the data directory.
+pub const SECRET_FILE: &str = "jwt-secret";
+/// Tokens longer than this are refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 4096;
+/// The issuer written into and required from every token, so a token minted for another service
+/// with the same secret is not accepted here.
+const ISSUER: &str = "task-mcp";
+/// API keys start with this, so a leaked one is recognisable (and secret scanners can find it).
+const API_KEY_PREFIX: &str = "tmk_";
+
+/// The claims of a token: who (`sub`, an email), and when it is valid.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
-pub async fn create_api_key_command(_app: &App, _name: &str) -> anyhow::Result<String> {
-    anyhow::bail!("not implemented")
+
+/// Signs and checks tokens with one HS256 secret.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
-pub async fn list_api_keys_command(_app: &App) -> anyhow::Result<Vec<String>> {
-    anyhow::bail!("not implemented")
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> anyhow::Result<Self> {
+        if secret.len() < MIN_SECRET_BYTES {
+            anyhow::bail!(
+                "JWT_SECRET is {} bytes long; at least {MIN_SECRET_BYTES} are required (generate one with \
+                 `openssl rand -base64 48`)",
+                secret.len()
+            );
+        }
+        // HS256 pinned: a token signed with anything else (`none`, HS512, RS256 …) is refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
+    }
+
+    /// A token for `email`, valid for `ttl` from now.
+    pub fn issue(&self, email: &Email, ttl: Duration) -> anyhow::Result<String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims =
+            Claims { sub: email.to_string(), iss: ISSUER.to_owned(), iat: now, exp: now + ttl.as_secs(), nbf: None };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("cannot sign the token")
+    }
+
+    /// The actor a token proves, or why it proves nothing.
+    pub fn verify(&self, token: &str) -> Result<Actor, String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!("the token is longer than {MAX_TOKEN_BYTES} bytes"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| match err
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => "the token has expired: get a new one with `task-mcp token`".to_owned(),
+            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf is in the future)".to_owned(),
+            ErrorKind::InvalidSignature => "the token's signature does not match this server's secret".to_owned(),
+            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                "the token must be signed with HS256".to_owned()
+            }
+            ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim:?} claim"),
+            ErrorKind::InvalidIssuer => format!("the token was not issued for {ISSUER}"),
+            _ => "the token is malformed".to_owned(),
+        })?;
+        let email =
+            Email::parse("sub", &data.claims.sub).map_err(|_| "the token's subject is not an email".to_owned())?;
+        Ok(Actor::new(email))
+    }
+}
+
+/// Where the JWT secret came from (the banner says so).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// `JWT_SECRET`.
+    Configured,
+    /// Generated (or read back) in the data directory: zero-config local use.
+    Generated(PathBuf),
+}
+
+/// The secret `serve` signs with: `JWT_SECRET`, else (bound to loopback only) one generated in the data
+/// directory; bound elsewhere without one, `serve` refuses to start.
+pub fn resolve_secret(
+    configured: Option<&str>,
+    host: IpAddr,
+    data_dir: &Path,
+) -> anyhow::Result<(Vec<u8>, SecretSource)> {
+    if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+        if secret.len() < MIN_SECRET_BYTES {
+            anyhow::bail!(
+                "JWT_SECRET is {} bytes long; at least {MIN_SECRET_BYTES} are required (generate one with \
+                 `openssl rand -base64 48`)",
+                secret.len()
+            );
+        }
+        return Ok((secret.as_bytes().to_vec(), SecretSource::Configured));
+    }
+    if !host.is_loopback() {
+        anyhow::bail!(
+            "JWT_SECRET is not set and serve is bound to {host}, which other machines can reach: set JWT_SECRET \
+             to a secret of at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`), the same for every \
+             instance; only on 127.0.0.1 or ::1 does serve generate one by itself"
+        );
+    }
+    let path = data_dir.join(SECRET_FILE);
+    let secret = load_or_create_secret(&path)?;
+    Ok((secret, SecretSource::Generated(path)))
+}
+
+/// Reads the secret file, or creates it (owner-only) with 48 random bytes.
+pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            restrict_to_owner(path)?;
+            let secret = text.trim().as_bytes().to_vec();
+            if secret.len() < MIN_SECRET_BYTES {
+                anyhow::bail!(
+                    "{} holds a secret shorter than {MIN_SECRET_BYTES} bytes: delete it to have a new one generated",
+                    path.display()
+                );
+            }
+            Ok(secret)
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
+            write_owner_only(path, secret.as_bytes())?;
+            tracing::info!("generated a JWT secret in {}", path.display());
+            Ok(secret.into_bytes())
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+#[cfg(unix)]
+fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    // create_new: two processes starting at once must not overwrite each other's secret.
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("cannot create {}", path.display())),
+    };
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(unix)]
+fn restrict_to_owner(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "{} was readable by others (mode {:o}): restricting it to its owner",
+            path.display(),
+            mode & 0o777
+        );
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_to_owner(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// A new API key: high-entropy, shown once, stored only as its hash.
+pub fn generate_api_key() -> String {
+    format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()))
+}
+
+/// What the store keeps of a key: SHA-256 in hex. A fast hash is enough because the key is 256
+/// random bits, not a password.
+pub fn hash_api_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Counts failed authentications per client address in fixed windows; past the limit, the address
+/// is refused (429) until its window ends, whatever it sends.
+pub struct FailureLimiter {
+    max_failures: u32,
+    window: Duration,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+/// Addresses tracked before old windows are swept, so a flood of addresses cannot grow the map forever.
+const LIMITER_SWEEP_AT: usize = 10_000;
+
+impl FailureLimiter {
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self { max_failures, window, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// `Err(seconds)` when `ip` must wait before trying again.
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        match windows.get(&ip) {
+            Some((start, failures)) if *failures >= self.max_failures => {
+                let left = self.window.saturating_sub(start.elapsed());
+                if left.is_zero() { Ok(()) } else { Err(left.as_secs().max(1)) }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn record_failure(&self, ip: IpAddr) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= LIMITER_SWEEP_AT {
+            let window = self.window;
+            windows.retain(|_, (start, _)| start.elapsed() < window);
+        }
+        let entry = windows.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= self.window {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+/// How a route is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// No credential (health, metrics, the OpenAPI document).
+    Public,
+    /// `Authorization: Bearer <JWT>`.
+    Jwt,
+    /// A JWT, in the header or (for EventSource, which cannot send headers) the `access_token` query
+    /// parameter.
+    JwtOrQuery,
+    /// An API key: `X-API-Key` or `Authorization: Bearer`.
+    ApiKey,
+}
+
+fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
+    parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| "the Authorization header is not ASCII".to_owned())?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err("the Authorization header must be `Bearer <token>`".to_owned()),
+    }
+}
+
+/// `access_token` from the query string (percent-decoded).
+fn query_token(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "access_token").then(|| percent_decode(value))
+    })
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((high * 16 + low) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The route layer that proves who calls, per [`Guard`], and puts the [`Actor`] in the request.
+pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut req: Request, next: Next) -> Response {
+    let ip = client_ip(req.extensions());
+    // Only Sync parts of the request are held across the store lookup (the body is not Sync).
+    let (headers, query) = (req.headers().clone(), req.uri().query().map(str::to_owned));
+    match identify(&state, guard, &headers, query.as_deref(), ip).await {
+        Ok(Some(actor)) => {
+            tracing::Span::current().record("user", actor.email.as_str());
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        Ok(None) => next.run(req).await,
+        Err(err) => axum::response::IntoResponse::into_response(err),
+    }
+}
+
+async fn identify(
+    state: &AppState,
+    guard: Guard,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ip: IpAddr,
+) -> Result<Option<Actor>, ApiError> {
+    if guard == Guard::Public {
+        return Ok(None);
+    }
+    state.auth.limiter.check(ip).map_err(ApiError::too_many_attempts)?;
+    let presented: Result<Option<String>, String> = match guard {
+        Guard::Public => Ok(None),
+        Guard::Jwt => bearer(headers).map(|t| t.map(str::to_owned)),
+        Guard::JwtOrQuery => match bearer(headers) {
+            Ok(Some(token)) => Ok(Some(token.to_owned())),
+            Ok(None) => Ok(query_token(query)),
+            Err(e) => Err(e),
+        },
+        Guard::ApiKey => match headers.get("x-api-key") {
+            Some(value) => value
+                .to_str()
+                .map(|v| Some(v.trim().to_owned()))
+                .map_err(|_| "the X-API-Key header is not ASCII".to_owned()),
+            None => bearer(headers).map(|t| t.map(str::to_owned)),
+        },
+    };
+    let credential = match presented {
+        Ok(Some(credential)) => credential,
+        Ok(None) => {
+            let what = match guard {
+                Guard::ApiKey => "an API key is required: send X-API-Key (create one with `task-mcp api-key create`)",
+                Guard::JwtOrQuery => "a token is required: send Authorization: Bearer <token> or ?access_token=<token>",
+                _ => "a token is required: send Authorization: Bearer <token> (get one with `task-mcp token`)",
+            };
+            return Err(ApiError::unauthorized(what));
+        }
+        Err(message) => {
+            state.auth.limiter.record_failure(ip);
+            return Err(ApiError::unauthorized(message));
+        }
+    };
+    let verified = match guard {
+        Guard::ApiKey => verify_api_key(state, &credential).await?,
+        _ => state.auth.jwt.verify(&credential),
+    };
+    match verified {
+        Ok(actor) => Ok(Some(actor)),
+        Err(message) => {
+            state.auth.limiter.record_failure(ip);
+            tracing::info!(%ip, "authentication failed: {message}");
+            Err(ApiError::unauthorized(message))
+        }
+    }
+}
+
+/// `Ok(Err(why))` for a key that proves nothing; `Err` when the store cannot answer (503, not 401).
+async fn verify_api_key(state: &AppState, key: &str) -> Result<Result<Actor, String>, ApiError> {
+    if key.len() > MAX_TOKEN_BYTES || !key.starts_with(API_KEY_PREFIX) {
+        return Ok(Err("not an API key of this server (they start with tmk_)".to_owned()));
+    }
+    match state.app.store.find_api_key(&hash_api_key(key)).await? {
+        Some((_, user)) => match Email::parse("user", &user.email) {
+            Ok(email) => Ok(Ok(Actor::new(email))),
+            Err(_) => Ok(Err("the API key's user has no valid email".to_owned())),
+        },
+        None => Ok(Err("the API key is unknown or revoked".to_owned())),
+    }
+}
+
+/// The authenticated caller of a route. Refuses (401) if the route's layer did not prove one, so a
+/// handler that asks for a caller can never run anonymously.
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Actor>().cloned().map(Caller).ok_or_else(|| ApiError::unauthorized("not authenticated"))
+    }
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s`.
+pub fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
+    let raw = raw.trim();
+    let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: u64 = number.parse().with_context(|| format!("--ttl {raw:?}: expected e.g. 30d, 12h, 45m"))?;
+    let seconds = match unit {
+        "d" => n.saturating_mul(86_400),
+        "h" => n.saturating_mul(3_600),
+        "m" => n.saturating_mul(60),
+        "s" | "" => n,
+        _ => anyhow::bail!("--ttl {raw:?}: the unit must be d, h, m or s"),
+    };
+    if seconds == 0 || seconds > 366 * 86_400 {
+        anyhow::bail!("--ttl {raw:?}: must be between 1 second and 366 days");
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The identity a command speaks for: `--user`, else the process identity (git, then the OS user).
+async fn command_user(app: &App) -> anyhow::Result<Actor> {
+    let user = app.settings.user.clone();
+    let actor = tokio::task::spawn_blocking(move || crate::config::resolve_actor(user.as_deref())).await??;
+    Ok(actor)
+}
+
+/// `task-mcp token [--user EMAIL] [--ttl 30d]`: a token signed with `JWT_SECRET` (or the generated one).
+pub async fn issue_token_command(app: &App, args: &crate::cli::TokenArgs) -> anyhow::Result<String> {
+    let ttl = parse_ttl(&args.ttl)?;
+    let secret = match args.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => load_or_create_secret(&app.settings.data_dir.join(SECRET_FILE))?,
+    };
+    let keys = JwtKeys::new(&secret)?;
+    let actor = command_user(app).await?;
+    tracing::info!("token for {} valid for {}", actor.email, args.ttl);
+    keys.issue(&actor.email, ttl)
+}
+
+/// `task-mcp api-key create --user EMAIL --name NAME`: creates a key and returns it (shown once).
+pub async fn create_api_key_command(app: &App, name: &str) -> anyhow::Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        anyhow::bail!("--name: give a name of 1 to 100 printable characters");
+    }
+    let actor = command_user(app).await?;
+    let user = app.store.resolve_user("--user", &crate::domain::UserKey::Email(actor.email.clone())).await?;
+    let key = generate_api_key();
+    let created = app.store.create_api_key(user.id, name, &hash_api_key(&key)).await?;
+    tracing::info!("API key {} ({}) created for {}", created.name, created.id, user.email);
+    Ok(key)
+}
+
+/// `task-mcp api-key list`: one line per key, never the secret.
+pub async fn list_api_keys_command(app: &App) -> anyhow::Result<Vec<String>> {
+    let keys = app.store.list_api_keys().await?;
+    let mut lines = vec!["id\tname\tuser\tcreated\tlast used\tstate".to_owned()];
+    for key in keys {
+        let when =
+            |t: Option<chrono::DateTime<chrono::Utc>>| t.map(crate::wire::timestamp).unwrap_or_else(|| "-".into());
+        let state = match key.revoked_at {
+            Some(t) => format!("revoked {}", crate::wire::timestamp(t)),
+            None => "active".to_owned(),
+        };
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            key.id,
+            key.name,
+            key.user_email,
+            crate::wire::timestamp(key.created_at),
+            when(key.last_used_at),
+            state
+        ));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+    fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn a_token_issued_here_proves_its_user() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let token = keys.issue(&Email::parse("e", "Ann@Example.com").unwrap(), Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap().email.as_str(), "ann@example.com");
+    }
+
+    #[test]
+    fn bad_tokens_prove_nothing() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let ok = serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 600});
+        let none_alg = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(ok.to_string())
+        );
+        let cases = [
+            (
+                "expired",
+                sign(
+                    serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": 1, "exp": now() - 3600}),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+            ),
+            (
+                "no exp",
+                sign(serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now()}), Algorithm::HS256, SECRET),
+            ),
+            (
+                "not yet valid",
+                sign(
+                    serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "exp": now() + 7200, "nbf": now() + 3600}),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+            ),
+            ("wrong secret", sign(ok.clone(), Algorithm::HS256, b"another-secret-another-secret-another")),
+            ("HS512", sign(ok.clone(), Algorithm::HS512, SECRET)),
+            ("alg none", none_alg),
+            (
+                "other issuer",
+                sign(serde_json::json!({"sub": "a@b.c", "iss": "x", "exp": now() + 600}), Algorithm::HS256, SECRET),
+            ),
+            (
+                "not an email",
+                sign(serde_json::json!({"sub": "root", "iss": ISSUER, "exp": now() + 600}), Algorithm::HS256, SECRET),
+            ),
+            ("garbage", "abc.def.ghi".to_owned()),
+            ("oversized", "a".repeat(MAX_TOKEN_BYTES + 1)),
+        ];
+        for (name, token) in cases {
+            assert!(keys.verify(&token).is_err(), "{name} was accepted");
+        }
+        assert!(keys.verify(&sign(ok, Algorithm::HS256, SECRET)).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(JwtKeys::new(b"short").is_err());
+        let err = resolve_secret(Some("short"), "127.0.0.1".parse().unwrap(), Path::new("/nonexistent")).unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+    }
+
+    #[test]
+    fn without_a_secret_only_loopback_may_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve_secret(None, "0.0.0.0".parse().unwrap(), dir.path()).unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET is not set"), "{err}");
+        let (first, source) = resolve_secret(None, "127.0.0.1".parse().unwrap(), dir.path()).unwrap();
+        assert!(matches!(source, SecretSource::Generated(_)));
+        let (again, _) = resolve_secret(None, "::1".parse().unwrap(), dir.path()).unwrap();
+        assert_eq!(first, again, "the generated secret is kept");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn the_limiter_blocks_an_address_after_too_many_failures() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limiter.check(ip).is_ok());
+            limiter.record_failure(ip);
+        }
+        let wait = limiter.check(ip).unwrap_err();
+        assert!((1..=60).contains(&wait));
+        assert!(limiter.check("10.0.0.2".parse().unwrap()).is_ok(), "other addresses are not affected");
+    }
+
+    #[test]
+    fn api_keys_are_random_and_hashed() {
+        let (a, b) = (generate_api_key(), generate_api_key());
+        assert_ne!(a, b);
+        assert!(a.starts_with(API_KEY_PREFIX) && a.len() > 40);
+        assert_eq!(hash_api_key(&a).len(), 64);
+        assert_ne!(hash_api_key(&a), a);
+    }
+
+    #[test]
+    fn ttls_parse() {
+        assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse_ttl("45m").unwrap(), Duration::from_secs(2_700));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("3w").is_err());
+        assert!(parse_ttl("999d").is_err());
+    }
+
+    #[test]
+    fn the_query_token_is_percent_decoded() {
+        assert_eq!(query_token(Some("user_id=me&access_token=a%2Eb.c")).as_deref(), Some("a.b.c"));
+        assert_eq!(query_token(Some("user_id=me")), None);
+    }
 }

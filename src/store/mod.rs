@@ -96,6 +96,18 @@ pub struct EventBounds {
     pub latest: i64,
 }
 
+/// How a store's connection pool is used, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not in use.
+    pub available: usize,
+    pub max_size: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
 /// An API key as listed (the secret itself is never stored, only its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -118,6 +130,11 @@ pub trait EventSink: Send + Sync {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn info(&self) -> StoreInfo;
+
+    /// The pool's use, for `/metrics`; `None` for a store without a pool.
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
 
     /// Applies pending migrations (safe when many processes start at once); returns the schema version.
     async fn migrate(&self) -> Result<i64>;

@@ -3,6 +3,10 @@
 mod support;
 
 mod events_redis;
+mod http_auth;
+mod http_rest;
+mod http_server;
+mod http_sse;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;

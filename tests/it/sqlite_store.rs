@@ -40,14 +40,10 @@ fn page(limit: u32) -> TaskQuery {
     TaskQuery { limit, ..TaskQuery::default() }
 }
 
-fn db_path(file: &TestFile) -> std::path::PathBuf {
-    file.dir.path().join("tasks.db")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_store_instances_writing_one_file_at_once_lose_no_update_and_log_every_event_in_order() {
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     // Four instances: four sets of connections, as four processes would have.
     let stores: Vec<Arc<SqliteStore>> = (0..4).map(|_| store_at(&path)).collect();
     let task = stores[0].create_task(new_task("counter")).await.unwrap().task;
@@ -109,7 +105,7 @@ async fn several_store_instances_writing_one_file_at_once_lose_no_update_and_log
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_from_several_instances_all_succeed() {
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let stores: Vec<Arc<SqliteStore>> = (0..4).map(|_| store_at(&path)).collect();
     let mut jobs = Vec::new();
     for (s, store) in stores.iter().enumerate() {
@@ -146,7 +142,7 @@ async fn the_database_file_and_its_directory_are_created_owner_only() {
     store.create_task(new_task("first")).await.unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "the directory");
-    assert_eq!(mode(&dir.parent().unwrap().to_path_buf()), 0o700, "a parent it had to create");
+    assert_eq!(mode(dir.parent().unwrap()), 0o700, "a parent it had to create");
     assert_eq!(mode(&path), 0o600, "the file");
     let wal = dir.join("tasks.db-wal");
     assert!(wal.exists(), "WAL mode is on");
@@ -157,7 +153,7 @@ async fn the_database_file_and_its_directory_are_created_owner_only() {
 async fn several_instances_migrating_a_new_file_at_once_all_succeed() {
     for _ in 0..3 {
         let file = TestFile::create();
-        let path = db_path(&file);
+        let path = file.path.clone();
         let stores: Vec<Arc<SqliteStore>> = (0..16).map(|_| store_at(&path)).collect();
         let jobs: Vec<_> = stores.iter().cloned().map(|s| tokio::spawn(async move { s.migrate().await })).collect();
         let mut versions = Vec::new();
@@ -176,7 +172,7 @@ async fn several_instances_migrating_a_new_file_at_once_all_succeed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_commits_sees_a_commit_made_through_another_store_instance() {
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let watcher = store_at(&path);
     let writer = store_at(&path);
     writer.migrate().await.unwrap();
@@ -208,7 +204,7 @@ async fn watch_commits_sees_a_commit_made_through_another_store_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_waits_for_a_lock_held_longer_than_the_busy_timeout_instead_of_failing() {
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let store = store_at(&path);
     store.migrate().await.unwrap();
     // Another "process" holds the write lock for longer than SQLite's own 5 s wait.
@@ -254,15 +250,26 @@ async fn a_file_that_cannot_be_opened_is_unavailable_and_names_the_path() {
 #[tokio::test]
 async fn keyset_pages_break_ties_on_updated_at_by_id_as_postgres_compares_uuids() {
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let store = store_at(&path);
-    let mut ids = Vec::new();
-    for i in 0..30 {
-        ids.push(store.create_task(new_task(&format!("tie {i}"))).await.unwrap().task.id);
+    for i in 0..40 {
+        store.create_task(new_task(&format!("tie {i}"))).await.unwrap();
     }
-    // Give every task the same updated_at, so only the id orders them.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE tasks SET updated_at = 1700000000000000", []).unwrap();
+    // Give every task the same updated_at, so only the id orders them, and random (v4) ids, whose first
+    // digits run over 0-9 and a-f: text order must match the byte order PostgreSQL uses for uuids.
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    let tx = conn.transaction().unwrap();
+    let old_ids: Vec<String> =
+        tx.prepare("SELECT id FROM tasks").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let mut ids = Vec::new();
+    for old in old_ids {
+        let id = Uuid::new_v4();
+        tx.execute("UPDATE tasks SET id = ?1, updated_at = 1700000000000000 WHERE id = ?2", [id.to_string(), old])
+            .unwrap();
+        ids.push(id);
+    }
+    tx.commit().unwrap();
     drop(conn);
     let mut expected = ids.clone();
     expected.sort(); // Uuid's Ord compares bytes, as PostgreSQL does.
@@ -284,7 +291,7 @@ async fn keyset_pages_break_ties_on_updated_at_by_id_as_postgres_compares_uuids(
 #[tokio::test]
 async fn search_is_literal_and_ignores_case_beyond_ascii() {
     let file = TestFile::create();
-    let store = store_at(&db_path(&file));
+    let store = store_at(&file.path);
     let mut accented = new_task("Réviser l'ÉCOLE");
     accented.description = Some(task_mcp::domain::Description::parse("description", "Ünïcode body").unwrap());
     store.create_task(accented).await.unwrap();
@@ -308,7 +315,7 @@ async fn a_seq_is_never_reused_even_after_the_newest_events_are_pruned() {
         }
     }
     let file = TestFile::create();
-    let store = store_at(&db_path(&file));
+    let store = store_at(&file.path);
     for i in 0..5 {
         store.create_task(new_task(&format!("t{i}"))).await.unwrap();
     }
@@ -317,7 +324,7 @@ async fn a_seq_is_never_reused_even_after_the_newest_events_are_pruned() {
     assert_eq!(store.prune_events(future, false, 10).await.unwrap(), 5);
     assert_eq!(store.event_bounds().await.unwrap(), task_mcp::store::EventBounds { oldest: None, latest: 5 });
     // A new instance (a restarted process) continues after 5 too.
-    let restarted = store_at(&db_path(&file));
+    let restarted = store_at(&file.path);
     restarted.create_task(new_task("after pruning")).await.unwrap();
     assert_eq!(restarted.events_after(0, 10).await.unwrap()[0].seq, 6);
 }
@@ -394,7 +401,7 @@ async fn expect_success(child: std::process::Child) {
 async fn several_processes_starting_at_once_on_a_new_file_all_migrate_it_and_write() {
     const PROCESSES: usize = 6;
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let children: Vec<_> =
         (0..PROCESSES).map(|p| spawn_worker(&format!("{}|migrate|process-{p}", path.display()))).collect();
     for child in children {
@@ -410,7 +417,7 @@ async fn several_processes_writing_one_file_at_once_lose_no_update_and_log_every
     const PROCESSES: usize = 4;
     const UPDATES: usize = 15;
     let file = TestFile::create();
-    let path = db_path(&file);
+    let path = file.path.clone();
     let store = store_at(&path);
     let task = store.create_task(new_task("shared counter")).await.unwrap().task;
     let mut commits = store.watch_commits();
@@ -439,4 +446,26 @@ async fn several_processes_writing_one_file_at_once_lose_no_update_and_log_every
         .await
         .expect("the watcher saw every commit")
         .unwrap();
+}
+
+#[tokio::test]
+async fn updated_at_never_goes_backwards_when_the_clock_does() {
+    let file = TestFile::create();
+    let store = store_at(&file.path);
+    let task = store.create_task(new_task("from the future")).await.unwrap().task;
+    // As if the task was last changed by a process whose clock ran an hour ahead.
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    let conn = rusqlite::Connection::open(&file.path).unwrap();
+    conn.execute("UPDATE tasks SET updated_at = ?1", [ahead.timestamp_micros()]).unwrap();
+    drop(conn);
+    let update = TaskUpdate {
+        task_id: task.id,
+        patch: TaskPatch { status: Some(Status::InProgress), ..TaskPatch::default() },
+        actor: "late@example.com".into(),
+        comment: None,
+        expected_version: None,
+    };
+    let updated = store.update_task(update).await.unwrap();
+    assert_eq!(updated.updated_at.timestamp_micros(), ahead.timestamp_micros());
+    assert_eq!(store.get_task(task.id).await.unwrap().unwrap(), updated);
 }

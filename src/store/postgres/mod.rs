@@ -290,6 +290,16 @@ impl Store for PgStore {
         StoreInfo { kind: "postgres", location: self.inner.location.clone() }
     }
 
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.inner.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            max_size: status.max_size,
+            waiting: status.waiting,
+        })
+    }
+
     async fn migrate(&self) -> Result<i64> {
         let inner = &self.inner;
         let _one_at_a_time = inner.migrating.lock().await;

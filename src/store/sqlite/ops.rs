@@ -268,7 +268,8 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
     }
     let now = rows::now();
     new.version = old.version + 1;
-    new.updated_at = now;
+    // Never backwards, even if this machine's clock was set back (as PostgreSQL's trigger does).
+    new.updated_at = now.max(old.updated_at);
     new.updated_by = update.actor.clone();
     conn.prepare_cached(
         "UPDATE tasks SET title = ?2, description = ?3, status = ?4, priority = ?5, complexity = ?6, \
@@ -288,7 +289,7 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
         repository_id.is_some(),
         repository_id.flatten(),
         new.updated_by,
-        micros(now),
+        micros(new.updated_at),
         new.version,
         rows::search_text(&new.title, new.description.as_deref()),
     ])?;
@@ -329,13 +330,13 @@ pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome
     let now = rows::now();
     let mut task = old.clone();
     task.deleted_at = Some(now);
-    task.updated_at = now;
+    task.updated_at = now.max(old.updated_at);
     task.updated_by = deletion.actor.clone();
     task.version = old.version + 1;
     conn.prepare_cached(
-        "UPDATE tasks SET deleted_at = ?2, updated_at = ?2, updated_by = ?3, version = ?4 WHERE id = ?1",
+        "UPDATE tasks SET deleted_at = ?2, updated_at = ?3, updated_by = ?4, version = ?5 WHERE id = ?1",
     )?
-    .execute(params![uuid_text(task.id), micros(now), task.updated_by, task.version])?;
+    .execute(params![uuid_text(task.id), micros(now), micros(task.updated_at), task.updated_by, task.version])?;
     let change = FieldChange { field: "deleted", old_value: None, new_value: Some(wire::timestamp(now)) };
     let reason = deletion.reason.as_ref().map(|r| r.as_str());
     insert_history(conn, task.id, &[change], &deletion.actor, reason, now)?;

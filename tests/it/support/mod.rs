@@ -1,5 +1,6 @@
 //! Test helpers: a fresh store per test (its own PostgreSQL database or SQLite file), and more.
 
+pub mod http;
 pub mod mcp;
 pub mod pg;
 pub mod redis;

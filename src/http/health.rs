@@ -1,0 +1,81 @@
+//! `GET /health`: whether the database and Redis answer, for load balancers and people. No credential;
+//! it names the kinds of backend, never their addresses.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::AppState;
+
+/// How long each check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct HealthJson {
+    /// "ok" when everything in use answers, else "degraded". The code is 503 only when the database
+    /// does not answer.
+    pub status: &'static str,
+    pub database: CheckJson,
+    pub redis: CheckJson,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CheckJson {
+    /// "ok", "down" or "disabled".
+    pub status: &'static str,
+    /// `postgres`, `sqlite` or `redis`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Why it is down, in general terms (the details, which may name hosts, are only logged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+}
+
+fn check<E: std::fmt::Display>(
+    kind: &'static str,
+    outcome: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> CheckJson {
+    let error = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => {
+            tracing::warn!("health check: {kind} fails: {err}");
+            Some("fails")
+        }
+        Err(_) => {
+            tracing::warn!("health check: {kind} gave no answer within {} s", CHECK_TIMEOUT.as_secs());
+            Some("no answer in time")
+        }
+    };
+    CheckJson { status: if error.is_some() { "down" } else { "ok" }, kind: Some(kind), error }
+}
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthJson>) {
+    let store = state.app.store.clone();
+    let database = async {
+        let outcome = tokio::time::timeout(CHECK_TIMEOUT, async { store.schema_version().await.map(|_| ()) }).await;
+        check(store.info().kind, outcome)
+    };
+    let redis = async {
+        match &state.app.publisher {
+            Some(publisher) => check("redis", tokio::time::timeout(CHECK_TIMEOUT, publisher.ping()).await),
+            None => CheckJson { status: "disabled", kind: None, error: None },
+        }
+    };
+    let (database, redis) = tokio::join!(database, redis);
+    // Only the database decides the status code: without Redis, changes still commit (events wait in
+    // the outbox) and live events come from the store, so a load balancer should keep this instance.
+    let status = if database.status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let everything_ok = database.status == "ok" && redis.status != "down";
+    let body = HealthJson {
+        status: if everything_ok { "ok" } else { "degraded" },
+        database,
+        redis,
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    (status, Json(body))
+}

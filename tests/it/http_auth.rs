@@ -1,0 +1,261 @@
+//! Authentication over real HTTP: every protected route refuses every bad credential with 401, the
+//! identity comes from the credential only, failed attempts are rate-limited per address, and API
+//! keys are shown once, stored hashed and can be revoked.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::http::{self, SECRET, TestServer, error_code, now, sign};
+use crate::support::{self, Backend, TestStore};
+
+/// Every (method, path) the OpenAPI document lists, with `{id}` filled in, and whether it is public.
+pub async fn documented_routes(server: &TestServer) -> Vec<(Method, String, bool)> {
+    let doc: serde_json::Value =
+        server.client.get(server.url("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let public = operation.get("security").is_some_and(|s| s.as_array().is_some_and(|a| a.is_empty()));
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            routes.push((method, path.replace("{id}", &uuid::Uuid::new_v4().to_string()), public));
+        }
+    }
+    routes
+}
+
+/// Credentials that must all be refused, by name.
+fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
+    let claims = |extra: serde_json::Value| {
+        let mut c = json!({ "sub": "mallory@example.com", "iss": "task-mcp", "iat": now(), "exp": now() + 600 });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims(json!({})).to_string())
+    );
+    vec![
+        ("no credential", None),
+        ("not a bearer", Some("Basic dXNlcjpwYXNz".to_owned())),
+        ("malformed", Some("Bearer not-a-jwt".to_owned())),
+        ("empty bearer", Some("Bearer ".to_owned())),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                sign(claims(json!({})), Algorithm::HS256, b"wrong-secret-wrong-secret-wrong-secret")
+            )),
+        ),
+        (
+            "expired",
+            Some(format!("Bearer {}", sign(claims(json!({"exp": now() - 3600})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "not yet valid",
+            Some(format!("Bearer {}", sign(claims(json!({"nbf": now() + 3600})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "no exp",
+            Some(format!(
+                "Bearer {}",
+                sign(json!({"sub": "mallory@example.com", "iss": "task-mcp"}), Algorithm::HS256, SECRET.as_bytes())
+            )),
+        ),
+        ("alg none", Some(format!("Bearer {alg_none}"))),
+        ("HS512", Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS512, SECRET.as_bytes())))),
+        ("oversized", Some(format!("Bearer {}", "a".repeat(8000)))),
+        ("an API key as a JWT", Some("Bearer tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned())),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protected_route_refuses_every_bad_credential() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let routes = documented_routes(&server).await;
+    assert!(routes.len() >= 16, "{routes:?}");
+    let mut checked = 0;
+    for (method, path, public) in &routes {
+        if *public {
+            continue;
+        }
+        for (name, credential) in bad_credentials() {
+            let mut request = server.client.request(method.clone(), server.url(path));
+            if let Some(credential) = &credential {
+                request = request.header("authorization", credential);
+            }
+            if [Method::POST, Method::PATCH, Method::PUT].contains(method) {
+                request = request.json(&json!({"title": "x", "status": "completed", "comment": "x"}));
+            }
+            let response = request.send().await.unwrap();
+            assert!(response.headers().contains_key("www-authenticate"), "{method} {path} {name}");
+            let (status, code) = error_code(response).await;
+            assert_eq!((status, code.as_str()), (401, "unauthorized"), "{method} {path} with {name}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 13 * 12, "only {checked} cases");
+    // The stream also takes the token as a query parameter, and refuses a bad one there.
+    let forged =
+        sign(json!({"sub": "a@b.c", "iss": "task-mcp", "exp": now() + 60}), Algorithm::HS512, SECRET.as_bytes());
+    let response =
+        server.client.get(server.url(&format!("/api/tasks/stream?access_token={forged}"))).send().await.unwrap();
+    assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
+    // Only the stream does: elsewhere a query token proves nothing.
+    let token = server.token("ann@example.com");
+    let response = server.client.get(server.url(&format!("/api/me?access_token={token}"))).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_routes_need_no_credential() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    for path in ["/health", "/metrics", "/api/openapi.json"] {
+        let response = server.client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentication_is_rate_limited_per_address() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut config = http::config();
+    config.limits.auth_failures = 3;
+    config.limits.auth_window = Duration::from_secs(30);
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    for _ in 0..3 {
+        let response = server.client.get(server.url("/api/me")).bearer_auth("forged").send().await.unwrap();
+        assert_eq!(response.status(), 401);
+    }
+    let response = server.client.get(server.url("/api/me")).bearer_auth("forged").send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!(error_code(response).await.1, "too_many_attempts");
+    // While blocked, even a good token waits: guessing cannot go on behind a valid one.
+    let response = server.get("/api/me").send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    // Public routes still answer.
+    assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_are_not_counted_as_guesses() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut config = http::config();
+    config.limits.auth_failures = 2;
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    for _ in 0..5 {
+        assert_eq!(server.client.get(server.url("/api/users")).send().await.unwrap().status(), 401);
+    }
+    assert_eq!(server.get("/api/users").send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_is_who_the_token_names_whatever_the_body_says() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let me: serde_json::Value =
+        server.as_user(Method::GET, "/api/me", "Ann@Example.com").send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], "ann@example.com");
+
+    // Naming someone else in the body is refused, and nothing is created.
+    for field in ["created_by", "updated_by", "author"] {
+        let response = server
+            .as_user(Method::POST, "/api/tasks", "ann@example.com")
+            .json(&json!({"title": "forged", field: "boss@example.com"}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["details"]["field"], field);
+    }
+    let page: serde_json::Value = server.get("/api/tasks").send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 0);
+
+    // What is recorded is the token's user.
+    let task: serde_json::Value = server
+        .as_user(Method::POST, "/api/tasks", "ann@example.com")
+        .json(&json!({"title": "mine"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["created_by"], "ann@example.com");
+    let id = task["id"].as_str().unwrap();
+    let comment: serde_json::Value = server
+        .as_user(Method::POST, &format!("/api/tasks/{id}/comments"), "bob@example.com")
+        .json(&json!({"comment": "hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(comment["author"], "bob@example.com");
+    let updated: serde_json::Value = server
+        .as_user(Method::PUT, &format!("/api/tasks/{id}/status"), "bob@example.com")
+        .json(&json!({"status": "in_progress"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["updated_by"], "bob@example.com");
+    // "me" is the caller.
+    let mine: serde_json::Value = server
+        .as_user(Method::POST, "/api/tasks", "carol@example.com")
+        .json(&json!({"title": "for me", "assignee_id": "me"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["assignee_email"], "carol@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_created_hashed_listed_and_revoked() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("agent-owner@example.com".to_owned());
+    let key = task_mcp::http::auth::create_api_key_command(&app, "laptop").await.unwrap();
+    assert!(key.starts_with("tmk_"));
+    let keys = app.store.list_api_keys().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].user_email, "agent-owner@example.com");
+    let listing = task_mcp::http::auth::list_api_keys_command(&app).await.unwrap().join("\n");
+    assert!(listing.contains("laptop") && !listing.contains(&key), "{listing}");
+    // The store holds the hash only.
+    let hash = task_mcp::http::auth::hash_api_key(&key);
+    assert!(app.store.find_api_key(&hash).await.unwrap().is_some());
+    assert!(app.store.find_api_key(&key).await.unwrap().is_none());
+    assert!(app.store.revoke_api_key("laptop").await.unwrap());
+    assert!(app.store.find_api_key(&hash).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_signs_for_the_user_with_the_configured_secret() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("dev@example.com".to_owned());
+    let args = task_mcp::cli::TokenArgs { ttl: "2h".to_owned(), jwt_secret: Some(SECRET.to_owned()) };
+    let token = task_mcp::http::auth::issue_token_command(&app, &args).await.unwrap();
+    let server = TestServer::start(app).await;
+    let me: serde_json::Value =
+        server.client.get(server.url("/api/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["email"], "dev@example.com");
+}

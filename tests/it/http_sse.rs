@@ -1,0 +1,193 @@
+//! The event stream over real HTTP: events in order with `id:` = seq, filters, heartbeats and the
+//! retry hint, resume with `Last-Event-ID` (exactly the missed events), `resync` for ids out of the
+//! log, the query-string token, and two servers sharing one Redis.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::per_backend;
+use crate::support::http::{self, SseEvent, SseReader, TestServer, error_code};
+use crate::support::redis::TestPrefix;
+use crate::support::{self, Backend, TestStore};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn create(server: &TestServer, body: Value) -> Value {
+    let response = server.post("/api/tasks", body).send().await.unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+async fn open(server: &TestServer, query: &str, last_event_id: Option<&str>) -> SseReader {
+    let mut request = server.get(&format!("/api/tasks/stream{query}"));
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert_eq!(response.headers()["x-accel-buffering"], "no");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    SseReader::new(response)
+}
+
+/// Reads `n` events.
+async fn take(stream: &mut SseReader, n: usize) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while events.len() < n {
+        match stream.next(WAIT).await {
+            Some(event) => events.push(event),
+            None => panic!("only {} of {n} events came: {events:?}", events.len()),
+        }
+    }
+    events
+}
+
+fn seqs(events: &[SseEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.id.as_deref().unwrap().parse().unwrap()).collect()
+}
+
+async fn changes_reach_stream_clients_in_order_and_resume_exactly(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let mut stream = open(&server, "", None).await;
+    // Let the subscription settle before changing anything (only new events are sent).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let task = create(&server, json!({"title": "watched", "repository": "web"})).await;
+    let id = task["id"].as_str().unwrap();
+    server
+        .as_user(Method::PUT, &format!("/api/tasks/{id}/status"), "tester@example.com")
+        .json(&json!({"status": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    let events = take(&mut stream, 2).await;
+    assert_eq!(stream.retry, Some(3000));
+    assert_eq!(events[0].event.as_deref(), Some("task_created"));
+    assert_eq!(events[1].event.as_deref(), Some("task_completed"));
+    let data = events[0].json();
+    for field in ["type", "task_id", "task", "timestamp", "seq"] {
+        assert!(data.get(field).is_some(), "{field} missing from {data}");
+    }
+    assert_eq!(data["task_id"], task["id"]);
+    assert_eq!(data["task"]["title"], "watched");
+    assert_eq!(data["seq"].to_string(), events[0].id.clone().unwrap());
+    let first = seqs(&events);
+    assert!(first[0] < first[1]);
+    drop(stream);
+
+    // Disconnected: three changes happen.
+    for status in ["in_progress", "blocked"] {
+        server
+            .as_user(Method::PUT, &format!("/api/tasks/{id}/status"), "tester@example.com")
+            .json(&json!({"status": status}))
+            .send()
+            .await
+            .unwrap();
+    }
+    server.post(&format!("/api/tasks/{id}/comments"), json!({"comment": "while away"})).send().await.unwrap();
+
+    // Reconnect with the last id seen: exactly the three missed events, in order, then live ones.
+    let mut resumed = open(&server, "", Some(&first[1].to_string())).await;
+    let missed = take(&mut resumed, 3).await;
+    let kinds: Vec<&str> = missed.iter().map(|e| e.event.as_deref().unwrap()).collect();
+    assert_eq!(kinds, ["task_updated", "task_updated", "task_commented"]);
+    let missed_seqs = seqs(&missed);
+    assert!(missed_seqs.windows(2).all(|w| w[0] < w[1]) && missed_seqs[0] > first[1], "{missed_seqs:?}");
+    create(&server, json!({"title": "after the resume"})).await;
+    let live = take(&mut resumed, 1).await;
+    assert_eq!(live[0].event.as_deref(), Some("task_created"));
+    assert!(seqs(&live)[0] > missed_seqs[2]);
+    // No duplicate came in between.
+    assert!(resumed.next(Duration::from_millis(500)).await.is_none());
+}
+
+per_backend!(changes_reach_stream_clients_in_order_and_resume_exactly);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_narrow_the_stream_to_a_user_or_repositories() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let mut mine = open(&server, "?user_id=me", None).await;
+    let mut repos = open(&server, "?repositories=web,api", None).await;
+    let mut by_email = open(&server, "?user_id=bob@example.com", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create(&server, json!({"title": "for bob in ops", "assignee_id": "bob@example.com", "repository": "ops"})).await;
+    create(&server, json!({"title": "mine in web", "assignee_id": "me", "repository": "web"})).await;
+    create(&server, json!({"title": "nobody's in api", "repository": "api"})).await;
+    let title = |e: &SseEvent| e.json()["task"]["title"].as_str().unwrap().to_owned();
+    assert_eq!(title(&take(&mut mine, 1).await[0]), "mine in web");
+    let both = take(&mut repos, 2).await;
+    assert_eq!(both.iter().map(title).collect::<Vec<_>>(), ["mine in web", "nobody's in api"]);
+    assert_eq!(title(&take(&mut by_email, 1).await[0]), "for bob in ops");
+    assert!(mine.next(Duration::from_millis(300)).await.is_none());
+    assert!(by_email.next(Duration::from_millis(300)).await.is_none());
+
+    for (query, field) in
+        [("?user_id=nobody", "user_id"), ("?repositories=a%20b", "repositories"), ("?colour=red", "colour")]
+    {
+        let response = server.get(&format!("/api/tasks/stream{query}")).send().await.unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!((status.as_u16(), body["error"]["details"]["field"].as_str()), (422, Some(field)), "{query}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_outside_the_log_get_a_resync_and_garbage_is_refused() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    create(&server, json!({"title": "one"})).await;
+    for absurd in ["999999999", "-5", "9223372036854775807"] {
+        let mut stream = open(&server, "", Some(absurd)).await;
+        let event = stream.next(WAIT).await.expect("a resync event");
+        assert_eq!(event.event.as_deref(), Some("resync"), "{absurd}");
+        assert_eq!(event.json()["type"], "resync");
+    }
+    let response = server.get("/api/tasks/stream").header("last-event-id", "yesterday").send().await.unwrap();
+    assert_eq!(error_code(response).await, (422, "invalid_argument".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventsource_clients_authenticate_with_a_query_token_and_get_heartbeats() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut config = http::config();
+    config.limits.sse_heartbeat = Duration::from_millis(200);
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    let token = server.token("viewer@example.com");
+    let response = server
+        .client
+        .get(server.url(&format!("/api/tasks/stream?access_token={token}&user_id=me")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    assert!(stream.next(Duration::from_millis(1200)).await.is_none(), "no event expected");
+    assert!(stream.comments.iter().filter(|c| c.as_str() == "heartbeat").count() >= 2, "{:?}", stream.comments);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_either_of_two_servers_reaches_the_clients_of_both() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let prefix = TestPrefix::new();
+    let redis = Some((prefix.url.as_str(), prefix.prefix.as_str()));
+    let one = TestServer::start(support::app(&db.url, redis)).await;
+    let two = TestServer::start(support::app(&db.url, redis)).await;
+    let mut on_one = open(&one, "", None).await;
+    let mut on_two = open(&two, "", None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    create(&one, json!({"title": "via one"})).await;
+    create(&two, json!({"title": "via two"})).await;
+    for stream in [&mut on_one, &mut on_two] {
+        let events = take(stream, 2).await;
+        let titles: Vec<String> =
+            events.iter().map(|e| e.json()["task"]["title"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(titles, ["via one", "via two"]);
+    }
+    let health: Value = one.client.get(one.url("/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["redis"]["status"], "ok");
+}
