@@ -42,6 +42,7 @@ on_every_backend!(
     me_is_the_process_identity_whatever_label_is_recorded,
     concurrent_processes_on_one_task_lose_no_update,
     closing_stdin_answers_the_calls_in_flight_then_exits_0,
+    changes_made_over_stdio_reach_redis_before_the_process_exits,
 );
 
 async fn connect(backend: Backend) -> (TestStore, Server) {
@@ -722,6 +723,28 @@ async fn closing_stdin_answers_the_calls_in_flight_then_exits_0(backend: Backend
     let mut again = Server::connect(&db.url, USER).await;
     assert_eq!(again.ok("get_tasks", json!({})).await["tasks"].as_array().unwrap().len(), 5);
     again.close().await;
+}
+
+async fn changes_made_over_stdio_reach_redis_before_the_process_exits(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let redis = crate::support::redis::TestPrefix::new();
+    let mut mcp = Server::spawn_with(&[
+        ("DATABASE_URL", &db.url),
+        ("TASK_MCP_USER", USER),
+        ("REDIS_URL", &redis.url),
+        ("TASK_MCP_STREAM_PREFIX", &redis.prefix),
+    ]);
+    mcp.initialize().await;
+    let task = mcp.ok("create_task", json!({"title": "Announce me", "repository": "org/news"})).await;
+    mcp.ok("update_task_status", json!({"task_id": id_of(&task), "new_status": "completed"})).await;
+    // Closing at once: the relay still publishes what was committed before the process exits.
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+    let events = redis.entries(&redis.stream("notifications"));
+    let kinds: Vec<&str> = events.iter().map(|e| e["event_type"].as_str()).collect();
+    assert_eq!(kinds, ["task_created", "task_completed"], "{events:?}");
+    assert!(events.iter().all(|e| e["task_id"] == id_of(&task) && e["actor"] == USER));
+    assert_eq!(redis.entries(&redis.stream("repo:org/news")).len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
