@@ -780,6 +780,20 @@ async fn with_postgres_unreachable_tool_calls_say_so_and_the_server_keeps_runnin
     assert!(!stderr.contains("s3cret"), "the log never shows the password: {stderr}");
 }
 
+#[tokio::test]
+async fn a_malformed_database_url_is_reported_by_every_call_and_the_server_keeps_running() {
+    for url in ["mysql://root@127.0.0.1/tasks", "postgres://u:s3cret@[::1/broken"] {
+        let mut mcp = Server::connect(url, USER).await;
+        let error = mcp.fail("get_tasks", json!({})).await;
+        assert_eq!(error.code(), "unavailable", "{}", error.text);
+        assert!(error.text.contains("DATABASE_URL") || error.text.contains("cannot be opened"), "{}", error.text);
+        assert!(!error.text.contains("s3cret"), "{}", error.text);
+        assert!(mcp.request("tools/list", json!({})).await["result"]["tools"].is_array(), "still serving");
+        let (status, _) = mcp.close().await;
+        assert!(status.success(), "{status}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_while_postgres_is_down_recovers_when_it_comes_back() {
     let db = TestStore::new(Backend::Postgres).await;
