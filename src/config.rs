@@ -41,7 +41,8 @@ impl std::fmt::Debug for Settings {
 
 impl Settings {
     pub fn from_args(args: &GlobalArgs, default_pool_size: usize) -> Result<Self> {
-        let data_dir = match &args.data_dir {
+        // An empty TASK_MCP_DATA_DIR means "not set", not "the current directory".
+        let data_dir = match args.data_dir.as_ref().filter(|d| !d.as_os_str().is_empty()) {
             Some(dir) => dir.clone(),
             None => default_data_dir()?,
         };

@@ -160,10 +160,13 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         }
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                create_owner_only_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
             let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 48]>());
-            write_owner_only(path, secret.as_bytes())?;
+            if !write_owner_only(path, secret.as_bytes())? {
+                // Another process created it first: use theirs, so tokens work with both.
+                return Ok(std::fs::read_to_string(path)?.trim().as_bytes().to_vec());
+            }
             tracing::info!("generated a JWT secret in {}", path.display());
             Ok(secret.into_bytes())
         }
@@ -171,22 +174,37 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// The data directory holds the database and this secret: readable by its owner only.
 #[cfg(unix)]
-fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+/// Writes a new file readable by its owner only; false when it already existed (left untouched).
+#[cfg(unix)]
+fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     // create_new: two processes starting at once must not overwrite each other's secret.
     let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
         Err(err) => return Err(err).with_context(|| format!("cannot create {}", path.display())),
     };
-    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(true)
 }
 
 #[cfg(not(unix))]
-fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(true)
 }
 
 #[cfg(unix)]

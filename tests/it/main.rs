@@ -10,3 +10,4 @@ mod http_sse;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
+mod zero_config;

@@ -63,7 +63,8 @@ impl Server {
         Self::spawn_with(&[("DATABASE_URL", database_url), ("TASK_MCP_USER", user)])
     }
 
-    /// Starts the binary with exactly these variables (plus PATH, HOME, a quiet log and a small pool).
+    /// Starts the binary with exactly these variables (plus PATH, HOME, a quiet log, a small pool and a
+    /// shared temporary data directory); an empty value unsets a variable.
     pub fn spawn_with(env: &[(&str, &str)]) -> Server {
         let data_dir = std::env::temp_dir().join("task-mcp-tests-data");
         let mut command = Command::new(env!("CARGO_BIN_EXE_task-mcp"));
@@ -79,7 +80,12 @@ impl Server {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
-            command.env(key, value);
+            // An empty value means "unset" (clap refuses empty values for some flags).
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn().expect("spawn task-mcp");
         let stdin = child.stdin.take().expect("stdin");
