@@ -60,7 +60,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn commit_to_client_latency(redis: bool) -> (Duration, Duration, Duration) {
     let db = TestStore::new(Backend::Postgres).await;
     let prefix = TestPrefix::new();
-    let bus = redis.then(|| (prefix.url.as_str(), prefix.prefix.as_str()));
+    let bus = redis.then_some((prefix.url.as_str(), prefix.prefix.as_str()));
     let server = TestServer::start(support::app(&db.url, bus)).await;
     let mut stream = SseReader::new(server.get("/api/tasks/stream").send().await.unwrap());
     tokio::time::sleep(Duration::from_millis(500)).await;
