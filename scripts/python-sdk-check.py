@@ -42,8 +42,9 @@ async def call(client, name, arguments, expect_error=False):
 
 async def main():
     env = {"TASK_MCP_USER": os.environ.get("TASK_MCP_USER", "sdk-check@example.com"), "RUST_LOG": "warn"}
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+    for name in ("DATABASE_URL", "TASK_MCP_DATA_DIR", "REDIS_URL"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     server = StdioServerParameters(command=BINARY, env=env)
     async with Client(server, mode=MODE) as client:
         print(f"connected: protocol {client.protocol_version}, server {client.server_info}")

@@ -23,16 +23,24 @@ pub struct App {
 }
 
 impl App {
+    /// For a stdio session, which must keep answering whatever is wrong: a store URL that cannot be
+    /// opened becomes a store whose every call says why, and a malformed `REDIS_URL` is reported and
+    /// left out (events wait in the outbox for a process that can publish them).
+    pub fn build_for_stdio(settings: Settings) -> Self {
+        let store = store::open_or_report(&settings.database_url, settings.pool_size);
+        let service = TaskService::new(store.clone());
+        let publisher = settings.redis_url.as_deref().and_then(|url| {
+            RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)
+                .map_err(|err| tracing::error!("events will not be published from this process: {err}"))
+                .ok()
+                .map(Arc::new)
+        });
+        Self { settings, store, service, publisher }
+    }
+
     /// Builds the parts without touching the network: pools connect on first use.
     pub fn build(settings: Settings) -> crate::error::Result<Self> {
-        if settings.is_sqlite() {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-                crate::error::Error::Unavailable(format!(
-                    "cannot create the data directory {}: {e}",
-                    settings.data_dir.display()
-                ))
-            })?;
-        }
+        // No I/O here: the SQLite store creates its directory (owner-only) on first use.
         let store = store::open(&settings.database_url, settings.pool_size)?;
         let service = TaskService::new(store.clone());
         let publisher = match &settings.redis_url {
@@ -82,7 +90,7 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
     tracing::debug!(?settings, "starting");
     match command {
         Command::Stdio => {
-            let app = App::build(settings)?;
+            let app = App::build_for_stdio(settings);
             crate::mcp::stdio::run(app).await?;
         }
         Command::Serve(args) => {

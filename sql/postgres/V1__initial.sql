@@ -44,11 +44,13 @@ CREATE TABLE tasks (
     idempotency_key TEXT
 );
 
--- updated_at is the database's business: set on every update, whatever the statement says.
+-- updated_at is the database's business: set on every update, whatever the statement says. now() is
+-- the transaction's start, shared by the history and event rows of the same change; GREATEST keeps a
+-- task's updated_at from going backwards when a transaction that started earlier commits later.
 CREATE FUNCTION tasks_set_updated_at() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    NEW.updated_at := now();
+    NEW.updated_at := GREATEST(now(), OLD.updated_at);
     RETURN NEW;
 END;
 $$;

@@ -10,8 +10,9 @@ BEGIN
             WHERE deleted_at IS NULL;
     END IF;
 EXCEPTION
-    -- Not allowed to create the extension (a restricted role): searching scans instead.
-    WHEN insufficient_privilege THEN
+    -- Not allowed to create the extension (a restricted role), or it lives in a schema outside the
+    -- search path: searching scans instead.
+    WHEN insufficient_privilege OR undefined_object THEN
         RAISE NOTICE 'pg_trgm not created (%): the query filter will scan', SQLERRM;
 END;
 $$;

@@ -4,10 +4,11 @@
 -- Tables are STRICT so a value of the wrong type is refused rather than stored.
 
 CREATE TABLE users (
-    id         TEXT    NOT NULL PRIMARY KEY,
-    email      TEXT    NOT NULL UNIQUE CHECK (email = lower(email) AND length(email) BETWEEN 3 AND 254),
-    name       TEXT,
-    created_at INTEGER NOT NULL
+    id              TEXT    NOT NULL PRIMARY KEY,
+    email           TEXT    NOT NULL UNIQUE CHECK (email = lower(email) AND length(email) BETWEEN 3 AND 254),
+    name            TEXT,
+    github_username TEXT,
+    created_at      INTEGER NOT NULL
 ) STRICT;
 
 CREATE TABLE repositories (
@@ -49,6 +50,8 @@ CREATE INDEX tasks_priority ON tasks (priority, updated_at DESC, id DESC) WHERE 
 -- A retried create with the same key from the same actor finds the first task.
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
+-- Rows are listed in the order they were written: by rowid (never reused here, as rows are never
+-- deleted), which an index on task_id alone already keeps in that order.
 CREATE TABLE task_history (
     id            TEXT    NOT NULL PRIMARY KEY,
     task_id       TEXT    NOT NULL REFERENCES tasks (id),
@@ -60,7 +63,7 @@ CREATE TABLE task_history (
     changed_at    INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX task_history_task ON task_history (task_id, changed_at);
+CREATE INDEX task_history_task ON task_history (task_id);
 
 CREATE TABLE task_comments (
     id         TEXT    NOT NULL PRIMARY KEY,
@@ -70,7 +73,7 @@ CREATE TABLE task_comments (
     created_at INTEGER NOT NULL
 ) STRICT;
 
-CREATE INDEX task_comments_task ON task_comments (task_id, created_at);
+CREATE INDEX task_comments_task ON task_comments (task_id);
 
 -- The transactional outbox and the live feed's log. AUTOINCREMENT: a seq is never reused, even after
 -- the newest events are pruned, so consumers that drop duplicates by seq never drop a new event.

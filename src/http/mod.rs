@@ -8,6 +8,7 @@
 //! `middleware` (request id, limits, Origin and CORS).
 
 pub mod auth;
+pub mod dashboard;
 pub mod directory;
 pub mod errors;
 pub mod extract;
@@ -310,6 +311,7 @@ pub fn router(state: AppState) -> Router {
     let limits = &state.config.limits;
     api_routes
         .merge(mcp::routes(&state))
+        .merge(dashboard::routes())
         .fallback(errors::fallback)
         .method_not_allowed_fallback(|| async { errors::ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(limits.body_bytes))

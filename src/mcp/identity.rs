@@ -29,7 +29,7 @@ pub enum ActorSource {
 
 impl ActorSource {
     /// The process identity from `--user` / `TASK_MCP_USER` (else git, else the OS user), resolved
-    /// in the background from now on so that start-up never waits on `git`.
+    /// in the background from now on so that start-up never waits on `git` (call it inside the runtime).
     pub fn process(user: Option<String>) -> Self {
         let identity = Arc::new(ProcessIdentity { user, resolved: OnceCell::new() });
         let warm = identity.clone();

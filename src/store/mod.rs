@@ -1,6 +1,7 @@
 //! The storage contract: one trait, two backends (PostgreSQL, SQLite), chosen by the URL scheme.
 //! Each write method is one transaction that writes the change, its history rows and its event row.
 
+pub mod failed;
 pub mod postgres;
 pub mod sqlite;
 
@@ -211,6 +212,18 @@ pub fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
             "DATABASE_URL",
             "must start with postgres://, postgresql:// or sqlite:// (for example sqlite:///home/me/tasks.db)",
         ))
+    }
+}
+
+/// Like [`open`], but a URL that cannot be opened gives a store whose every call reports why, so a
+/// long-lived stdio session can keep answering (and say what is wrong) instead of exiting.
+pub fn open_or_report(url: &str, pool_size: usize) -> Arc<dyn Store> {
+    match open(url, pool_size) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::error!("{err}");
+            Arc::new(failed::FailedStore::new(redact_url(url), &err))
+        }
     }
 }
 

@@ -9,5 +9,6 @@ mod http_mcp;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;

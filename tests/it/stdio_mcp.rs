@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde_json::{Value, json};
 
 use crate::support::mcp::{PROTOCOL, PROTOCOL_DISCOVER, Server, parse_frame};
-use crate::support::{Backend, TestStore};
+use crate::support::{BACKENDS, Backend, TestStore};
 
 /// The identity the test processes act as.
 const USER: &str = "agent@example.com";
@@ -41,8 +41,8 @@ on_every_backend!(
     every_change_writes_its_history_rows,
     me_is_the_process_identity_whatever_label_is_recorded,
     concurrent_processes_on_one_task_lose_no_update,
-    stdout_carries_nothing_but_json_rpc_frames,
     closing_stdin_answers_the_calls_in_flight_then_exits_0,
+    changes_made_over_stdio_reach_redis_before_the_process_exits,
 );
 
 async fn connect(backend: Backend) -> (TestStore, Server) {
@@ -673,29 +673,32 @@ async fn concurrent_processes_on_one_task_lose_no_update(backend: Backend) {
     mcp.close().await;
 }
 
-async fn stdout_carries_nothing_but_json_rpc_frames(backend: Backend) {
-    let db = TestStore::new(backend).await;
-    // The most talkative log level: every log line must still go to stderr.
-    let mut mcp = Server::spawn_with(&[("DATABASE_URL", &db.url), ("TASK_MCP_USER", USER), ("RUST_LOG", "trace")]);
-    mcp.initialize().await;
-    mcp.request("tools/list", json!({})).await;
-    let task = mcp.ok("create_task", json!({"title": "Quiet please"})).await;
-    mcp.fail("update_task_status", json!({"task_id": id_of(&task), "new_status": "nope"})).await;
-    mcp.fail("get_task", json!({"task_id": uuid::Uuid::new_v4().to_string()})).await;
-    mcp.send(&json!({"jsonrpc": "2.0", "id": 99, "method": "no/such/method"})).await;
-    let unknown = mcp.answer(99).await;
-    assert!(unknown["error"].is_object(), "{unknown}");
-    let unknown_tool = mcp.request("tools/call", json!({"name": "drop_database", "arguments": {}})).await;
-    assert!(unknown_tool["error"].is_object() || unknown_tool["result"]["isError"] == true, "{unknown_tool}");
-    let stderr_so_far = mcp.stderr();
-    let (status, frames) = mcp.close().await;
-    assert!(status.success());
-    assert!(frames.len() >= 7);
-    for line in &frames {
-        assert!(line.ends_with('\n'));
-        parse_frame(line);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_carries_nothing_but_json_rpc_frames() {
+    for backend in BACKENDS {
+        let db = TestStore::new(backend).await;
+        // The most talkative log level: every log line must still go to stderr.
+        let mut mcp = Server::spawn_with(&[("DATABASE_URL", &db.url), ("TASK_MCP_USER", USER), ("RUST_LOG", "trace")]);
+        mcp.initialize().await;
+        mcp.request("tools/list", json!({})).await;
+        let task = mcp.ok("create_task", json!({"title": "Quiet please"})).await;
+        mcp.fail("update_task_status", json!({"task_id": id_of(&task), "new_status": "nope"})).await;
+        mcp.fail("get_task", json!({"task_id": uuid::Uuid::new_v4().to_string()})).await;
+        mcp.send(&json!({"jsonrpc": "2.0", "id": 99, "method": "no/such/method"})).await;
+        let unknown = mcp.answer(99).await;
+        assert!(unknown["error"].is_object(), "{unknown}");
+        let unknown_tool = mcp.request("tools/call", json!({"name": "drop_database", "arguments": {}})).await;
+        assert!(unknown_tool["error"].is_object() || unknown_tool["result"]["isError"] == true, "{unknown_tool}");
+        let stderr_so_far = mcp.stderr();
+        let (status, frames) = mcp.close().await;
+        assert!(status.success(), "{backend:?}");
+        assert!(frames.len() >= 7, "{backend:?}");
+        for line in &frames {
+            assert!(line.ends_with('\n'));
+            parse_frame(line);
+        }
+        assert!(!stderr_so_far.is_empty(), "{backend:?}: logs go to stderr");
     }
-    assert!(!stderr_so_far.is_empty(), "logs go to stderr");
 }
 
 async fn closing_stdin_answers_the_calls_in_flight_then_exits_0(backend: Backend) {
@@ -720,6 +723,28 @@ async fn closing_stdin_answers_the_calls_in_flight_then_exits_0(backend: Backend
     let mut again = Server::connect(&db.url, USER).await;
     assert_eq!(again.ok("get_tasks", json!({})).await["tasks"].as_array().unwrap().len(), 5);
     again.close().await;
+}
+
+async fn changes_made_over_stdio_reach_redis_before_the_process_exits(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let redis = crate::support::redis::TestPrefix::new();
+    let mut mcp = Server::spawn_with(&[
+        ("DATABASE_URL", &db.url),
+        ("TASK_MCP_USER", USER),
+        ("REDIS_URL", &redis.url),
+        ("TASK_MCP_STREAM_PREFIX", &redis.prefix),
+    ]);
+    mcp.initialize().await;
+    let task = mcp.ok("create_task", json!({"title": "Announce me", "repository": "org/news"})).await;
+    mcp.ok("update_task_status", json!({"task_id": id_of(&task), "new_status": "completed"})).await;
+    // Closing at once: the relay still publishes what was committed before the process exits.
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+    let events = redis.entries(&redis.stream("notifications"));
+    let kinds: Vec<&str> = events.iter().map(|e| e["event_type"].as_str()).collect();
+    assert_eq!(kinds, ["task_created", "task_completed"], "{events:?}");
+    assert!(events.iter().all(|e| e["task_id"] == id_of(&task) && e["actor"] == USER));
+    assert_eq!(redis.entries(&redis.stream("repo:org/news")).len(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -753,6 +778,20 @@ async fn with_postgres_unreachable_tool_calls_say_so_and_the_server_keeps_runnin
     let (status, _) = mcp.close().await;
     assert!(status.success());
     assert!(!stderr.contains("s3cret"), "the log never shows the password: {stderr}");
+}
+
+#[tokio::test]
+async fn a_malformed_database_url_is_reported_by_every_call_and_the_server_keeps_running() {
+    for url in ["mysql://root@127.0.0.1/tasks", "postgres://u:s3cret@[::1/broken"] {
+        let mut mcp = Server::connect(url, USER).await;
+        let error = mcp.fail("get_tasks", json!({})).await;
+        assert_eq!(error.code(), "unavailable", "{}", error.text);
+        assert!(error.text.contains("DATABASE_URL") || error.text.contains("cannot be opened"), "{}", error.text);
+        assert!(!error.text.contains("s3cret"), "{}", error.text);
+        assert!(mcp.request("tools/list", json!({})).await["result"]["tools"].is_array(), "still serving");
+        let (status, _) = mcp.close().await;
+        assert!(status.success(), "{status}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

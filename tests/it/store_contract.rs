@@ -1234,8 +1234,8 @@ async fn an_api_key_name_is_unique(backend: Backend) {
 
 async fn migrate_is_idempotent_and_reports_the_schema_version(backend: Backend) {
     let ts = TestStore::new(backend).await;
-    // Several processes starting at once on a fresh database all end up on the same schema.
-    let mut stores: Vec<_> = (0..4).map(|_| task_mcp::store::open(&ts.url, 1).unwrap()).collect();
+    // Ten agent sessions starting at once on a fresh database all end up on the same schema.
+    let mut stores: Vec<_> = (0..9).map(|_| task_mcp::store::open(&ts.url, 1).unwrap()).collect();
     stores.push(ts.store.clone());
     let versions = futures::future::join_all(stores.iter().map(|s| s.migrate())).await;
     let version = *versions[0].as_ref().unwrap();
@@ -1247,4 +1247,47 @@ async fn migrate_is_idempotent_and_reports_the_schema_version(backend: Backend) 
     assert_eq!(store.migrate().await.unwrap(), version, "a second run changes nothing");
     assert_eq!(store.schema_version().await.unwrap(), version);
     assert_eq!(store.info().kind, format!("{backend:?}").to_lowercase());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Only the PostgreSQL backend has a server to lose.
+
+mod postgres_server {
+    use std::time::{Duration, Instant};
+
+    use task_mcp::error::Error;
+
+    use super::{new_task, query};
+
+    fn assert_unavailable(err: Error, must_mention: &str) {
+        match err {
+            Error::Unavailable(message) => {
+                assert!(message.contains(must_mention), "{message:?} should mention {must_mention:?}");
+                assert!(!message.contains("s3cret"), "the password leaked: {message:?}");
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_at_once_and_its_password_is_never_shown() {
+        // Nothing listens on port 1: opening succeeds (it never connects), every call fails fast.
+        let store = task_mcp::store::open("postgres://tm:s3cret@127.0.0.1:1/tasks", 2).expect("open is lazy");
+        for _ in 0..2 {
+            let started = Instant::now();
+            assert_unavailable(store.list_tasks(&query(10)).await.unwrap_err(), "postgres://tm:***@127.0.0.1:1/tasks");
+            assert_unavailable(store.create_task(new_task("x")).await.unwrap_err(), "127.0.0.1:1");
+            assert_unavailable(store.migrate().await.unwrap_err(), "127.0.0.1:1");
+            assert_unavailable(store.schema_version().await.unwrap_err(), "127.0.0.1:1");
+            assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_database_is_unavailable_and_says_why() {
+        let admin = crate::support::pg::admin_url();
+        let (base, _) = admin.rsplit_once('/').expect("a URL with a database");
+        let store = task_mcp::store::open(&format!("{base}/tm_missing_{}", uuid::Uuid::new_v4().simple()), 1).unwrap();
+        assert_unavailable(store.list_users().await.unwrap_err(), "does not exist");
+    }
 }

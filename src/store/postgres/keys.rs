@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::rows::{self, API_KEY_COLUMNS, USER_COLUMNS};
+use super::rows::{self, API_KEY_COLUMN_COUNT, API_KEY_COLUMNS};
 use super::{Inner, Outcome};
 use crate::domain::{Label, User};
 use crate::error::Error;
@@ -35,6 +35,10 @@ pub(super) async fn list(inner: &Inner) -> Outcome<Vec<ApiKey>> {
 /// Revoking is idempotent: a key already revoked keeps its first revocation time (and counts as
 /// matched).
 pub(super) async fn revoke(inner: &Inner, id_or_name: &str) -> Outcome<bool> {
+    if id_or_name.contains('\0') {
+        // No name holds NUL (PostgreSQL text cannot), so nothing matches.
+        return Ok(false);
+    }
     let id = Uuid::parse_str(id_or_name.trim()).ok();
     let client = inner.conn().await?;
     let statement = client
@@ -43,11 +47,13 @@ pub(super) async fn revoke(inner: &Inner, id_or_name: &str) -> Outcome<bool> {
     Ok(client.execute(&statement, &[&id, &id_or_name]).await? > 0)
 }
 
+/// The user's columns after the key's in [`find`] ([`super::rows::USER_COLUMNS`] order).
+const FIND_USER_COLUMNS: &str = "u.id, u.email, u.name, u.created_at";
+
 /// The live key with this hash, and its user. Its use is recorded at most once a minute, so a busy
 /// client does not turn every request into a write.
 pub(super) async fn find(inner: &Inner, key_hash: &str) -> Outcome<Option<(ApiKey, User)>> {
     let client = inner.conn().await?;
-    let user_columns = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
     let statement = client
         .prepare_cached(&format!(
             "WITH live AS (SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL), \
@@ -57,13 +63,13 @@ pub(super) async fn find(inner: &Inner, key_hash: &str) -> Outcome<Option<(ApiKe
                    AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') \
                  RETURNING id, last_used_at) \
              SELECT k.id, k.user_id, u.email, k.name, k.created_at, coalesce(t.last_used_at, k.last_used_at), \
-                    k.revoked_at, {user_columns} \
+                    k.revoked_at, {FIND_USER_COLUMNS} \
              FROM api_keys k JOIN live ON live.id = k.id JOIN users u ON u.id = k.user_id \
              LEFT JOIN touched t ON t.id = k.id"
         ))
         .await?;
     match client.query_opt(&statement, &[&key_hash]).await? {
-        Some(row) => Ok(Some((rows::api_key(&row)?, rows::user(&row, 7)?))),
+        Some(row) => Ok(Some((rows::api_key(&row)?, rows::user(&row, API_KEY_COLUMN_COUNT)?))),
         None => Ok(None),
     }
 }

@@ -24,6 +24,7 @@ pub(super) const EVENT_COLUMNS: &str =
     "seq, event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, created_at";
 /// Over `api_keys k JOIN users u`.
 pub(super) const API_KEY_COLUMNS: &str = "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at";
+pub(super) const API_KEY_COLUMN_COUNT: usize = 7;
 
 fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
     parse(raw).ok_or_else(|| Fail::Store(Error::Internal(format!("the database holds an unknown {what} {raw:?}"))))

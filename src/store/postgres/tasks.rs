@@ -84,6 +84,24 @@ async fn write_history(
     Ok(())
 }
 
+/// Writes a change's history rows and then its event, pipelined: `try_join` polls the history insert
+/// first, so it is sent (and run by the server) first, and the second statement goes out without
+/// waiting for the first one's answer. Returns the event's seq.
+async fn record(
+    tx: &Transaction<'_>,
+    changes: &[FieldChange],
+    comment: Option<&str>,
+    kind: EventKind,
+    task: &Task,
+    actor: &str,
+    previous_assignee_id: Option<Uuid>,
+) -> Outcome<i64> {
+    let history = write_history(tx, task.id, changes, actor, comment);
+    let event = outbox::append(tx, kind, task, actor, previous_assignee_id);
+    let ((), seq) = futures::future::try_join(history, event).await?;
+    Ok(seq)
+}
+
 async fn find_by_idempotency_key(
     client: &impl GenericClient,
     actor: &str,
@@ -103,14 +121,22 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
         return Ok(CreatedTask { task, replayed: true });
     }
     let tx = client.transaction().await?;
-    let assignee = match &new.assignee {
-        Some(key) => Some(lookup::resolve_user(&tx, "assignee_id", key).await?),
-        None => None,
-    };
-    let repository_id = match &new.repository {
-        Some(name) => Some(lookup::repository_id(&tx, name).await?),
-        None => None,
-    };
+    // Both lookups are pipelined on the transaction's connection.
+    let (assignee, repository_id) = futures::future::try_join(
+        async {
+            match &new.assignee {
+                Some(key) => lookup::resolve_user(&tx, "assignee_id", key).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &new.repository {
+                Some(name) => lookup::repository_id(&tx, name).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    )
+    .await?;
     let id = Uuid::now_v7();
     let description = new.description.as_ref().map(|d| d.as_str());
     let assignee_id = assignee.as_ref().map(|u| u.id);
@@ -161,8 +187,7 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
         deleted_at: None,
     };
     let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
-    write_history(&tx, id, &[created], &task.created_by, None).await?;
-    let seq = outbox::append(&tx, EventKind::for_creation(&task), &task, &task.created_by, None).await?;
+    let seq = record(&tx, &[created], None, EventKind::for_creation(&task), &task, &task.created_by, None).await?;
     tx.commit().await?;
     inner.committed(seq);
     Ok(CreatedTask { task, replayed: false })
@@ -250,9 +275,9 @@ pub(super) async fn update(inner: &Inner, update: TaskUpdate) -> Outcome<Task> {
     new.updated_by = update.actor;
 
     let comment = update.comment.as_ref().map(|c| c.as_str());
-    write_history(&tx, new.id, &changes, &new.updated_by, comment).await?;
     let previous_assignee = if old.assignee_id != new.assignee_id { old.assignee_id } else { None };
-    let seq = outbox::append(&tx, event_kind_for_update(&old, &new), &new, &new.updated_by, previous_assignee).await?;
+    let kind = event_kind_for_update(&old, &new);
+    let seq = record(&tx, &changes, comment, kind, &new, &new.updated_by, previous_assignee).await?;
     tx.commit().await?;
     inner.committed(seq);
     Ok(new)
@@ -270,8 +295,7 @@ pub(super) async fn add_comment(inner: &Inner, new: NewComment) -> Outcome<(Comm
     let row = tx.query_one(&statement, &[&Uuid::now_v7(), &task.id, &new.comment.as_str(), &new.author]).await?;
     let comment = rows::comment(&row)?;
     let change = FieldChange { field: "comment", old_value: None, new_value: Some(comment.comment.clone()) };
-    write_history(&tx, task.id, &[change], &new.author, None).await?;
-    let seq = outbox::append(&tx, EventKind::TaskCommented, &task, &new.author, None).await?;
+    let seq = record(&tx, &[change], None, EventKind::TaskCommented, &task, &new.author, None).await?;
     tx.commit().await?;
     inner.committed(seq);
     Ok((comment, task))
@@ -296,8 +320,7 @@ pub(super) async fn delete(inner: &Inner, deletion: TaskDeletion) -> Outcome<Tas
     task.updated_by = deletion.actor;
     let change = FieldChange { field: "deleted", old_value: None, new_value: Some(wire::timestamp(deleted_at)) };
     let reason = deletion.reason.as_ref().map(|r| r.as_str());
-    write_history(&tx, task.id, &[change], &task.updated_by, reason).await?;
-    let seq = outbox::append(&tx, EventKind::TaskDeleted, &task, &task.updated_by, None).await?;
+    let seq = record(&tx, &[change], reason, EventKind::TaskDeleted, &task, &task.updated_by, None).await?;
     tx.commit().await?;
     inner.committed(seq);
     Ok(task)

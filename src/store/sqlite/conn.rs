@@ -96,14 +96,12 @@ pub(super) fn sql_error(path: &Path, err: &rusqlite::Error) -> Error {
 pub(super) fn prepare_file(path: &Path) -> Result<(), Error> {
     let unavailable =
         |what: &str, err: std::io::Error| Error::Unavailable(format!("cannot {what} {}: {err}", path.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            let mut builder = std::fs::DirBuilder::new();
-            builder.recursive(true);
-            #[cfg(unix)]
-            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-            builder.create(dir).map_err(|e| unavailable("create the directory of the SQLite database", e))?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| unavailable("create the directory of the SQLite database", e))?;
     }
     if !path.exists() {
         let mut options = std::fs::OpenOptions::new();

@@ -208,6 +208,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         new.idempotency_key.as_ref().map(|k| k.as_str()),
         rows::search_text(&task.title, task.description.as_deref()),
     ])?;
+    let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
+    insert_history(conn, task.id, &[created], &new.actor, None, now)?;
     let seq = insert_event(conn, EventKind::for_creation(&task), &task, &new.actor, None, now)?;
     Ok((CreatedTask { task, replayed: false }, Some(seq)))
 }
@@ -215,10 +217,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
 /// The task to change: it must exist, not be deleted, and be at `expected_version` when one is given.
 fn task_to_change(conn: &Connection, id: Uuid, expected_version: Option<i64>) -> Outcome<Task> {
     let task = live_task(conn, id)?.ok_or_else(|| Error::task_not_found(id))?;
-    if let Some(expected) = expected_version {
-        if expected != task.version {
-            return Err(Error::Conflict { expected, current: Box::new(task) }.into());
-        }
+    if let Some(expected) = expected_version.filter(|expected| *expected != task.version) {
+        return Err(Error::Conflict { expected, current: Box::new(task) }.into());
     }
     Ok(task)
 }
@@ -268,7 +268,8 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
     }
     let now = rows::now();
     new.version = old.version + 1;
-    new.updated_at = now;
+    // Never backwards, even if this machine's clock was set back (as PostgreSQL's trigger does).
+    new.updated_at = now.max(old.updated_at);
     new.updated_by = update.actor.clone();
     conn.prepare_cached(
         "UPDATE tasks SET title = ?2, description = ?3, status = ?4, priority = ?5, complexity = ?6, \
@@ -288,7 +289,7 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
         repository_id.is_some(),
         repository_id.flatten(),
         new.updated_by,
-        micros(now),
+        micros(new.updated_at),
         new.version,
         rows::search_text(&new.title, new.description.as_deref()),
     ])?;
@@ -318,6 +319,8 @@ pub(super) fn add_comment(conn: &Connection, new: &NewComment) -> Outcome<((Comm
         comment.author,
         micros(comment.created_at)
     ])?;
+    let change = FieldChange { field: "comment", old_value: None, new_value: Some(comment.comment.clone()) };
+    insert_history(conn, task.id, &[change], &new.author, None, comment.created_at)?;
     let seq = insert_event(conn, EventKind::TaskCommented, &task, &new.author, None, comment.created_at)?;
     Ok(((comment, task), seq))
 }
@@ -327,14 +330,14 @@ pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome
     let now = rows::now();
     let mut task = old.clone();
     task.deleted_at = Some(now);
-    task.updated_at = now;
+    task.updated_at = now.max(old.updated_at);
     task.updated_by = deletion.actor.clone();
     task.version = old.version + 1;
     conn.prepare_cached(
-        "UPDATE tasks SET deleted_at = ?2, updated_at = ?2, updated_by = ?3, version = ?4 WHERE id = ?1",
+        "UPDATE tasks SET deleted_at = ?2, updated_at = ?3, updated_by = ?4, version = ?5 WHERE id = ?1",
     )?
-    .execute(params![uuid_text(task.id), micros(now), task.updated_by, task.version])?;
-    let change = FieldChange { field: "deleted_at", old_value: None, new_value: Some(wire::timestamp(now)) };
+    .execute(params![uuid_text(task.id), micros(now), micros(task.updated_at), task.updated_by, task.version])?;
+    let change = FieldChange { field: "deleted", old_value: None, new_value: Some(wire::timestamp(now)) };
     let reason = deletion.reason.as_ref().map(|r| r.as_str());
     insert_history(conn, task.id, &[change], &deletion.actor, reason, now)?;
     let seq = insert_event(conn, EventKind::TaskDeleted, &task, &deletion.actor, None, now)?;
@@ -342,14 +345,12 @@ pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome
 }
 
 pub(super) fn list_comments(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<Comment>> {
-    let sql =
-        format!("SELECT {} FROM task_comments WHERE task_id = ?1 ORDER BY created_at, rowid", rows::COMMENT_COLUMNS);
+    let sql = format!("SELECT {} FROM task_comments WHERE task_id = ?1 ORDER BY rowid", rows::COMMENT_COLUMNS);
     conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::comment)?.collect()
 }
 
 pub(super) fn list_history(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<HistoryEntry>> {
-    let sql =
-        format!("SELECT {} FROM task_history WHERE task_id = ?1 ORDER BY changed_at, rowid", rows::HISTORY_COLUMNS);
+    let sql = format!("SELECT {} FROM task_history WHERE task_id = ?1 ORDER BY rowid", rows::HISTORY_COLUMNS);
     conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::history)?.collect()
 }
 

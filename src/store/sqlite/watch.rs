@@ -117,3 +117,33 @@ fn check(db: &Connection, last_data_version: &mut Option<i64>) -> rusqlite::Resu
     *last_data_version = Some(data_version);
     Ok(Some(latest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn polling(state: &Mutex<CommitWatch>) -> bool {
+        state.lock().unwrap().polling
+    }
+
+    #[test]
+    fn the_poller_stops_when_the_last_receiver_is_dropped_and_restarts_for_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.db");
+        let state = Arc::new(Mutex::new(CommitWatch::default()));
+        let first = CommitWatch::subscribe(&state, &path);
+        let second = CommitWatch::subscribe(&state, &path);
+        assert!(polling(&state));
+        drop(first);
+        std::thread::sleep(POLL_EVERY * 4);
+        assert!(polling(&state), "one receiver is left");
+        drop(second);
+        std::thread::sleep(POLL_EVERY * 4);
+        assert!(!polling(&state), "no receiver is left");
+        CommitWatch::committed(&state, 7);
+        let third = CommitWatch::subscribe(&state, &path);
+        assert!(polling(&state));
+        assert_eq!(*third.borrow(), 7, "the last seq known is kept");
+        assert!(!path.exists(), "the watcher never creates the file");
+    }
+}

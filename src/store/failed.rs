@@ -1,0 +1,128 @@
+//! A store that could not be opened (a malformed `DATABASE_URL`): every call answers with the reason,
+//! so the stdio server keeps running and tells the agent what is wrong instead of exiting.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{
+    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
+    TaskUpdate,
+};
+use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::error::{Error, Result};
+
+pub struct FailedStore {
+    location: String,
+    reason: String,
+}
+
+impl FailedStore {
+    pub fn new(location: String, error: &Error) -> Self {
+        Self { location, reason: error.to_string() }
+    }
+
+    fn error(&self) -> Error {
+        Error::Unavailable(format!("the store cannot be opened: {}", self.reason))
+    }
+}
+
+#[async_trait]
+impl Store for FailedStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo { kind: "unavailable", location: self.location.clone() }
+    }
+
+    async fn migrate(&self) -> Result<i64> {
+        Err(self.error())
+    }
+
+    async fn schema_version(&self) -> Result<i64> {
+        Err(self.error())
+    }
+
+    async fn resolve_user(&self, _field: &str, _key: &UserKey) -> Result<User> {
+        Err(self.error())
+    }
+
+    async fn find_user(&self, _key: &UserKey) -> Result<Option<User>> {
+        Err(self.error())
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>> {
+        Err(self.error())
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<Repository>> {
+        Err(self.error())
+    }
+
+    async fn create_task(&self, _new: NewTask) -> Result<CreatedTask> {
+        Err(self.error())
+    }
+
+    async fn update_task(&self, _update: TaskUpdate) -> Result<Task> {
+        Err(self.error())
+    }
+
+    async fn add_comment(&self, _new: NewComment) -> Result<(Comment, Task)> {
+        Err(self.error())
+    }
+
+    async fn delete_task(&self, _deletion: TaskDeletion) -> Result<Task> {
+        Err(self.error())
+    }
+
+    async fn get_task(&self, _id: Uuid) -> Result<Option<Task>> {
+        Err(self.error())
+    }
+
+    async fn list_comments(&self, _task_id: Uuid) -> Result<Vec<Comment>> {
+        Err(self.error())
+    }
+
+    async fn list_history(&self, _task_id: Uuid) -> Result<Vec<HistoryEntry>> {
+        Err(self.error())
+    }
+
+    async fn list_tasks(&self, _query: &TaskQuery) -> Result<Vec<Task>> {
+        Err(self.error())
+    }
+
+    async fn events_after(&self, _after_seq: i64, _limit: u32) -> Result<Vec<Event>> {
+        Err(self.error())
+    }
+
+    async fn event_bounds(&self) -> Result<EventBounds> {
+        Err(self.error())
+    }
+
+    async fn relay_pending(&self, _limit: u32, _sink: &dyn EventSink) -> Result<usize> {
+        Err(self.error())
+    }
+
+    async fn prune_events(&self, _before: DateTime<Utc>, _include_unpublished: bool, _batch: u32) -> Result<u64> {
+        Err(self.error())
+    }
+
+    fn watch_commits(&self) -> tokio::sync::watch::Receiver<i64> {
+        // Nothing will ever be committed: a receiver whose sender is gone.
+        tokio::sync::watch::channel(0).1
+    }
+
+    async fn create_api_key(&self, _user_id: Uuid, _name: &str, _key_hash: &str) -> Result<ApiKey> {
+        Err(self.error())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        Err(self.error())
+    }
+
+    async fn revoke_api_key(&self, _id_or_name: &str) -> Result<bool> {
+        Err(self.error())
+    }
+
+    async fn find_api_key(&self, _key_hash: &str) -> Result<Option<(ApiKey, User)>> {
+        Err(self.error())
+    }
+}
