@@ -86,7 +86,8 @@ fn require_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), ApiE
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::payload_too_large(super::BODY_LIMIT_BYTES)
+        // The rest of the body is unread: the connection must not be reused.
+        ApiError::payload_too_large(super::BODY_LIMIT_BYTES).with_header(header::CONNECTION, "close")
     } else {
         ApiError::bad_request("unreadable_body", format!("the request body could not be read: {rejection}"))
     }

@@ -74,7 +74,11 @@ pub async fn limit_body(State(state): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if announced.is_some_and(|n| n > limit as u64) {
-        return ApiError::payload_too_large(limit).into_response();
+        // The body is left unread, so the connection cannot carry another request: say so, or the
+        // client would send its next request into a connection the server is closing.
+        let mut response = ApiError::payload_too_large(limit).into_response();
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     }
     next.run(req).await
 }

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod errors;
 pub mod extract;
 pub mod health;
+pub mod mcp;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
@@ -309,6 +310,7 @@ pub fn router(state: AppState) -> Router {
     let _ = state.openapi.set(openapi::document(&operations));
     let limits = &state.config.limits;
     api_routes
+        .merge(mcp::routes(&state))
         .merge(dashboard::routes())
         .fallback(errors::fallback)
         .method_not_allowed_fallback(|| async { errors::ApiError::method_not_allowed() })

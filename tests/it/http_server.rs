@@ -246,3 +246,36 @@ async fn the_binary_prints_a_signed_in_dashboard_link_and_stops_on_sigterm() {
     let secret = std::fs::read_to_string(data_dir.path().join("jwt-secret")).unwrap();
     assert!(!process.stderr_text().contains(secret.trim()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut process = ServeProcess::spawn(&[
+        ("DATABASE_URL", db.url.as_str()),
+        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
+        ("JWT_SECRET", http::SECRET),
+    ]);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let token = http::token_for("watcher@example.com");
+    let mut streams = Vec::new();
+    for _ in 0..10 {
+        let batch = futures::future::join_all(
+            (0..100).map(|_| client.get(process.url("/api/tasks/stream")).bearer_auth(&token).send()),
+        )
+        .await;
+        for response in batch {
+            let response = response.expect("stream opened");
+            assert_eq!(response.status(), 200);
+            streams.push(SseReader::new(response));
+        }
+    }
+    assert_eq!(streams.len(), 1000);
+    let (code, took) = process.terminate(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "stderr: {}", process.stderr_text());
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    for stream in &mut streams {
+        assert!(stream.ends_within(Duration::from_secs(2)).await);
+    }
+    eprintln!("SIGTERM with 1000 open streams: exited 0 in {took:?}");
+}

@@ -4,6 +4,8 @@ mod support;
 
 mod events_redis;
 mod http_auth;
+mod http_e2e;
+mod http_mcp;
 mod http_rest;
 mod http_server;
 mod http_sse;

@@ -1,0 +1,137 @@
+//! MCP over Streamable HTTP at `/mcp`: the same tools as stdio, an API key required (and revocable),
+//! the key's user acting whatever the arguments say, and Origin and Host validated (403).
+
+use serde_json::{Value, json};
+
+use crate::support::http::{TestServer, error_code};
+use crate::support::{self, Backend, TestStore};
+
+fn rpc(id: i64, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+fn initialize() -> Value {
+    rpc(
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "http-test", "version": "1"}}),
+    )
+}
+
+fn mcp(server: &TestServer, key: &str, body: &Value) -> reqwest::RequestBuilder {
+    server
+        .client
+        .post(server.url("/mcp"))
+        .header("x-api-key", key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .json(body)
+}
+
+/// The JSON-RPC answer of a response (JSON, or the first `data:` of an event stream).
+async fn answer(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let is_stream =
+        response.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"));
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{status}: {text}");
+    if is_stream {
+        let data = text.lines().find_map(|l| l.strip_prefix("data:")).expect("a data line");
+        serde_json::from_str(data.trim()).unwrap()
+    } else {
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+async fn server_with_key(user: &str) -> (TestStore, TestServer, String) {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some(user.to_owned());
+    let key = task_mcp::http::auth::create_api_key_command(&app, "test key").await.unwrap();
+    let server = TestServer::start(app).await;
+    (db, server, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tools_answer_over_http_as_the_keys_user() {
+    let (_db, server, key) = server_with_key("agent@example.com").await;
+    let init = answer(mcp(&server, &key, &initialize()).send().await.unwrap()).await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "task-mcp", "{init}");
+    let tools = answer(mcp(&server, &key, &rpc(2, "tools/list", json!({}))).send().await.unwrap()).await;
+    let names: Vec<&str> =
+        tools["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for tool in
+        ["get_tasks", "get_task", "create_task", "update_task_status", "update_task", "add_task_comment", "delete_task"]
+    {
+        assert!(names.contains(&tool), "{tool} missing: {names:?}");
+    }
+    // A label argument cannot make the change someone else's.
+    let call = rpc(
+        3,
+        "tools/call",
+        json!({"name": "create_task", "arguments": {"title": "from an agent", "created_by": "boss@example.com", "assignee_id": "me"}}),
+    );
+    let created = answer(mcp(&server, &key, &call).send().await.unwrap()).await;
+    let task = &created["result"]["structuredContent"];
+    assert_eq!(created["result"]["isError"], json!(false), "{created}");
+    assert_eq!(task["created_by"], "agent@example.com", "{created}");
+    assert_eq!(task["assignee_email"], "agent@example.com", "{created}");
+    // The same task over REST.
+    let id = task["id"].as_str().unwrap();
+    let over_rest: Value = server.get(&format!("/api/tasks/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(over_rest["title"], "from an agent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_refuses_missing_unknown_revoked_and_jwt_credentials() {
+    let (db, server, key) = server_with_key("agent@example.com").await;
+    let body = initialize();
+    let send = |credential: Option<(&'static str, String)>| {
+        let mut request =
+            server.client.post(server.url("/mcp")).header("accept", "application/json, text/event-stream").json(&body);
+        if let Some((name, value)) = credential {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let jwt = server.token("agent@example.com");
+    let cases: Vec<(&str, Option<(&'static str, String)>)> = vec![
+        ("none", None),
+        ("unknown key", Some(("x-api-key", "tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned()))),
+        ("not a key", Some(("x-api-key", "hunter2".to_owned()))),
+        ("a JWT", Some(("authorization", format!("Bearer {jwt}")))),
+        ("malformed authorization", Some(("authorization", "Token abc".to_owned()))),
+    ];
+    for (name, credential) in cases {
+        let response = send(credential).await.unwrap();
+        assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "{name}");
+    }
+    // The key is also accepted as a Bearer token.
+    let response = send(Some(("authorization", format!("Bearer {key}")))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    // Revoked: refused from the next request on.
+    assert!(db.store.revoke_api_key("test key").await.unwrap());
+    let response = send(Some(("x-api-key", key.clone()))).await.unwrap();
+    assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_refuses_foreign_origins_and_rebinding_hosts() {
+    let (_db, server, key) = server_with_key("agent@example.com").await;
+    let response = mcp(&server, &key, &initialize()).header("origin", "https://evil.example.net").send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    // Even the server's own origin: /mcp is for agents, and browsers only from CORS_ORIGINS.
+    let own = server.base.clone();
+    let response = mcp(&server, &key, &initialize()).header("origin", own).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response =
+        mcp(&server, &key, &initialize()).header("origin", "https://dashboard.example.com").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    // A page on attacker.example whose name now resolves to 127.0.0.1 sends its own Host.
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let response =
+        mcp(&server, &key, &initialize()).header("host", format!("attacker.example:{port}")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = mcp(&server, &key, &initialize()).header("host", format!("localhost:{port}")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
