@@ -6,7 +6,7 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import {
-  Serve, McpClient, issueToken, launchBrowser, newPage, artifactPath, eventually, freshStore, removeStore, storeKind,
+  Serve, McpClient, issueToken, launchBrowser, newPage, artifactPath, screenshot, eventually, freshStore, removeStore, storeKind,
 } from './harness.mjs';
 
 const ALICE = 'alice@example.com';
@@ -127,13 +127,13 @@ test('screenshots of the board (light, dark, phone) and a task detail', async ()
   await page.reload();
   await waitLive();
   await page.waitForSelector(`.card[data-id="${seeded.vscode.id}"]`);
-  await page.screenshot({ path: artifactPath('board-light.png') });
+  await screenshot(page, 'board-light.png');
 
   const dark = await newPage(browser, { colorScheme: 'dark' });
   await dark.goto(serve.link);
   await waitLive(dark);
   await dark.waitForSelector(`.card[data-id="${seeded.vscode.id}"]`);
-  await dark.screenshot({ path: artifactPath('board-dark.png') });
+  await screenshot(dark, 'board-dark.png');
   await dark.context().close();
 
   const phone = await newPage(browser, {
@@ -142,21 +142,21 @@ test('screenshots of the board (light, dark, phone) and a task detail', async ()
   await phone.goto(serve.link);
   await waitLive(phone);
   await phone.waitForSelector(`.card[data-id="${seeded.lb.id}"]`);
-  await phone.screenshot({ path: artifactPath('board-phone.png') });
+  await screenshot(phone, 'board-phone.png');
   await phone.locator(`.card[data-id="${seeded.ratelimit.id}"] .card-open`).scrollIntoViewIfNeeded();
   await phone.locator('.board').evaluate((b) => b.scrollTo({ left: b.querySelector('#col-in_progress').offsetLeft - 12 }));
   await phone.locator(`.card[data-id="${seeded.ratelimit.id}"] .card-open`).click();
   await phone.waitForSelector('#d-comments li');
-  await phone.screenshot({ path: artifactPath('detail-phone.png') });
+  await screenshot(phone, 'detail-phone.png');
   assert.deepEqual(phone.errors, []);
   await phone.context().close();
 
   await card(seeded.ratelimit.id).locator('.card-open').click();
   await page.waitForSelector('#d-comments li >> nth=1');
   await page.waitForSelector('#d-history li');
-  await page.screenshot({ path: artifactPath('detail-light.png') });
+  await screenshot(page, 'detail-light.png');
   await page.locator('#d-history').scrollIntoViewIfNeeded();
-  await page.screenshot({ path: artifactPath('detail-history.png') });
+  await screenshot(page, 'detail-history.png');
   await page.keyboard.press('Escape');
   await page.waitForSelector('#detail', { state: 'hidden' });
 });
@@ -271,7 +271,7 @@ test('an edit made over a newer version gets 412 and shows the new state instead
   assert.match(await page.textContent('#d-conflict-text'), /claude-code changed this task/);
   assert.equal((await agent.call('get_task', { task_id: id })).title, 'Settings page: tabs for profile, team, billing',
     'nothing was overwritten');
-  await page.screenshot({ path: artifactPath('conflict.png') });
+  await screenshot(page, 'conflict.png');
 
   // The person decides to apply theirs on top of the new version.
   await page.click('#d-conflict-reapply');
@@ -381,7 +381,7 @@ test('without a token the page asks for one; a token from `task-mcp token` signs
   await other.fill('#signin-token', 'not-a-token');
   await other.click('#signin-form button[type="submit"]');
   await other.waitForSelector('#signin-error:not([hidden])');
-  await other.screenshot({ path: artifactPath('signin.png') });
+  await screenshot(other, 'signin.png');
 
   const token = await issueToken(dataDir, 'bob.martin@example.com');
   await other.fill('#signin-token', token);
@@ -431,7 +431,7 @@ test('the page reconnects after serve restarts, and catches up on what changed m
   await waitLive(fresh);
   await serve.stop();
   await page.waitForSelector('#conn[data-state="reconnecting"], #conn[data-state="offline"]', { timeout: 10000 });
-  await page.screenshot({ path: artifactPath('reconnecting.png') });
+  await screenshot(page, 'reconnecting.png');
   // A change made while serve is down (the agent writes to the store directly) …
   const whileDown = await agent.call('create_task', { title: 'Made while serve was down', repository: 'infra' });
   await serve.start();
@@ -449,7 +449,7 @@ test('the page reconnects after serve restarts, and catches up on what changed m
   timings.stdio_create_to_card_after_restart_ms = Date.now() - started;
   await card(after.id, fresh).waitFor({ timeout: 2000 });
   assert.equal(await page.locator(`.card[data-id="${whileDown.id}"]`).count(), 1);
-  await page.screenshot({ path: artifactPath('board-after-restart.png') });
+  await screenshot(page, 'board-after-restart.png');
   assert.deepEqual(page.errors, []);
   assert.deepEqual(fresh.errors, []);
   await fresh.context().close();

@@ -253,6 +253,14 @@ export function artifactPath(name) {
   return path.join(ARTIFACTS, name);
 }
 
+/** Saves a screenshot once dialogs have finished sliding in, so the picture shows the sheet as people
+ * see it rather than half-faded over the board (highlights and the reconnecting pulse are kept). */
+export async function screenshot(page, name) {
+  await page.evaluate(() =>
+    Promise.all(document.getAnimations().filter((a) => a.effect?.target?.tagName === 'DIALOG').map((a) => a.finished)));
+  await page.screenshot({ path: artifactPath(name) });
+}
+
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
