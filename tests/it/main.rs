@@ -12,4 +12,5 @@ mod http_sse;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
+mod tidy;
 mod zero_config;
