@@ -3,6 +3,7 @@
 mod support;
 
 mod events_redis;
+mod faults;
 mod http_auth;
 mod http_e2e;
 mod http_mcp;

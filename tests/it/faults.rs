@@ -1,0 +1,320 @@
+//! Faults, through the real binaries: PostgreSQL restarted (fast and immediate shutdown) under load
+//! over stdio and `serve`, Redis killed and restarted under `serve`'s SSE clients, an SSE client that
+//! never reads, and stdin closed while a call waits on the database. Nothing hangs, nothing is lost,
+//! nothing needs a process restart.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use task_mcp::store::Store;
+
+use crate::support::http::{self, ServeProcess, SseReader};
+use crate::support::mcp::Server;
+use crate::support::pg::{PrivatePostgres, Shutdown};
+use crate::support::redis::{PrivateRedis, TestPrefix};
+
+const USER: &str = "agent@example.com";
+/// How long PostgreSQL or Redis stays down in a restart test.
+const DOWN_FOR: Duration = Duration::from_secs(2);
+/// No single call may take longer than this during an outage: the pool's wait timeout (5 s) plus
+/// its connect timeout (3 s), with room for a loaded machine. A hang would be a multiple of it.
+const CALL_BOUND: Duration = Duration::from_secs(20);
+/// How long a test waits for something that should happen (events relayed, streams caught up).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs `async fn name(mode)` once per shutdown mode, as `name::fast_shutdown` and
+/// `name::immediate_shutdown`.
+macro_rules! per_shutdown {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fast_shutdown() {
+                super::$name(crate::support::pg::Shutdown::Fast).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn immediate_shutdown() {
+                super::$name(crate::support::pg::Shutdown::Immediate).await
+            }
+        }
+    )+};
+}
+
+per_shutdown!(
+    a_postgres_restart_under_stdio_load_fails_calls_fast_then_recovers_without_losing_an_event,
+    a_postgres_restart_under_serve_load_fails_calls_fast_then_recovers_without_losing_an_event,
+);
+
+/// What the calls of a load came to.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Ids of the tasks whose creation was answered with success.
+    created: Vec<String>,
+    /// Messages of the calls refused because the database was unavailable.
+    unavailable: Vec<String>,
+    /// Anything else (a test failure).
+    other: Vec<String>,
+    slowest: Duration,
+    /// Successes since the outage was over.
+    after: usize,
+}
+
+impl Tally {
+    fn record(&mut self, outcome: Result<String, (String, String)>, took: Duration, outage_over: bool) {
+        self.slowest = self.slowest.max(took);
+        match outcome {
+            Ok(id) => {
+                self.created.push(id);
+                if outage_over {
+                    self.after += 1;
+                }
+            }
+            Err((code, message)) if code == "unavailable" => self.unavailable.push(message),
+            Err((code, message)) => self.other.push(format!("{code}: {message}")),
+        }
+    }
+
+    /// The checks every restart test makes of its load.
+    fn check(&self, pg: &PrivatePostgres) {
+        assert!(self.other.is_empty(), "calls failed otherwise than `unavailable`: {:?}", self.other);
+        assert!(!self.unavailable.is_empty(), "no call met the outage: the test proved nothing");
+        for message in &self.unavailable {
+            assert!(
+                message.contains("PostgreSQL at") && message.contains(&format!("127.0.0.1:{}", pg.port)),
+                "the error says which database is unavailable: {message}"
+            );
+        }
+        assert!(self.slowest < CALL_BOUND, "a call took {:?} (bound {CALL_BOUND:?})", self.slowest);
+        assert!(self.after > 0, "no call succeeded after the restart");
+    }
+}
+
+/// Stops the cluster with `mode`, keeps it down for [`DOWN_FOR`], starts it again (pg_ctl blocks:
+/// a thread of its own).
+fn restart_in_background(pg: Arc<PrivatePostgres>, mode: Shutdown) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        pg.stop(mode);
+        std::thread::sleep(DOWN_FOR);
+        pg.start_again();
+    })
+}
+
+/// Every committed change has its event, and every event reached the Redis stream (published once
+/// Redis could be reached): waits for the relay, then compares the store's log with the stream.
+async fn every_committed_change_has_its_event_in_redis(store: &dyn Store, prefix: &TestPrefix, created: &[String]) {
+    let tasks = store
+        .list_tasks(&task_mcp::store::TaskQuery { limit: 10_000, ..Default::default() })
+        .await
+        .expect("list the tasks");
+    let committed: BTreeSet<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+    for id in created {
+        assert!(committed.contains(id), "task {id} was answered as created but is not in the store");
+    }
+    let events = store.events_after(0, 100_000).await.expect("read the event log");
+    let with_event: BTreeSet<String> =
+        events.iter().filter(|e| e.kind.as_str() == "task_created").map(|e| e.task_id.to_string()).collect();
+    assert_eq!(with_event, committed, "every committed task has its task_created event");
+    let logged: BTreeSet<i64> = events.iter().map(|e| e.seq).collect();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let published: BTreeSet<i64> = prefix
+            .entries(&prefix.stream("notifications"))
+            .iter()
+            .map(|e| e["seq"].parse().expect("a seq field"))
+            .collect();
+        if published == logged {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events missing from Redis: {:?}; unknown there: {:?}",
+            logged.difference(&published).collect::<Vec<_>>(),
+            published.difference(&logged).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_postgres_restart_under_stdio_load_fails_calls_fast_then_recovers_without_losing_an_event(mode: Shutdown) {
+    let pg = Arc::new(PrivatePostgres::start());
+    let url = pg.create_database("tasks").await;
+    let redis = PrivateRedis::start();
+    let prefix = TestPrefix::on(&redis.url());
+    let mut mcp = Server::spawn_with(&[
+        ("DATABASE_URL", url.as_str()),
+        ("TASK_MCP_USER", USER),
+        ("REDIS_URL", prefix.url.as_str()),
+        ("TASK_MCP_STREAM_PREFIX", prefix.prefix.as_str()),
+    ]);
+    mcp.initialize().await;
+
+    // Rounds of four calls in flight at once; the restart starts after a few good rounds.
+    let mut tally = Tally::default();
+    let mut restart = None;
+    let deadline = Instant::now() + PATIENCE * 2;
+    for round in 0.. {
+        assert!(Instant::now() < deadline, "no recovery: {tally:?}\n{}\n{}", mcp.stderr(), pg.log());
+        if round == 5 {
+            restart = Some(restart_in_background(pg.clone(), mode));
+        }
+        let outage_over = restart.as_ref().is_some_and(|r| r.is_finished());
+        if outage_over && tally.after >= 20 {
+            break;
+        }
+        let started = Instant::now();
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            let arguments = json!({"title": format!("load {round}.{n}"), "repository": "web"});
+            ids.push(mcp.start_request("tools/call", json!({"name": "create_task", "arguments": arguments})).await);
+        }
+        for id in ids {
+            let frame = mcp.answer(id).await;
+            let result = crate::support::mcp::tool_result(&frame["result"]);
+            let outcome = if result.is_error {
+                Err((result.code().to_owned(), result.text.clone()))
+            } else {
+                Ok(result.structured["id"].as_str().expect("a task id").to_owned())
+            };
+            tally.record(outcome, started.elapsed(), outage_over);
+        }
+    }
+    eprintln!(
+        "{mode:?} restart over stdio: {} created, {} refused as unavailable, slowest round {:?}",
+        tally.created.len(),
+        tally.unavailable.len(),
+        tally.slowest
+    );
+    tally.check(&pg);
+    // Still the same process, still answering; then it exits 0 and publishes what is pending.
+    assert!(mcp.request("tools/list", json!({})).await["result"]["tools"].is_array());
+    let (status, _) = mcp.close().await;
+    assert!(status.success(), "{status}");
+    let store = task_mcp::store::open(&url, 1).expect("open the store");
+    every_committed_change_has_its_event_in_redis(store.as_ref(), &prefix, &tally.created).await;
+}
+
+/// Creates tasks over REST until `stop`, recording each outcome.
+async fn rest_load(
+    client: reqwest::Client,
+    url: String,
+    token: String,
+    tally: Arc<Mutex<Tally>>,
+    restart_done: Arc<std::sync::atomic::AtomicBool>,
+    worker: usize,
+) {
+    for n in 0.. {
+        let outage_over = restart_done.load(std::sync::atomic::Ordering::Acquire);
+        if outage_over && tally.lock().unwrap().after >= 40 {
+            return;
+        }
+        let started = Instant::now();
+        let response = client
+            .post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"title": format!("load {worker}.{n}"), "repository": "web"}))
+            .timeout(CALL_BOUND * 2)
+            .send()
+            .await
+            .expect("serve answers every request");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or_default();
+        let outcome = match status {
+            201 => Ok(body["id"].as_str().expect("a task id").to_owned()),
+            _ => Err((
+                body["error"]["code"].as_str().unwrap_or("(no code)").to_owned(),
+                format!("{status} {}", body["error"]["message"].as_str().unwrap_or("(no message)")),
+            )),
+        };
+        tally.lock().unwrap().record(outcome, started.elapsed(), outage_over);
+    }
+}
+
+async fn a_postgres_restart_under_serve_load_fails_calls_fast_then_recovers_without_losing_an_event(mode: Shutdown) {
+    let pg = Arc::new(PrivatePostgres::start());
+    let url = pg.create_database("tasks").await;
+    let redis = PrivateRedis::start();
+    let prefix = TestPrefix::on(&redis.url());
+    let data_dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::spawn(&[
+        ("DATABASE_URL", url.as_str()),
+        ("REDIS_URL", prefix.url.as_str()),
+        ("TASK_MCP_STREAM_PREFIX", prefix.prefix.as_str()),
+        ("JWT_SECRET", http::SECRET),
+        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
+        ("TASK_MCP_POOL_SIZE", "4"),
+    ]);
+    let client = reqwest::Client::new();
+    let token = http::token_for(USER);
+    // A live client through the whole restart, from the start of the log.
+    let response = client
+        .get(serve.url("/api/tasks/stream"))
+        .bearer_auth(&token)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let restart_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            tokio::spawn(rest_load(
+                client.clone(),
+                serve.url("/api/tasks"),
+                token.clone(),
+                tally.clone(),
+                restart_done.clone(),
+                worker,
+            ))
+        })
+        .collect();
+    while tally.lock().unwrap().created.len() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    restart_in_background(pg.clone(), mode).await.expect("restart");
+    restart_done.store(true, std::sync::atomic::Ordering::Release);
+    for worker in workers {
+        tokio::time::timeout(PATIENCE * 2, worker)
+            .await
+            .unwrap_or_else(|_| panic!("no recovery: {:?}\n{}", tally.lock().unwrap(), serve.stderr_text()))
+            .expect("worker");
+    }
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    eprintln!(
+        "{mode:?} restart under serve: {} created, {} refused as unavailable, slowest call {:?}",
+        tally.created.len(),
+        tally.unavailable.len(),
+        tally.slowest
+    );
+    tally.check(&pg);
+    for message in &tally.unavailable {
+        assert!(message.starts_with("503 "), "{message}");
+    }
+    let health = client.get(serve.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200, "healthy again without a restart of serve");
+
+    let store = task_mcp::store::open(&url, 1).expect("open the store");
+    every_committed_change_has_its_event_in_redis(store.as_ref(), &prefix, &tally.created).await;
+    // The live client saw every event once, in order, through the restart.
+    let logged: Vec<i64> = store.events_after(0, 100_000).await.unwrap().iter().map(|e| e.seq).collect();
+    let seen = read_seqs_until(&mut stream, *logged.last().unwrap()).await;
+    assert_eq!(seen, logged, "the SSE client got every event, in order, once");
+}
+
+/// Reads events until one with seq `last` (or beyond) came; returns their seqs in arrival order.
+async fn read_seqs_until(stream: &mut SseReader, last: i64) -> Vec<i64> {
+    let mut seqs = Vec::new();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while seqs.last().is_none_or(|s| *s < last) {
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match stream.next(wait).await {
+            Some(event) => seqs.push(event.id.as_deref().and_then(|id| id.parse().ok()).expect("an id")),
+            None => panic!("the stream ended or stalled at {:?} of {last}", seqs.last()),
+        }
+    }
+    seqs
+}
