@@ -14,6 +14,7 @@ use crate::support::http::{self, ServeProcess, SseReader};
 use crate::support::mcp::Server;
 use crate::support::pg::{PrivatePostgres, Shutdown};
 use crate::support::redis::{PrivateRedis, TestPrefix};
+use crate::support::{Backend, TestStore};
 
 const USER: &str = "agent@example.com";
 /// How long PostgreSQL or Redis stays down in a restart test.
@@ -213,7 +214,7 @@ async fn rest_load(
         let response = client
             .post(&url)
             .bearer_auth(&token)
-            .json(&json!({"title": format!("load {worker}.{n}"), "repository": "web"}))
+            .json(&json!({"title": format!("load {worker}.{n}"), "repository": (["web", "api"])[n % 2]}))
             .timeout(CALL_BOUND * 2)
             .send()
             .await
@@ -317,4 +318,117 @@ async fn read_seqs_until(stream: &mut SseReader, last: i64) -> Vec<i64> {
         }
     }
     seqs
+}
+
+crate::per_backend!(sse_clients_of_serve_get_every_event_once_in_order_across_a_redis_restart);
+
+async fn sse_clients_of_serve_get_every_event_once_in_order_across_a_redis_restart(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut redis = PrivateRedis::start();
+    let prefix = TestPrefix::on(&redis.url());
+    let data_dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::spawn(&[
+        ("DATABASE_URL", db.url.as_str()),
+        ("REDIS_URL", prefix.url.as_str()),
+        ("TASK_MCP_STREAM_PREFIX", prefix.prefix.as_str()),
+        ("JWT_SECRET", http::SECRET),
+        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
+        ("TASK_MCP_POOL_SIZE", "4"),
+    ]);
+    let client = reqwest::Client::new();
+    let token = http::token_for(USER);
+    // Three clients from the start of the log: the header token, the query token, one repository.
+    let open = |path: String, bearer: bool| {
+        let mut request = client.get(serve.url(&path)).header("last-event-id", "0");
+        if bearer {
+            request = request.bearer_auth(&token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            SseReader::new(response)
+        }
+    };
+    let mut everything = open("/api/tasks/stream".to_owned(), true).await;
+    let mut by_query = open(format!("/api/tasks/stream?access_token={token}"), false).await;
+    let mut web_only = open("/api/tasks/stream?repositories=web".to_owned(), true).await;
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|worker| {
+            tokio::spawn(rest_load(
+                client.clone(),
+                serve.url("/api/tasks"),
+                token.clone(),
+                tally.clone(),
+                restarted.clone(),
+                worker,
+            ))
+        })
+        .collect();
+    while tally.lock().unwrap().created.len() < 30 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    redis.kill();
+    let down_at = tally.lock().unwrap().created.len();
+    tokio::time::sleep(DOWN_FOR).await;
+    let while_down = tally.lock().unwrap().created.len() - down_at;
+    redis.restart();
+    restarted.store(true, std::sync::atomic::Ordering::Release);
+    for worker in workers {
+        tokio::time::timeout(PATIENCE, worker).await.expect("the load finishes").expect("worker");
+    }
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    eprintln!("{backend:?}: {} tasks created, {while_down} of them while Redis was down", tally.created.len());
+    assert!(tally.unavailable.is_empty() && tally.other.is_empty(), "every call succeeds without Redis: {tally:?}");
+    assert!(while_down > 0, "no change was made while Redis was down: the test proved nothing");
+
+    // The outbox: every event in the (new, empty) Redis once it came back.
+    every_committed_change_has_its_event_in_redis(db.store.as_ref(), &prefix, &tally.created).await;
+    let events = db.store.events_after(0, 100_000).await.unwrap();
+    let logged: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let last = *logged.last().unwrap();
+    assert_eq!(read_seqs_until(&mut everything, last).await, logged, "header-token client");
+    assert_eq!(read_seqs_until(&mut by_query, last).await, logged, "query-token client");
+    let web: Vec<i64> = events.iter().filter(|e| e.repository.as_deref() == Some("web")).map(|e| e.seq).collect();
+    assert_eq!(read_seqs_until(&mut web_only, *web.last().unwrap()).await, web, "repository client");
+    // The hub went back to reading Redis (its position re-resolved on the emptied stream).
+    let deadline = Instant::now() + PATIENCE;
+    while !serve.stderr_text().contains("live feed follows Redis again") {
+        assert!(Instant::now() < deadline, "the hub never followed Redis again:\n{}", serve.stderr_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_refuses_every_command_is_retried_with_a_pause_not_hammered() {
+    // Redis wants a password serve was not given: connections succeed, every command is NOAUTH.
+    let redis = PrivateRedis::start_with_password(Some("the-password-serve-lacks"));
+    let db = TestStore::new(Backend::Sqlite).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::spawn(&[
+        ("DATABASE_URL", db.url.as_str()),
+        ("REDIS_URL", redis.url_without_password().as_str()),
+        ("JWT_SECRET", http::SECRET),
+        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
+    ]);
+    // Changes still commit (their events wait in the outbox) and the live feed follows the store.
+    let client = reqwest::Client::new();
+    let token = http::token_for(USER);
+    let response = client.get(serve.url("/api/tasks/stream")).bearer_auth(&token).header("last-event-id", "0");
+    let mut stream = SseReader::new(response.send().await.unwrap());
+    let created = client.post(serve.url("/api/tasks")).bearer_auth(&token).json(&json!({"title": "t"})).send();
+    assert_eq!(created.await.unwrap().status(), 201);
+    assert_eq!(read_seqs_until(&mut stream, 1).await, [1]);
+    // Over a few seconds, the live feed and the relay reconnect a handful of times; a hot loop made
+    // thousands of connections a second.
+    let before = redis.connections_received();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let made = redis.connections_received() - before - 1;
+    eprintln!("connections to a Redis refusing every command, in 3 s: {made}");
+    assert!(made < 100, "{made} connections in 3 s: a hot loop");
+    let log = serve.stderr_text();
+    assert!(log.contains("NOAUTH"), "the reason is logged: {log}");
+    assert!(!log.contains("the-password-serve-lacks"));
 }
