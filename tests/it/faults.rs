@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use task_mcp::store::Store;
 
-use crate::support::http::{self, ServeProcess, SseReader};
+use futures::StreamExt;
+
+use crate::support::http::{self, ServeProcess, SseReader, TestServer};
 use crate::support::mcp::Server;
 use crate::support::pg::{PrivatePostgres, Shutdown};
 use crate::support::redis::{PrivateRedis, TestPrefix};
@@ -431,4 +433,73 @@ async fn a_redis_that_refuses_every_command_is_retried_with_a_pause_not_hammered
     let log = serve.stderr_text();
     assert!(log.contains("NOAUTH"), "the reason is logged: {log}");
     assert!(!log.contains("the-password-serve-lacks"));
+}
+
+/// `sse_clients` from `/metrics`: the live subscriptions of the server.
+async fn sse_clients(server: &TestServer) -> u64 {
+    let text = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix("sse_clients ")).and_then(|n| n.trim().parse().ok()).expect("sse_clients")
+}
+
+async fn wait_for_sse_clients(server: &TestServer, n: u64) {
+    let deadline = Instant::now() + PATIENCE;
+    while sse_clients(server).await != n {
+        assert!(Instant::now() < deadline, "sse_clients stayed at {} (waiting for {n})", sse_clients(server).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_client_that_never_reads_is_dropped_and_the_others_keep_getting_every_event() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut config = http::config();
+    config.limits.slow_client = Duration::from_secs(2);
+    let server = TestServer::start_with(crate::support::app(&db.url, None), config).await;
+    let token = server.token(USER);
+
+    // The client that never reads: a raw socket with a small receive buffer, one request, then silence.
+    let address: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut silent = socket.connect(address).await.unwrap();
+    let request = format!(
+        "GET /api/tasks/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Accept: text/event-stream\r\nLast-Event-ID: 0\r\n\r\n"
+    );
+    silent.write_all(request.as_bytes()).await.unwrap();
+    // Two clients that read all along (a fresh database: the seqs are 1..=total).
+    let total = 400;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let response = server.get("/api/tasks/stream").header("last-event-id", "0").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut reader = SseReader::new(response);
+        readers.push(tokio::spawn(async move { read_seqs_until(&mut reader, total as i64).await }));
+    }
+    wait_for_sse_clients(&server, 3).await;
+
+    // Many large events: far more than the socket buffers and the server's queues hold.
+    let description = "x".repeat(32 * 1024);
+    let creates = futures::stream::iter(0..total)
+        .map(|n| {
+            let request = server.post("/api/tasks", json!({"title": format!("big {n}"), "description": description}));
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<u16>>()
+        .await;
+    assert!(creates.iter().all(|s| *s == 201), "{creates:?}");
+    let logged: Vec<i64> = db.store.events_after(0, 10_000).await.unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(logged, (1..=total as i64).collect::<Vec<_>>());
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), logged, "a reading client missed nothing");
+    }
+    // The silent one lost its subscription...
+    wait_for_sse_clients(&server, 2).await;
+    // ...and its connection: reading now ends (the server closed it) instead of streaming on.
+    let mut sink = Vec::new();
+    let ended = tokio::time::timeout(PATIENCE, silent.read_to_end(&mut sink)).await;
+    assert!(ended.is_ok(), "the server kept the connection of a client that never read");
+    eprintln!("the silent client was cut off after {} bytes it read late ({:?})", sink.len(), ended.unwrap().err());
 }
