@@ -503,3 +503,104 @@ async fn an_sse_client_that_never_reads_is_dropped_and_the_others_keep_getting_e
     assert!(ended.is_ok(), "the server kept the connection of a client that never read");
     eprintln!("the silent client was cut off after {} bytes it read late ({:?})", sink.len(), ended.unwrap().err());
 }
+
+crate::per_backend!(stdin_closed_while_a_call_waits_on_the_database_commits_answers_and_exits_0);
+
+/// Holds what every write of the test's store needs, until dropped: PostgreSQL's event-order
+/// advisory lock (a session lock of a connection of the test's own), or SQLite's write lock.
+enum WriteBlocker {
+    Postgres(tokio_postgres::Client, tokio::task::JoinHandle<()>),
+    Sqlite(rusqlite::Connection),
+}
+
+/// `pg_advisory_xact_lock` key every PostgreSQL write takes before it draws its event's seq.
+const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
+
+impl WriteBlocker {
+    async fn hold(backend: Backend, db: &TestStore) -> WriteBlocker {
+        match backend {
+            Backend::Postgres => {
+                let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+                let driver = tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client.execute("SELECT pg_advisory_lock($1)", &[&EVENT_ORDER_LOCK]).await.unwrap();
+                WriteBlocker::Postgres(client, driver)
+            }
+            Backend::Sqlite => {
+                let path = db.url.strip_prefix("sqlite://").unwrap();
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                WriteBlocker::Sqlite(conn)
+            }
+        }
+    }
+
+    /// Waits until a write is queued behind the lock (PostgreSQL shows it; SQLite cannot, so a pause).
+    async fn until_a_write_waits(&self) {
+        match self {
+            WriteBlocker::Postgres(client, _) => {
+                let deadline = Instant::now() + PATIENCE;
+                loop {
+                    let waiting: i64 = client
+                        .query_one(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                             AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+                            &[],
+                        )
+                        .await
+                        .unwrap()
+                        .get(0);
+                    if waiting > 0 {
+                        return;
+                    }
+                    assert!(Instant::now() < deadline, "the call never reached the database");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            WriteBlocker::Sqlite(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            WriteBlocker::Postgres(client, driver) => {
+                client.execute("SELECT pg_advisory_unlock($1)", &[&EVENT_ORDER_LOCK]).await.unwrap();
+                drop(client);
+                let _ = driver.await;
+            }
+            WriteBlocker::Sqlite(conn) => conn.execute_batch("COMMIT").unwrap(),
+        }
+    }
+}
+
+async fn stdin_closed_while_a_call_waits_on_the_database_commits_answers_and_exits_0(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    // The schema is in place (the first call migrates), so the next call waits on the lock only.
+    mcp.ok("get_tasks", json!({})).await;
+    let query = task_mcp::store::TaskQuery { limit: 10, ..Default::default() };
+    assert!(db.store.list_tasks(&query).await.unwrap().is_empty());
+    let blocker = WriteBlocker::hold(backend, &db).await;
+    let call = json!({"name": "create_task", "arguments": {"title": "In flight when stdin closed"}});
+    let id = mcp.start_request("tools/call", call).await;
+    blocker.until_a_write_waits().await;
+    mcp.close_stdin();
+    // Longer than rmcp's own 5 s wait for calls in flight at end of input.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(!mcp.has_exited(), "the process exited with a call in flight");
+    assert!(db.store.list_tasks(&query).await.unwrap().is_empty(), "nothing can commit while the lock is held");
+    blocker.release().await;
+    let (status, frames) = mcp.close().await;
+    assert!(status.success(), "{status}");
+    let answer = frames
+        .iter()
+        .map(|line| crate::support::mcp::parse_frame(line))
+        .find(|frame| frame["id"].as_i64() == Some(id))
+        .unwrap_or_else(|| panic!("the call in flight was not answered: {frames:?}"));
+    let result = crate::support::mcp::tool_result(&answer["result"]);
+    assert!(!result.is_error, "{}", result.text);
+    let tasks = db.store.list_tasks(&query).await.unwrap();
+    assert_eq!(tasks.len(), 1, "the change was committed");
+    assert_eq!(tasks[0].id.to_string(), result.structured["id"].as_str().unwrap());
+}

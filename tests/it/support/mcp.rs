@@ -238,6 +238,16 @@ impl Server {
         result
     }
 
+    /// Closes stdin without waiting for anything (see [`Server::close`] to wait for the exit).
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Whether the process has exited already.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("wait for task-mcp").is_some()
+    }
+
     /// Closes stdin and waits for the process to exit (it must, promptly).
     pub async fn close(mut self) -> (ExitStatus, Vec<String>) {
         drop(self.stdin.take());
