@@ -271,6 +271,16 @@ async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
         }
     }
     assert_eq!(streams.len(), 1000);
+    // Every stream is a live subscription of the hub (not only an answered request head).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = client.get(process.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "sse_clients 1000") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not 1000 live subscriptions: {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (code, took) = process.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0), "stderr: {}", process.stderr_text());
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
