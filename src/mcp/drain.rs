@@ -118,10 +118,7 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for DrainOnEof<T> {
         }
         let deadline = self.ended_at.unwrap_or_else(Instant::now) + DRAIN_LIMIT;
         if !self.in_flight.drained(deadline).await {
-            tracing::warn!(
-                "stdin closed; calls still unanswered after {} s are abandoned",
-                DRAIN_LIMIT.as_secs()
-            );
+            tracing::warn!("stdin closed; calls still unanswered after {} s are abandoned", DRAIN_LIMIT.as_secs());
         }
         None
     }

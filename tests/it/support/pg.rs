@@ -107,7 +107,10 @@ impl PrivatePostgres {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
         let cluster = PrivatePostgres { port, dir, bin: Self::bin_dir(), as_postgres };
         let data = cluster.data_dir();
-        cluster.run("initdb", &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"]);
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+        );
         cluster.start_again();
         cluster
     }

@@ -128,11 +128,7 @@ impl PrivateRedis {
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
         self.child = Some(child);
         let client = redis::Client::open(self.url()).expect("url");
         for _ in 0..200 {
