@@ -10,6 +10,7 @@ mod http_mcp;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;

@@ -66,8 +66,21 @@ impl Server {
     /// Starts the binary with exactly these variables (plus PATH, HOME, a quiet log, a small pool and a
     /// shared temporary data directory); an empty value unsets a variable.
     pub fn spawn_with(env: &[(&str, &str)]) -> Server {
+        Server::spawn_with_umask(env, None)
+    }
+
+    /// Like [`Server::spawn_with`], with the process's umask set first (through `sh`).
+    pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> Server {
         let data_dir = std::env::temp_dir().join("task-mcp-tests-data");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_task-mcp"));
+        let binary = env!("CARGO_BIN_EXE_task-mcp");
+        let mut command = match umask {
+            Some(mask) => {
+                let mut command = Command::new("sh");
+                command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
