@@ -604,3 +604,60 @@ async fn stdin_closed_while_a_call_waits_on_the_database_commits_answers_and_exi
     assert_eq!(tasks.len(), 1, "the change was committed");
     assert_eq!(tasks[0].id.to_string(), result.structured["id"].as_str().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_started_while_postgres_is_down_answers_503_then_recovers_with_its_streams() {
+    let pg = PrivatePostgres::start();
+    let url = pg.create_database("tasks").await;
+    pg.stop(Shutdown::Fast);
+    let data_dir = tempfile::tempdir().unwrap();
+    let serve = ServeProcess::spawn(&[
+        ("DATABASE_URL", url.as_str()),
+        ("JWT_SECRET", http::SECRET),
+        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
+    ]);
+    let client = reqwest::Client::new();
+    let token = http::token_for(USER);
+    // A stream opened while the database is down waits for it rather than failing.
+    let response = client.get(serve.url("/api/tasks/stream")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    let response = client.post(serve.url("/api/tasks")).bearer_auth(&token).json(&json!({"title": "t"})).send();
+    let (status, code) = http::error_code(response.await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (503, "unavailable"));
+    assert_eq!(client.get(serve.url("/health")).send().await.unwrap().status(), 503);
+
+    pg.start_again();
+    let deadline = Instant::now() + PATIENCE;
+    let created = loop {
+        let response = client.post(serve.url("/api/tasks")).bearer_auth(&token).json(&json!({"title": "after"}));
+        let response = response.send().await.unwrap();
+        if response.status() == 201 {
+            break response.json::<Value>().await.unwrap();
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "serve did not recover:\n{}", serve.stderr_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(client.get(serve.url("/health")).send().await.unwrap().status(), 200);
+    // It was opened when nobody could know where the log stood: it says so (reload, then carry on).
+    let resync = stream.next(PATIENCE).await.expect("an event on the stream opened during the outage");
+    assert_eq!(resync.event.as_deref(), Some("resync"), "{resync:?}");
+    let from: i64 = resync.json()["seq"].as_i64().expect("the seq to carry on from");
+    let page: Value =
+        client.get(serve.url("/api/tasks")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert!(page["tasks"].as_array().unwrap().iter().any(|t| t["id"] == created["id"]), "the reload has it: {page}");
+    // Then every change after that point, live.
+    let next = client.post(serve.url("/api/tasks")).bearer_auth(&token).json(&json!({"title": "next"})).send();
+    let next: Value = next.await.unwrap().json().await.unwrap();
+    let mut seqs = Vec::new();
+    loop {
+        let event = stream.next(PATIENCE).await.expect("the next change");
+        seqs.push(event.id.as_deref().and_then(|id| id.parse::<i64>().ok()).expect("an id"));
+        if event.json()["task"]["id"] == next["id"] {
+            break;
+        }
+    }
+    let expected: Vec<i64> = (from + 1..=*seqs.last().unwrap()).collect();
+    assert_eq!(seqs, expected, "every event after the resync point, in order");
+}
