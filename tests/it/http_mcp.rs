@@ -121,6 +121,17 @@ async fn mcp_refuses_missing_unknown_revoked_and_jwt_credentials() {
         let response = send(credential).await.unwrap();
         assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "{name}");
     }
+    // Every method of /mcp is behind the key.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::POST] {
+        let response = server
+            .client
+            .request(method.clone(), server.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "{method} /mcp without a key");
+    }
     // A key in the query string proves nothing (it would end up in proxies' logs).
     for name in ["api_key", "access_token", "key"] {
         let response = server
