@@ -661,3 +661,35 @@ async fn serve_started_while_postgres_is_down_answers_503_then_recovers_with_its
     let expected: Vec<i64> = (from + 1..=*seqs.last().unwrap()).collect();
     assert_eq!(seqs, expected, "every event after the resync point, in order");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_frozen_postgres_fails_within_the_stores_bound_and_calls_succeed_once_it_thaws() {
+    let pg = PrivatePostgres::start();
+    let url = pg.create_database("tasks").await;
+    let mut mcp = Server::spawn_with(&[("DATABASE_URL", url.as_str()), ("TASK_MCP_USER", USER)]);
+    mcp.initialize().await;
+    let before = mcp.ok("create_task", json!({"title": "before the freeze"})).await;
+    // The server keeps its sockets and the kernel acknowledges what is sent: only a bound of our own
+    // ends the wait (it was endless over stdio).
+    pg.freeze();
+    let started = Instant::now();
+    let error = mcp.fail("get_tasks", json!({})).await;
+    let took = started.elapsed();
+    pg.thaw();
+    eprintln!("a call to a frozen PostgreSQL failed after {took:?}: {}", error.text);
+    assert_eq!(error.code(), "unavailable", "{}", error.text);
+    assert!(error.text.contains("did not answer within"), "{}", error.text);
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let result = mcp.call("get_tasks", json!({})).await;
+        if !result.is_error {
+            assert_eq!(result.structured["tasks"][0]["id"], before["id"]);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after the thaw: {}", result.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}

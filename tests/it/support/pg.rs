@@ -160,6 +160,41 @@ impl PrivatePostgres {
         self.run("pg_ctl", &["start", "-D", &self.data_dir(), "-o", &options, "-l", &log, "-w", "-t", "60", "-s"]);
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and each of its processes, by pid): it keeps its
+    /// sockets, the kernel still accepts connections and acknowledges data, nothing answers.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    /// Sends `signal` to the postmaster (its pid is the first line of `postmaster.pid`) and its children.
+    fn signal_all(&self, signal: &str) {
+        let pid_file = std::path::Path::new(&self.data_dir()).join("postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid: the server runs");
+        let postmaster: u32 = text.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid");
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // The parent pid is the second field after the command name, which ends with ')'.
+            let parent =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        let status = std::process::Command::new("kill")
+            .arg(signal)
+            .args(pids.iter().map(|p| p.to_string()))
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pids:?}");
+    }
+
     /// The server's own log (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
