@@ -1,7 +1,7 @@
 //! Faults, through the real binaries: PostgreSQL restarted (fast and immediate shutdown) under load
-//! over stdio and `serve`, Redis killed and restarted under `serve`'s SSE clients, an SSE client that
-//! never reads, and stdin closed while a call waits on the database. Nothing hangs, nothing is lost,
-//! nothing needs a process restart.
+//! over stdio and `serve`, frozen, and down when `serve` starts; Redis killed and restarted under
+//! `serve`'s SSE clients, and refusing every command; an SSE client that never reads; stdin closed
+//! while a call waits on the database. Nothing hangs, nothing is lost, nothing needs a restart.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
