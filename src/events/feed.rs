@@ -78,10 +78,29 @@ async fn run(
     last_event_id: Option<i64>,
     tx: &mpsc::Sender<FeedItem>,
 ) {
+    // Without Last-Event-ID the feed starts now. The hub knows where "now" is once it is ready;
+    // before (the process has just started, or the database was down since it started), the store
+    // is asked, and the events committed until the hub is ready are replayed. If the store cannot
+    // answer either, "now" is unknowable: once the hub is ready, the subscriber is told to resync.
+    let mut unknown_start = false;
+    let start = match last_event_id {
+        Some(requested) => Some(requested),
+        None if hub.last_seq() >= 0 => None,
+        None => match service.event_bounds().await {
+            Ok(bounds) => Some(bounds.latest),
+            Err(_) => {
+                unknown_start = true;
+                None
+            }
+        },
+    };
     hub.ready().await;
     // Subscribe before replaying, so an event committed during the replay is not missed.
     let (mut live, mut last) = hub.subscribe_from().await;
-    if let Some(requested) = last_event_id {
+    if unknown_start && tx.send(FeedItem::Resync { latest_seq: last }).await.is_err() {
+        return;
+    }
+    if let Some(requested) = start {
         match replay(service, filter, requested, tx).await {
             Some(position) => last = last.max(position),
             None => return,

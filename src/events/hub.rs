@@ -185,80 +185,87 @@ impl Hub {
     }
 
     /// One `XREAD BLOCK` loop on the notifications stream for the whole process, tracking the last id.
+    /// Every failure (no connection, a command refused, a read cut off) waits a growing pause before
+    /// the next attempt: a Redis that accepts connections but refuses commands (a missing password,
+    /// out of memory) must not be hammered in a hot loop.
     async fn follow_redis(self: Arc<Self>, publisher: Arc<RedisPublisher>) {
         let stream = publisher.notifications_stream();
         let mut last_id: Option<String> = None;
         let mut reported = false;
         let mut backoff = Duration::from_millis(200);
         while !self.shutdown.is_cancelled() {
-            let mut conn = match publisher.blocking_connection().await {
-                Ok(conn) => conn,
-                Err(err) => {
-                    if !reported {
-                        tracing::warn!("live feed falls back to the store's event log: {err}");
-                        reported = true;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
-                        _ = self.shutdown.cancelled() => return,
-                    }
-                    continue;
+            if let Err(err) = self.read_redis(&publisher, &stream, &mut last_id, &mut reported, &mut backoff).await {
+                self.redis_live.store(false, Ordering::Relaxed);
+                if !reported {
+                    tracing::warn!("live feed falls back to the store's event log: {err}");
+                    reported = true;
                 }
-            };
-            // Resolve the starting point once per connection (never loop on `$`): the last entry now,
-            // or where we were (Redis may have restarted empty: then start from the beginning).
-            let start = match &last_id {
-                Some(id) => id.clone(),
-                None => match last_entry_id(&mut conn, &stream).await {
-                    Ok(id) => id,
-                    Err(_) => continue,
-                },
-            };
-            last_id = Some(start);
-            loop {
-                let options = StreamReadOptions::default().block(5_000).count(500);
-                let id = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
-                let keys = [&stream];
-                let ids = [&id];
-                let read = tokio::select! {
-                    read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(&mut conn, &keys, &ids, &options) => read,
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(Duration::from_secs(5)),
                     _ = self.shutdown.cancelled() => return,
-                };
-                match read {
-                    Ok(reply) => {
-                        self.redis_live.store(true, Ordering::Relaxed);
-                        if reported {
-                            tracing::info!("live feed follows Redis again");
-                            reported = false;
-                        }
-                        backoff = Duration::from_millis(200);
-                        let entries = reply.map(|r| r.keys).unwrap_or_default();
-                        for key in entries {
-                            for entry in key.ids {
-                                last_id = Some(entry.id.clone());
-                                if let Some(event) = parse_entry(&entry.map)
-                                    && let Err(err) = self.deliver(Some(event)).await
-                                {
-                                    tracing::debug!("live feed could not fill a gap from the store: {err}");
-                                }
+                }
+            }
+        }
+    }
+
+    /// Connects, resolves where to read from, and delivers what `XREAD BLOCK` returns until a command
+    /// fails (the error) or the process shuts down (`Ok`).
+    async fn read_redis(
+        &self,
+        publisher: &RedisPublisher,
+        stream: &str,
+        last_id: &mut Option<String>,
+        reported: &mut bool,
+        backoff: &mut Duration,
+    ) -> crate::error::Result<()> {
+        let unavailable = |err: redis::RedisError| publisher.unavailable(err);
+        let mut conn = publisher.blocking_connection().await?;
+        // Resolve the starting point once per connection (never loop on `$`): the last entry now,
+        // or where we were (Redis may have restarted empty: then start from the beginning).
+        let start = match last_id.as_ref() {
+            Some(id) => id.clone(),
+            None => last_entry_id(&mut conn, stream).await.map_err(unavailable)?,
+        };
+        *last_id = Some(start);
+        loop {
+            let options = StreamReadOptions::default().block(5_000).count(500);
+            let id = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
+            let keys = [stream];
+            let ids = [&id];
+            let read = tokio::select! {
+                read = redis::AsyncCommands::xread_options::<_, _, Option<StreamReadReply>>(&mut conn, &keys, &ids, &options) => read,
+                _ = self.shutdown.cancelled() => return Ok(()),
+            };
+            match read {
+                Ok(reply) => {
+                    self.redis_live.store(true, Ordering::Relaxed);
+                    if *reported {
+                        tracing::info!("live feed follows Redis again");
+                        *reported = false;
+                    }
+                    *backoff = Duration::from_millis(200);
+                    let entries = reply.map(|r| r.keys).unwrap_or_default();
+                    for key in entries {
+                        for entry in key.ids {
+                            *last_id = Some(entry.id.clone());
+                            if let Some(event) = parse_entry(&entry.map)
+                                && let Err(err) = self.deliver(Some(event)).await
+                            {
+                                tracing::debug!("live feed could not fill a gap from the store: {err}");
                             }
                         }
                     }
-                    Err(err) => {
-                        self.redis_live.store(false, Ordering::Relaxed);
-                        if !reported {
-                            tracing::warn!("live feed falls back to the store's event log: {err}");
-                            reported = true;
-                        }
-                        // If Redis restarted, its streams are empty and ids start again: re-resolve.
-                        if let Ok(mut fresh) = publisher.blocking_connection().await
-                            && let Ok(id) = last_entry_id(&mut fresh, &stream).await
-                            && stream_id_less(&id, last_id.as_deref().unwrap_or("0-0"))
-                        {
-                            last_id = Some("0-0".to_owned());
-                        }
-                        break;
+                }
+                Err(err) => {
+                    self.redis_live.store(false, Ordering::Relaxed);
+                    // If Redis restarted, its streams are empty and ids start again: re-resolve.
+                    if let Ok(mut fresh) = publisher.blocking_connection().await
+                        && let Ok(newest) = last_entry_id(&mut fresh, stream).await
+                        && stream_id_less(&newest, last_id.as_deref().unwrap_or("0-0"))
+                    {
+                        *last_id = Some("0-0".to_owned());
                     }
+                    return Err(unavailable(err));
                 }
             }
         }

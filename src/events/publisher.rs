@@ -146,7 +146,8 @@ impl RedisPublisher {
         Ok(())
     }
 
-    fn unavailable(&self, err: impl std::fmt::Display) -> Error {
+    /// The error for a failed Redis command, naming the server without its password.
+    pub fn unavailable(&self, err: impl std::fmt::Display) -> Error {
         Error::Unavailable(format!("Redis at {} is unavailable: {err}", self.url))
     }
 

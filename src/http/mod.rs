@@ -29,6 +29,7 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -394,6 +395,8 @@ impl Server {
             }
         });
         let grace = state.config.limits.shutdown_grace;
+        let patience = state.config.limits.slow_client;
+        let listener = listener.tap_io(move |tcp| cut_off_after(tcp, patience));
         let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = {
             let inner = inner.clone();
@@ -415,6 +418,19 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Has the kernel close a connection whose sent data stays unacknowledged, or unsent because the
+/// client stopped reading (a zero window), for `patience` (`TCP_USER_TIMEOUT`). The event stream drops
+/// the subscription of a client that stops reading, but the connection itself would stay open for
+/// as long as the client keeps it (the server's last write waits on the full socket forever).
+fn cut_off_after(tcp: &mut tokio::net::TcpStream, patience: Duration) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(err) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(patience)) {
+        tracing::debug!("cannot set TCP_USER_TIMEOUT on a connection: {err}");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (tcp, patience);
 }
 
 /// `task-mcp serve`.

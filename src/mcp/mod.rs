@@ -4,9 +4,10 @@
 //! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
 //! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
 //!   tools' JSON schemas, compacted.
-//! - [`stdio`]: `task-mcp` / `task-mcp stdio`.
+//! - [`stdio`]: `task-mcp` / `task-mcp stdio`; [`drain`]: at end of input, answer the calls in flight.
 
 pub mod args;
+pub mod drain;
 pub mod errors;
 pub mod identity;
 pub mod schema;

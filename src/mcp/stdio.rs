@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::events::relay::{self, RelayMode};
+use crate::mcp::drain::DrainOnEof;
 use crate::mcp::{ActorSource, TaskServer};
 
 pub async fn run(app: App) -> anyhow::Result<()> {
@@ -17,10 +18,12 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     warm_up(&app);
 
     let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()));
-    let transport = rmcp::transport::io::stdio_pipes();
+    let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
+    // At end of input, the calls in flight are answered first (rmcp alone gives them 5 s).
+    let transport = DrainOnEof::new(rmcp::transport::async_rw::AsyncRwTransport::new_server(stdin, stdout));
     match server.serve_with_ct(transport, shutdown.child_token()).await {
         Ok(running) => {
-            // Returns when stdin closes, after rmcp has sent the answers of the calls in flight.
+            // Returns when stdin closes, after the answers of the calls in flight are sent.
             let reason = running.waiting().await?;
             tracing::debug!(?reason, "stdio session ended");
         }

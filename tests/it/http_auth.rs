@@ -28,6 +28,40 @@ pub async fn documented_routes(server: &TestServer) -> Vec<(Method, String, bool
     routes
 }
 
+/// A public key anyone may have: the "public-key trick" signs HS256 with its text as the secret,
+/// hoping a server that verifies RS256 with this key would take it as an HMAC secret.
+const PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA8YqT41b9Q5JVOaQMY5yw
+jlybe4sMUi6THI9bceLyGq04T3f/MZgTCob44ZL6W+fi3mBCcf0eK2JtPetqPPNd
+v6kI6nKR1fG+mrsAUn9IwpjK+QpkAXIfV6tR3RZNQQRPT9dVWMZd/S08muyRcxau
+fExRObCzQnx7JbQAQe5/2f7dG4FD6nmMErxPG9Mg0/8XhGea1/RplKutI79UL7e6
+Rb5lfCDsJatOAIfwBNwCtkryXWjwYU+HLX0+Q2oB2EAUDBU3BuZp3IEBHWPdGFos
+XymRSVDhUy8ztU0cQi57txXDxXYl8HA7QNvvOc+mDI/WApr3S05P3sphbxxvdaiE
+UwIDAQAB
+-----END PUBLIC KEY-----
+";
+
+/// A token whose header names `alg` over valid claims, with a signature that is not one (the server
+/// must refuse on the algorithm, before any signature check).
+fn with_alg_header(alg: &str, claims: &serde_json::Value) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#)),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode([7u8; 64])
+    )
+}
+
+/// Tokens that must all be refused, by name (what may also travel as `?access_token=`).
+fn bad_tokens() -> Vec<(&'static str, String)> {
+    bad_credentials()
+        .into_iter()
+        .filter_map(|(name, credential)| Some((name, credential?.strip_prefix("Bearer ")?.to_owned())))
+        // A URL of 64 KiB is not one an HTTP client can even send.
+        .filter(|(_, token)| !token.is_empty() && token.len() < 16 * 1024)
+        .collect()
+}
+
 /// Credentials that must all be refused, by name.
 fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
     let claims = |extra: serde_json::Value| {
@@ -69,7 +103,31 @@ fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
         ),
         ("alg none", Some(format!("Bearer {alg_none}"))),
         ("HS512", Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS512, SECRET.as_bytes())))),
+        ("HS384", Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS384, SECRET.as_bytes())))),
+        ("an RS256 header", Some(format!("Bearer {}", with_alg_header("RS256", &claims(json!({})))))),
+        ("an ES256 header", Some(format!("Bearer {}", with_alg_header("ES256", &claims(json!({})))))),
+        ("a NONE header", Some(format!("Bearer {}", with_alg_header("NONE", &claims(json!({})))))),
+        (
+            "the public-key trick",
+            Some(format!("Bearer {}", sign(claims(json!({})), Algorithm::HS256, PUBLIC_KEY_PEM.as_bytes()))),
+        ),
+        (
+            "another issuer",
+            Some(format!(
+                "Bearer {}",
+                sign(claims(json!({"iss": "other-service"})), Algorithm::HS256, SECRET.as_bytes())
+            )),
+        ),
+        (
+            "a subject that is not an email",
+            Some(format!("Bearer {}", sign(claims(json!({"sub": "admin"})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "a valid token with its signature altered",
+            Some(format!("Bearer {}", cut_signature(&http::token_for("a@b.c")))),
+        ),
         ("oversized", Some(format!("Bearer {}", "a".repeat(8000)))),
+        ("a 64 KiB token", Some(format!("Bearer {}.{}.x", "a".repeat(32 * 1024), "b".repeat(32 * 1024)))),
         ("an API key as a JWT", Some("Bearer tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned())),
     ]
 }
@@ -100,17 +158,42 @@ async fn every_protected_route_refuses_every_bad_credential() {
             checked += 1;
         }
     }
-    assert!(checked >= 13 * 12, "only {checked} cases");
-    // The stream also takes the token as a query parameter, and refuses a bad one there.
-    let forged =
-        sign(json!({"sub": "a@b.c", "iss": "task-mcp", "exp": now() + 60}), Algorithm::HS512, SECRET.as_bytes());
-    let response =
-        server.client.get(server.url(&format!("/api/tasks/stream?access_token={forged}"))).send().await.unwrap();
-    assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
+    assert!(checked >= 13 * 21, "only {checked} cases");
+    // The stream also takes the token as a query parameter, and refuses every bad one there.
+    for (name, token) in bad_tokens() {
+        let url = server.url(&format!("/api/tasks/stream?access_token={}", percent(&token)));
+        let response = server.client.get(url).send().await.unwrap();
+        assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "access_token {name}");
+    }
+    // A bad header is not rescued by a good query token.
+    let url = server.url(&format!("/api/tasks/stream?access_token={}", server.token("ann@example.com")));
+    let response = server.client.get(url).header("authorization", "Bearer forged").send().await.unwrap();
+    assert_eq!(response.status(), 401);
     // Only the stream does: elsewhere a query token proves nothing.
     let token = server.token("ann@example.com");
     let response = server.client.get(server.url(&format!("/api/me?access_token={token}"))).send().await.unwrap();
     assert_eq!(response.status(), 401);
+}
+
+/// A valid token with the first character of its signature changed.
+fn cut_signature(token: &str) -> String {
+    let (head, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    format!("{head}.{flipped}{}", &signature[1..])
+}
+
+/// Percent-encodes a query value.
+fn percent(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,4 +341,35 @@ async fn the_token_command_signs_for_the_user_with_the_configured_secret() {
     let me: serde_json::Value =
         server.client.get(server.url("/api/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["email"], "dev@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_on_rest_the_stream_and_mcp_count_toward_one_limit() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("agent@example.com".to_owned());
+    let key = task_mcp::http::auth::create_api_key_command(&app, "agent").await.unwrap();
+    let mut config = http::config();
+    config.limits.auth_failures = 4;
+    let server = TestServer::start_with(app, config).await;
+    let mcp = |key: &str| {
+        server
+            .client
+            .post(server.url("/mcp"))
+            .header("x-api-key", key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+    };
+    // Four guesses, spread over the three kinds of route.
+    assert_eq!(mcp("tmk_guess-one").send().await.unwrap().status(), 401);
+    assert_eq!(mcp("tmk_guess-two").send().await.unwrap().status(), 401);
+    let stream = server.client.get(server.url("/api/tasks/stream?access_token=guess.three.x")).send();
+    assert_eq!(stream.await.unwrap().status(), 401);
+    assert_eq!(server.client.get(server.url("/api/me")).bearer_auth("guess-four").send().await.unwrap().status(), 401);
+    // The address is now refused everywhere, even with credentials that are right.
+    let response = mcp(&key).send().await.unwrap();
+    assert_eq!(error_code(response).await, (429, "too_many_attempts".to_owned()), "/mcp with the right key");
+    let stream = server.client.get(server.url(&format!("/api/tasks/stream?access_token={}", server.token("a@b.c"))));
+    assert_eq!(stream.send().await.unwrap().status(), 429, "the stream with a good token");
+    assert_eq!(server.get("/api/tasks").send().await.unwrap().status(), 429, "REST with a good token");
 }

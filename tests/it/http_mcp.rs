@@ -43,6 +43,14 @@ async fn answer(response: reqwest::Response) -> Value {
     }
 }
 
+/// An unsigned token (`alg: none`) naming the key's user.
+fn alg_none_token() -> String {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let claims = json!({"sub": "agent@example.com", "iss": "task-mcp", "exp": crate::support::http::now() + 600});
+    format!("{}.{}.", encode(br#"{"alg":"none","typ":"JWT"}"#), encode(claims.to_string().as_bytes()))
+}
+
 async fn server_with_key(user: &str) -> (TestStore, TestServer, String) {
     let db = TestStore::new(Backend::Postgres).await;
     let mut app = support::app(&db.url, None);
@@ -101,10 +109,40 @@ async fn mcp_refuses_missing_unknown_revoked_and_jwt_credentials() {
         ("not a key", Some(("x-api-key", "hunter2".to_owned()))),
         ("a JWT", Some(("authorization", format!("Bearer {jwt}")))),
         ("malformed authorization", Some(("authorization", "Token abc".to_owned()))),
+        ("empty key", Some(("x-api-key", String::new()))),
+        ("oversized key", Some(("x-api-key", format!("tmk_{}", "A".repeat(8000))))),
+        ("the key with a character more", Some(("x-api-key", format!("{key}A")))),
+        ("the key with a character less", Some(("x-api-key", key[..key.len() - 1].to_owned()))),
+        ("the key in another case", Some(("x-api-key", key.to_uppercase()))),
+        ("the key's hash", Some(("x-api-key", task_mcp::http::auth::hash_api_key(&key)))),
+        ("an alg:none JWT as bearer", Some(("authorization", format!("Bearer {}", alg_none_token())))),
     ];
     for (name, credential) in cases {
         let response = send(credential).await.unwrap();
         assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "{name}");
+    }
+    // Every method of /mcp is behind the key.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::POST] {
+        let response = server
+            .client
+            .request(method.clone(), server.url("/mcp"))
+            .header("accept", "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "{method} /mcp without a key");
+    }
+    // A key in the query string proves nothing (it would end up in proxies' logs).
+    for name in ["api_key", "access_token", "key"] {
+        let response = server
+            .client
+            .post(server.url(&format!("/mcp?{name}={key}")))
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()), "?{name}=");
     }
     // The key is also accepted as a Bearer token.
     let response = send(Some(("authorization", format!("Bearer {key}")))).await.unwrap();
@@ -134,4 +172,13 @@ async fn mcp_refuses_foreign_origins_and_rebinding_hosts() {
     assert_eq!(response.status(), 403);
     let response = mcp(&server, &key, &initialize()).header("host", format!("localhost:{port}")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    // Look-alike names and origins are not the allowed ones.
+    for host in ["localhost.attacker.example", "127.0.0.1.attacker.example", "attacker.example"] {
+        let response = mcp(&server, &key, &initialize()).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), 403, "Host: {host}");
+    }
+    for origin in ["null", "https://dashboard.example.com.attacker.example", "http://dashboard.example.com"] {
+        let response = mcp(&server, &key, &initialize()).header("origin", origin).send().await.unwrap();
+        assert_eq!(response.status(), 403, "Origin: {origin}");
+    }
 }

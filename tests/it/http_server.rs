@@ -127,6 +127,37 @@ async fn cors_allows_only_the_configured_origins() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_alike_origins_are_refused_on_every_kind_of_route() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let origins = [
+        "null",
+        "https://dashboard.example.com.attacker.example",
+        "https://attacker.example/https://dashboard.example.com",
+        "http://dashboard.example.com",
+        "https://dashboard.example.com:8443",
+        "https://evil-dashboard.example.com",
+    ];
+    for origin in origins {
+        for path in ["/api/tasks", "/api/tasks/stream", "/api/me"] {
+            let response =
+                server.get(path).header("origin", origin).timeout(Duration::from_secs(5)).send().await.unwrap();
+            assert!(!response.headers().contains_key("access-control-allow-origin"), "{origin} {path}");
+            assert_eq!(error_code(response).await, (403, "origin_not_allowed".to_owned()), "{origin} {path}");
+        }
+        let preflight = server
+            .client
+            .request(Method::OPTIONS, server.url("/api/tasks"))
+            .header("origin", origin)
+            .header("access-control-request-method", "DELETE")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(preflight.status(), 403, "preflight from {origin}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_whether_the_database_answers() {
     let db = TestStore::new(Backend::Postgres).await;
     let server = TestServer::start(support::app(&db.url, None)).await;
@@ -271,6 +302,16 @@ async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
         }
     }
     assert_eq!(streams.len(), 1000);
+    // Every stream is a live subscription of the hub (not only an answered request head).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = client.get(process.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        if metrics.lines().any(|l| l == "sse_clients 1000") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not 1000 live subscriptions: {metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (code, took) = process.terminate(Duration::from_secs(15));
     assert_eq!(code, Some(0), "stderr: {}", process.stderr_text());
     assert!(took < Duration::from_secs(5), "exit took {took:?}");

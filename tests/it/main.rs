@@ -3,12 +3,14 @@
 mod support;
 
 mod events_redis;
+mod faults;
 mod http_auth;
 mod http_e2e;
 mod http_mcp;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;

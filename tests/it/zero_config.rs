@@ -12,20 +12,6 @@ use crate::support::mcp::Server;
 
 const USER: &str = "newcomer@example.com";
 
-/// The token in the dashboard URL that `serve` prints on loopback without a configured secret.
-fn printed_token(serve: &ServeProcess) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = serve.stderr_text();
-        if let Some(start) = text.find("#token=") {
-            let rest = &text[start + "#token=".len()..];
-            return rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
-        }
-        assert!(std::time::Instant::now() < deadline, "no dashboard URL printed: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 async fn open_stream(serve: &ServeProcess, token: &str) -> SseReader {
     let response = reqwest::Client::new()
         .get(serve.url(&format!("/api/tasks/stream?access_token={token}")))
@@ -44,7 +30,7 @@ async fn with_an_empty_home_and_no_configuration_stdio_serves_and_serve_streams_
     // XDG_DATA_HOME empty counts as unset: the data directory is $HOME/.local/share/task-mcp.
     let env = [("HOME", home_path.as_str()), ("XDG_DATA_HOME", ""), ("TASK_MCP_USER", USER)];
     let serve = ServeProcess::spawn(&env);
-    let token = printed_token(&serve);
+    let token = serve.printed_token();
     let mut stream = open_stream(&serve, &token).await;
 
     let mut mcp = Server::spawn_with(&[("TASK_MCP_DATA_DIR", ""), env[0], env[1], env[2]]);

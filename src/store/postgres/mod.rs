@@ -41,6 +41,9 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(5);
 const CREATE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long checking a pooled connection before reuse may take.
 const RECYCLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one call of the store may take in all (waiting for a connection included), below the
+/// 30 s `serve` gives a request, so the caller learns that the database is the reason.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct PgStore {
     inner: Arc<Inner>,
@@ -171,6 +174,17 @@ impl Inner {
                 false
             }
         });
+    }
+
+    /// Runs one operation of the store, bounded: a server that stops answering without closing its
+    /// connections (frozen, or cut off by the network) fails the call after [`CALL_TIMEOUT`] instead
+    /// of hanging it (stdio has no other time limit). A write cut off this way may still commit when
+    /// the server comes back, like one whose answer a crash lost; its event is in the same transaction.
+    async fn bounded<T>(&self, operation: impl Future<Output = Outcome<T>>) -> Result<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, operation).await {
+            Ok(outcome) => outcome.map_err(|fail| self.error(fail)),
+            Err(_) => Err(self.unavailable(format_args!("it did not answer within {} s", CALL_TIMEOUT.as_secs()))),
+        }
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> Error {
@@ -309,83 +323,83 @@ impl Store for PgStore {
     }
 
     async fn schema_version(&self) -> Result<i64> {
-        migrate::version(&self.inner).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(migrate::version(&self.inner)).await
     }
 
     async fn resolve_user(&self, field: &str, key: &UserKey) -> Result<User> {
         let inner = &self.inner;
-        async {
-            let client = inner.conn().await?;
-            lookup::resolve_user(&client, field, key).await
-        }
-        .await
-        .map_err(|f| inner.error(f))
+        inner
+            .bounded(async {
+                let client = inner.conn().await?;
+                lookup::resolve_user(&client, field, key).await
+            })
+            .await
     }
 
     async fn find_user(&self, key: &UserKey) -> Result<Option<User>> {
         let inner = &self.inner;
-        async {
-            let client = inner.conn().await?;
-            lookup::find_user(&client, key).await
-        }
-        .await
-        .map_err(|f| inner.error(f))
+        inner
+            .bounded(async {
+                let client = inner.conn().await?;
+                lookup::find_user(&client, key).await
+            })
+            .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>> {
-        lookup::list_users(&self.inner).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(lookup::list_users(&self.inner)).await
     }
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
-        lookup::list_repositories(&self.inner).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(lookup::list_repositories(&self.inner)).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {
-        tasks::create(&self.inner, new).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::create(&self.inner, new)).await
     }
 
     async fn update_task(&self, update: TaskUpdate) -> Result<Task> {
-        tasks::update(&self.inner, update).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::update(&self.inner, update)).await
     }
 
     async fn add_comment(&self, new: NewComment) -> Result<(Comment, Task)> {
-        tasks::add_comment(&self.inner, new).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::add_comment(&self.inner, new)).await
     }
 
     async fn delete_task(&self, deletion: TaskDeletion) -> Result<Task> {
-        tasks::delete(&self.inner, deletion).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::delete(&self.inner, deletion)).await
     }
 
     async fn get_task(&self, id: Uuid) -> Result<Option<Task>> {
-        tasks::get(&self.inner, id).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::get(&self.inner, id)).await
     }
 
     async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>> {
-        tasks::list_comments(&self.inner, task_id).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::list_comments(&self.inner, task_id)).await
     }
 
     async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>> {
-        tasks::list_history(&self.inner, task_id).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::list_history(&self.inner, task_id)).await
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
-        tasks::list(&self.inner, query).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(tasks::list(&self.inner, query)).await
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
-        outbox::events_after(&self.inner, after_seq, limit).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(outbox::events_after(&self.inner, after_seq, limit)).await
     }
 
     async fn event_bounds(&self) -> Result<EventBounds> {
-        outbox::bounds(&self.inner).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(outbox::bounds(&self.inner)).await
     }
 
     async fn relay_pending(&self, limit: u32, sink: &dyn EventSink) -> Result<usize> {
-        outbox::relay_pending(&self.inner, limit, sink).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(outbox::relay_pending(&self.inner, limit, sink)).await
     }
 
     async fn prune_events(&self, before: DateTime<Utc>, include_unpublished: bool, batch: u32) -> Result<u64> {
-        outbox::prune(&self.inner, before, include_unpublished, batch).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(outbox::prune(&self.inner, before, include_unpublished, batch)).await
     }
 
     fn watch_commits(&self) -> watch::Receiver<i64> {
@@ -394,18 +408,18 @@ impl Store for PgStore {
     }
 
     async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey> {
-        keys::create(&self.inner, user_id, name, key_hash).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(keys::create(&self.inner, user_id, name, key_hash)).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
-        keys::list(&self.inner).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(keys::list(&self.inner)).await
     }
 
     async fn revoke_api_key(&self, id_or_name: &str) -> Result<bool> {
-        keys::revoke(&self.inner, id_or_name).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(keys::revoke(&self.inner, id_or_name)).await
     }
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
-        keys::find(&self.inner, key_hash).await.map_err(|f| self.inner.error(f))
+        self.inner.bounded(keys::find(&self.inner, key_hash)).await
     }
 }

@@ -217,7 +217,20 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `task-mcp serve --port 0` with `env`, and waits until it listens.
     pub fn spawn(env: &[(&str, &str)]) -> ServeProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_task-mcp"));
+        ServeProcess::spawn_with_umask(env, None)
+    }
+
+    /// Like [`ServeProcess::spawn`], with the process's umask set first (through `sh`).
+    pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> ServeProcess {
+        let binary = env!("CARGO_BIN_EXE_task-mcp");
+        let mut command = match umask {
+            Some(mask) => {
+                let mut command = Command::new("sh");
+                command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .env_remove("DATABASE_URL")
@@ -273,6 +286,20 @@ impl ServeProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
         (None, started.elapsed())
+    }
+
+    /// The token in the dashboard URL that `serve` prints on loopback without a configured secret.
+    pub fn printed_token(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.stderr_text();
+            if let Some(start) = text.find("#token=") {
+                let rest = &text[start + "#token=".len()..];
+                return rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap().to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no dashboard URL printed: {text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn stderr_text(&self) -> String {

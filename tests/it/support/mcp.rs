@@ -66,8 +66,21 @@ impl Server {
     /// Starts the binary with exactly these variables (plus PATH, HOME, a quiet log, a small pool and a
     /// shared temporary data directory); an empty value unsets a variable.
     pub fn spawn_with(env: &[(&str, &str)]) -> Server {
+        Server::spawn_with_umask(env, None)
+    }
+
+    /// Like [`Server::spawn_with`], with the process's umask set first (through `sh`).
+    pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> Server {
         let data_dir = std::env::temp_dir().join("task-mcp-tests-data");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_task-mcp"));
+        let binary = env!("CARGO_BIN_EXE_task-mcp");
+        let mut command = match umask {
+            Some(mask) => {
+                let mut command = Command::new("sh");
+                command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -236,6 +249,16 @@ impl Server {
         assert!(result.is_error, "{tool}({arguments}) should have failed: {}", result.text);
         assert!(result.structured["error"]["message"].is_string(), "no structured error: {:?}", result);
         result
+    }
+
+    /// Closes stdin without waiting for anything (see [`Server::close`] to wait for the exit).
+    pub fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// Whether the process has exited already.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("wait for task-mcp").is_some()
     }
 
     /// Closes stdin and waits for the process to exit (it must, promptly).

@@ -71,19 +71,45 @@ impl Drop for TestPrefix {
 /// A `redis-server` of the test's own, on a free port, keeping nothing on disk.
 pub struct PrivateRedis {
     pub port: u16,
+    /// Required from every client when set (`--requirepass`).
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     pub fn start() -> PrivateRedis {
+        PrivateRedis::start_with_password(None)
+    }
+
+    /// A server that answers only clients giving `password` (`NOAUTH` to the others).
+    pub fn start_with_password(password: Option<&str>) -> PrivateRedis {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let mut redis = PrivateRedis { port, child: None };
+        let mut redis = PrivateRedis { port, password: password.map(str::to_owned), child: None };
         redis.restart();
         redis
     }
 
+    /// The URL to reach it, with its password if it has one.
     pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => self.url_without_password(),
+        }
+    }
+
+    pub fn url_without_password(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// How many connections the server has accepted since it started (`INFO stats`).
+    pub fn connections_received(&self) -> u64 {
+        let client = redis::Client::open(self.url()).expect("url");
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(2)).expect("redis connection");
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut conn).expect("INFO stats");
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("total_connections_received in INFO stats")
     }
 
     /// SIGKILL: no goodbye, like a crash.
@@ -97,12 +123,12 @@ impl PrivateRedis {
     /// Starts it (again) on the same port and waits until it answers.
     pub fn restart(&mut self) {
         self.kill();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server is installed");
         self.child = Some(child);
         let client = redis::Client::open(self.url()).expect("url");
         for _ in 0..200 {
