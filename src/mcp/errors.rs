@@ -61,7 +61,12 @@ impl ToolError {
                 )
             }
             Error::Unavailable(message) => {
-                format!("{message}. Nothing was changed; the server keeps running, so retry once it is back.")
+                // Not "nothing was changed": a connection lost while a commit was being acknowledged may have
+                // saved the change, so the model is told to look before it repeats one.
+                format!(
+                    "{message}. The server keeps running: retry once the database is back (a change cut off while \
+                     it was being saved may have been saved: re-read the task before repeating it)."
+                )
             }
             Error::Unauthorized(message) => message.clone(),
             Error::Internal(_) => INTERNAL_MESSAGE.to_owned(),
