@@ -125,6 +125,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        check_query_utf8(parts.uri.query().unwrap_or(""))?;
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(err)) => {
@@ -136,6 +137,25 @@ where
             Err(other) => Err(ApiError::bad_request("malformed_query", other.body_text())),
         }
     }
+}
+
+/// Refuses a query parameter whose percent-decoded bytes are not UTF-8: the query-string parser
+/// would turn them into U+FFFD and search for that, silently.
+pub fn check_query_utf8(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name_text = percent_encoding::percent_decode_str(name).decode_utf8();
+        let Ok(name_text) = name_text else {
+            return Err(ApiError::invalid("query", format!("the parameter name {name:?} is not UTF-8 once decoded")));
+        };
+        if percent_encoding::percent_decode_str(value).decode_utf8().is_err() {
+            return Err(ApiError::invalid(
+                name_text.into_owned(),
+                format!("{value:?} is not UTF-8 once percent-decoded: encode the text as UTF-8"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `{id}` of a task route.
@@ -231,6 +251,14 @@ mod tests {
             assert_eq!(err.details["field"], field, "{input}");
             assert!(err.message.contains(message), "{input}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn a_query_value_that_is_not_utf8_names_its_parameter() {
+        let err = check_query_utf8("limit=5&q=%FF%FE").unwrap_err();
+        assert_eq!(err.details["field"], "q");
+        assert!(check_query_utf8("q=caf%C3%A9&status=").is_ok());
+        assert!(check_query_utf8("").is_ok());
     }
 
     #[test]

@@ -4,14 +4,17 @@
 //! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
 //! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
 //!   tools' JSON schemas, compacted.
-//! - [`stdio`]: `task-mcp` / `task-mcp stdio`.
+//! - [`stdio`]: `task-mcp` / `task-mcp stdio`, over [`transport`] (lines, capped, every bad line
+//!   answered); [`framing`]: what an incoming message is, for both transports.
 
 pub mod args;
 pub mod errors;
+pub mod framing;
 pub mod identity;
 pub mod schema;
 pub mod stdio;
 pub mod tools;
+pub mod transport;
 
 pub use identity::ActorSource;
 pub use tools::TaskServer;

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bad_input;
 mod events_redis;
 mod http_auth;
 mod http_e2e;
