@@ -37,7 +37,8 @@ fn one_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Validati
             format!("is {chars} characters long; at most {max_chars} are accepted"),
         ));
     }
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
+    // U+2028 and U+2029 are not control characters to Unicode, but they break the line all the same.
+    if let Some(c) = value.chars().find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         return Err(ValidationError::new(
             field,
             format!("must be one line without control characters (found U+{:04X})", c as u32),
@@ -244,6 +245,16 @@ mod tests {
         assert!(Title::parse("title", "   ").is_err());
         assert!(Description::parse("description", "a\0b").unwrap_err().message.contains("NUL"));
         assert!(Title::parse("title", "a\u{202E}b").is_err());
+    }
+
+    #[test]
+    fn unicode_line_separators_are_refused_in_one_line_text_only() {
+        for separator in ['\u{2028}', '\u{2029}'] {
+            let err = Title::parse("title", &format!("one{separator}two")).unwrap_err();
+            assert!(err.message.contains(&format!("U+{:04X}", separator as u32)), "{}", err.message);
+            assert!(SearchText::parse("query", &format!("a{separator}b")).is_err());
+            assert!(Description::parse("description", &format!("one{separator}two")).is_ok());
+        }
     }
 
     #[test]

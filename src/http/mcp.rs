@@ -76,7 +76,11 @@ async fn check_message(State(state): State<AppState>, req: Request, next: Next) 
         }
     };
     match framing::classify(&bytes) {
-        Inbound::Message(_) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Inbound::Message(_) => {
+            // rmcp's own parser does not forgive a byte order mark.
+            let bytes = if bytes.starts_with(framing::BOM) { bytes.slice(framing::BOM.len()..) } else { bytes };
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
         // A notification is accepted even when it cannot be read (JSON-RPC never answers one).
         Inbound::Ignored => StatusCode::ACCEPTED.into_response(),
         Inbound::Refused(refusal) => {

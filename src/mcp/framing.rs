@@ -13,6 +13,9 @@ use serde_json::{Value, json};
 /// event): a longer one is refused unread.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
+/// The UTF-8 byte order mark: RFC 8259 lets a parser ignore it, and some Windows clients send it.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// JSON-RPC 2.0 error codes.
 pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
@@ -71,8 +74,7 @@ impl Refusal {
 
 /// Classifies one message (a stdio line without its line break, or an HTTP body).
 pub fn classify(bytes: &[u8]) -> Inbound {
-    // RFC 8259 lets a parser ignore a leading byte order mark; some Windows clients send one.
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let typed = match serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
         Ok(message) => return check_params(message),
         Err(err) => err,
