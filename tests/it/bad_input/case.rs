@@ -9,7 +9,7 @@
 //! - `on`: the transports, `stdio` and/or `http` (default: every transport the kind of case has).
 //! - `expect`: what must come back; `expect_http` / `expect_stdio` replace it on one transport.
 //!   `error` (the code of a tool error or of a REST error body), `field` (the field it names),
-//!   `says` (words the message holds), `rpc_error` (a JSON-RPC error code) with `id` (the id it
+//!   `says` (words the message holds), `accepted` (the values the error lists), `rpc_error` (a JSON-RPC error code) with `id` (the id it
 //!   answers, default null), `status` (HTTP status), `ok` (a read that succeeds), `stored` (fields
 //!   that must be stored and read back exactly as sent), `search` (text that must find, literally,
 //!   exactly the tasks holding it), `event` (the first Server-Sent Event's type), `silent` (no
@@ -72,6 +72,8 @@ pub struct Expect {
     pub field: Option<String>,
     #[serde(default)]
     pub says: Vec<String>,
+    /// The accepted values the error lists (`details.accepted`).
+    pub accepted: Option<Vec<String>>,
     pub rpc_error: Option<i64>,
     #[serde(default)]
     pub id: Value,

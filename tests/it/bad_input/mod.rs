@@ -155,15 +155,25 @@ fn check(expect: &Expect, outcome: &Outcome) -> Vec<String> {
     if let Some(code) = &expect.error {
         match outcome.error() {
             None => problems.push(format!("expected a {code} error, got none")),
-            Some((got, field, message)) => {
-                if got != *code {
+            Some((error, message)) => {
+                let got = error["code"].as_str().unwrap_or("");
+                let field = error["details"]["field"].as_str();
+                if got != code {
                     problems.push(format!("expected a {code} error, got {got}"));
+                }
+                if let Some(accepted) = &expect.accepted
+                    && error["details"]["accepted"] != json!(accepted)
+                {
+                    problems.push(format!(
+                        "expected the error to list {accepted:?}, it lists {}",
+                        error["details"]["accepted"]
+                    ));
                 }
                 if message.is_empty() {
                     problems.push("the error has no message".into());
                 }
                 if let Some(expected) = &expect.field {
-                    if field.as_deref() != Some(expected.as_str()) {
+                    if field != Some(expected.as_str()) {
                         problems.push(format!("expected the error to name {expected}, it names {field:?}"));
                     }
                     if !message.contains(expected.as_str()) {

@@ -53,22 +53,22 @@ impl Outcome {
         self.frame.iter().chain(&self.stray).find(|f| f.get("error").is_some())
     }
 
-    /// `(code, field, message)` of a tool error or a REST error body.
-    pub fn error(&self) -> Option<(String, Option<String>, String)> {
+    /// A tool error or a REST error body: its `error` object (`code`, `details`, …) and the text the
+    /// client reads (the tool result's text, the REST message).
+    pub fn error(&self) -> Option<(&Value, String)> {
         if let Some(result) = self.frame.as_ref().and_then(|f| f.get("result")) {
             if result["isError"] != json!(true) {
                 return None;
             }
-            let error = &result["structuredContent"]["error"];
             let text = result["content"]
                 .as_array()
                 .map(|blocks| blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("\n"))
                 .unwrap_or_default();
-            return Some((str_of(&error["code"]), error["details"]["field"].as_str().map(str::to_owned), text));
+            return Some((&result["structuredContent"]["error"], text));
         }
         let error = &self.body.as_ref()?["error"];
         error.get("code")?;
-        Some((str_of(&error["code"]), error["details"]["field"].as_str().map(str::to_owned), str_of(&error["message"])))
+        Some((error, str_of(&error["message"])))
     }
 
     pub fn succeeded(&self) -> bool {
