@@ -11,6 +11,8 @@ pub mod args;
 pub mod errors;
 pub mod framing;
 pub mod identity;
+#[cfg(test)]
+mod properties;
 pub mod schema;
 pub mod stdio;
 pub mod tools;

@@ -158,29 +158,45 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rmcp::transport::Transport;
     use tokio::io::AsyncReadExt;
 
-    /// Feeds `input` to a transport and returns what it received and what it answered by itself.
-    async fn run(input: Vec<u8>) -> (Vec<RxJsonRpcMessage<RoleServer>>, Vec<serde_json::Value>) {
+    /// Feeds `input` to a transport `chunk` bytes at a time and returns what it received and what
+    /// it answered by itself.
+    pub(crate) async fn run_chunked(
+        input: Vec<u8>,
+        chunk: usize,
+    ) -> (Vec<RxJsonRpcMessage<RoleServer>>, Vec<serde_json::Value>) {
         let (mut client, server_in) = tokio::io::duplex(64 * 1024);
         let (server_out, mut answers) = tokio::io::duplex(64 * 1024);
         let mut transport = LineTransport::new(server_in, server_out);
         let feeder = tokio::spawn(async move {
-            client.write_all(&input).await.unwrap();
+            for piece in input.chunks(chunk.max(1)) {
+                client.write_all(piece).await.expect("feed the transport");
+                tokio::task::yield_now().await;
+            }
+        });
+        // Answers are read while the transport runs, so a full pipe never stalls it.
+        let reader = tokio::spawn(async move {
+            let mut out = Vec::new();
+            answers.read_to_end(&mut out).await.expect("read the answers");
+            out
         });
         let mut received = Vec::new();
         while let Some(message) = transport.receive().await {
             received.push(message);
         }
-        feeder.await.unwrap();
-        transport.close().await.unwrap();
+        feeder.await.expect("the feeder");
+        transport.close().await.expect("close");
         drop(transport);
-        let mut out = String::new();
-        answers.read_to_string(&mut out).await.unwrap();
-        (received, out.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+        let out = String::from_utf8(reader.await.expect("the reader")).expect("answers are UTF-8");
+        (received, out.lines().map(|l| serde_json::from_str(l).expect("each answer is JSON")).collect())
+    }
+
+    async fn run(input: Vec<u8>) -> (Vec<RxJsonRpcMessage<RoleServer>>, Vec<serde_json::Value>) {
+        run_chunked(input, 64 * 1024).await
     }
 
     #[tokio::test]
