@@ -108,7 +108,11 @@ pub fn parse_json_body<T: DeserializeOwned + BodyRules>(bytes: &[u8]) -> Result<
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let message = strip_position(&err.into_inner().to_string());
-        let field = if path == "." { backticked(&message).unwrap_or_else(|| "body".to_owned()) } else { path };
+        let field = if path == "." || path.is_empty() {
+            backticked(&message).unwrap_or_else(|| "body".to_owned())
+        } else {
+            path
+        };
         ApiError::invalid(field, message)
     })
 }
@@ -209,10 +213,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
 }
 
 /// The first `name` in a serde message such as "unknown field `id`".
+/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
+/// An empty name names nothing (the caller falls back to the whole input).
 fn backticked(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = &message[start..];
+    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
 }
 
 /// serde_json appends " at line 1 column 42": useless once the field is named.
@@ -259,6 +266,15 @@ mod tests {
         assert_eq!(err.details["field"], "q");
         assert!(check_query_utf8("q=caf%C3%A9&status=").is_ok());
         assert!(check_query_utf8("").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_even_when_empty_or_holding_a_backtick() {
+        // Found by the property tests: `{"": 1}` was refused naming the field "".
+        let err = parse_json_body::<Body>(br#"{"title": "x", "": 1}"#).unwrap_err();
+        assert_eq!(err.details["field"], "body");
+        let err = parse_json_body::<Body>(br#"{"title": "x", "a`b": 1}"#).unwrap_err();
+        assert_eq!(err.details["field"], "a`b");
     }
 
     #[test]

@@ -32,7 +32,11 @@ impl ToolError {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
         // serde names a missing or unknown field only inside its message: lift it out.
-        let field = if path == "." { backticked(&message).unwrap_or_else(|| "arguments".to_owned()) } else { path };
+        let field = if path == "." || path.is_empty() {
+            backticked(&message).unwrap_or_else(|| "arguments".to_owned())
+        } else {
+            path
+        };
         let message = strip_position(&message);
         ToolError(Error::Invalid(ValidationError::new(field, message)))
     }
@@ -114,10 +118,13 @@ impl IntoCallToolResult for ToolError {
 }
 
 /// The first `name` in a serde message such as "missing field `task_id`".
+/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
+/// An empty name names nothing (the caller falls back to the whole input).
 fn backticked(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = &message[start..];
+    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
 }
 
 /// serde_json appends " at line 1 column 42" to messages: meaningless for tool arguments.

@@ -73,7 +73,11 @@ fn check_arguments<T: serde::de::DeserializeOwned>(
             let ToolError(Error::Invalid(refusal)) = ToolError::arguments(err) else {
                 return Err(TestCaseError::fail("an argument error that is not invalid_argument"));
             };
-            let named = fields.contains(&refusal.field.as_str()) || arguments.contains_key(&refusal.field);
+            // An argument with an empty name cannot be named: the refusal is of the arguments then.
+            let unnamed = refusal.field == "arguments" && arguments.contains_key("");
+            let named = fields.contains(&refusal.field.as_str())
+                || (!refusal.field.is_empty() && arguments.contains_key(&refusal.field))
+                || unnamed;
             prop_assert!(named, "{:?} names neither a field nor an argument given: {}", refusal.field, refusal.message);
             prop_assert!(!refusal.message.is_empty());
             Ok(false)
