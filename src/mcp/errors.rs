@@ -160,6 +160,21 @@ mod tests {
     }
 
     #[test]
+    fn an_argument_with_an_empty_name_is_refused_as_the_arguments() {
+        // Found by the property tests: the refusal named the field "".
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Args {
+            title: Option<String>,
+        }
+        let err = serde_path_to_error::deserialize::<_, Args>(json!({"": 1})).unwrap_err();
+        let ToolError(Error::Invalid(v)) = ToolError::arguments(err) else { panic!("not invalid") };
+        assert_eq!(v.field, "arguments");
+        assert!(v.message.contains("unknown field"), "{}", v.message);
+    }
+
+    #[test]
     fn argument_errors_name_the_field() {
         #[derive(Debug, serde::Deserialize)]
         #[serde(deny_unknown_fields)]
