@@ -18,8 +18,8 @@
 //! Placeholders in strings: `${task}` (the target task's id), `${unknown}` (a UUID no row has),
 //! `${deleted}` (a deleted task's id), `${stale_cursor}` (a cursor to a page whose tasks changed
 //! since), `${deleted_cursor}` (a cursor after a task deleted since), `${seq}` / `${seq+N}` (the latest event seq, plus N), `${repeat:N:text}` (text N times),
-//! `${b64:text}` (text in unpadded base64url, for forged cursors). In `rpc` and `body` only, the four
-//! characters `\xHH` stand for the byte HH (for invalid UTF-8).
+//! `${b64:text}` (text in unpadded base64url, for forged cursors). In `rpc`, `body` and header
+//! values, the four characters `\xHH` stand for the byte HH (for invalid UTF-8).
 
 use std::collections::BTreeMap;
 
@@ -91,9 +91,19 @@ pub struct Expect {
 /// What a case sends, once placeholders are expanded.
 #[derive(Debug, Clone)]
 pub enum Request {
-    Tool { name: String, args: Value },
+    Tool {
+        name: String,
+        args: Value,
+    },
     Rpc(Vec<u8>),
-    Http { method: String, path: String, headers: BTreeMap<String, String>, body: Option<Vec<u8>>, anonymous: bool },
+    /// Header values are bytes (`\xHH` escapes allowed): a header need not be ASCII.
+    Http {
+        method: String,
+        path: String,
+        headers: BTreeMap<String, Vec<u8>>,
+        body: Option<Vec<u8>>,
+        anonymous: bool,
+    },
 }
 
 /// The values placeholders stand for in one run.
@@ -151,11 +161,11 @@ impl Case {
             return Request::Rpc(bytes(&expand(rpc, fixtures)));
         }
         let http = self.http.as_ref().expect("checked at load");
-        let mut headers: BTreeMap<String, String> =
-            http.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), expand(v, fixtures))).collect();
+        let mut headers: BTreeMap<String, Vec<u8>> =
+            http.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), bytes(&expand(v, fixtures)))).collect();
         let body = match (&http.json, &http.body) {
             (Some(json), None) => {
-                headers.entry("content-type".into()).or_insert_with(|| "application/json".into());
+                headers.entry("content-type".into()).or_insert_with(|| b"application/json".to_vec());
                 Some(serde_json::to_vec(&expand_value(json.clone(), fixtures)).expect("serialize a JSON body"))
             }
             (None, Some(body)) => Some(bytes(&expand(body, fixtures))),

@@ -344,6 +344,8 @@ impl HttpTarget {
                     builder = builder.header("accept", "application/json, text/event-stream");
                 }
                 for (name, value) in headers {
+                    let value =
+                        reqwest::header::HeaderValue::from_bytes(value).expect("a header value without CR or LF");
                     builder = builder.header(name, value);
                 }
                 if let Some(body) = body {
