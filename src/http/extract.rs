@@ -1,4 +1,4 @@
-//! Request parsing at the edge: JSON bodies (content type, size, syntax, unknown and read-only fields),
+//! Request parsing at the edge: JSON bodies (content type, size, syntax, unknown, duplicate and read-only fields),
 //! query strings, path ids, `If-Match` and `Idempotency-Key`. Each refusal names what was wrong.
 
 use axum::body::Bytes;
@@ -100,6 +100,9 @@ pub fn parse_json_body<T: DeserializeOwned + BodyRules>(bytes: &[u8]) -> Result<
     let serde_json::Value::Object(map) = &value else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
+    if let Some(key) = crate::json_keys::first_duplicate(bytes) {
+        return Err(ApiError::invalid(key, "is given twice in one object: send each field once"));
+    }
     for (field, why) in T::READ_ONLY {
         if map.contains_key(*field) {
             return Err(ApiError::invalid(*field, format!("cannot be set: it {why}")));

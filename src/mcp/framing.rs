@@ -75,6 +75,13 @@ impl Refusal {
 /// Classifies one message (a stdio line without its line break, or an HTTP body).
 pub fn classify(bytes: &[u8]) -> Inbound {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
+    if let Some(key) = crate::json_keys::first_duplicate(bytes) {
+        // Which of the two values was meant cannot be known: refused, under the id if it is clear.
+        let id = serde_json::from_slice::<Value>(bytes).map(|v| request_id(&v)).unwrap_or(Value::Null);
+        let id = if key == "id" { Value::Null } else { id };
+        let message = format!("Invalid Request: the key {key:?} is given twice in one object; send each key once");
+        return Inbound::Refused(Refusal::new(id, INVALID_REQUEST, message));
+    }
     let typed = match serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
         Ok(message) => return check_params(message),
         Err(err) => err,
@@ -199,6 +206,16 @@ mod tests {
         assert_eq!((refusal.code, refusal.id.clone()), (INVALID_PARAMS, json!("x")));
         assert!(refusal.message.contains("name"), "{}", refusal.message);
         assert!(!refusal.unreadable());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_naming_it() {
+        let call = br#"{"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "create_task", "arguments": {"title": "a", "title": "b"}}}"#;
+        let refusal = refused(call);
+        assert_eq!((refusal.code, refusal.id), (INVALID_REQUEST, json!(4)));
+        assert!(refusal.message.contains("\"title\""), "{}", refusal.message);
+        let refusal = refused(br#"{"jsonrpc": "2.0", "id": 4, "id": 5, "method": "ping"}"#);
+        assert_eq!(refusal.id, Value::Null);
     }
 
     #[test]
