@@ -1,9 +1,11 @@
 //! The bad-input corpus (`cases.jsonl`, one case per line, format in `case.rs`) run against both
 //! transports and both stores: one server per (transport, store) serves every case in turn. After
 //! each case the server must still answer, a rejected call must leave the store exactly as it was,
-//! and a value the corpus expects to be stored verbatim must read back byte for byte.
+//! and a value the corpus expects to be stored verbatim must read back byte for byte. `random.rs`
+//! adds generated tool calls (bounded by `PROPTEST_CASES`) through the same binary.
 
 mod case;
+mod random;
 mod target;
 
 use serde_json::{Value, json};
