@@ -8,7 +8,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Map, Value, json};
 
-use crate::support::http::{SECRET, ServeProcess, token_for};
+use crate::support::http::{ServeProcess, token_for};
 use crate::support::mcp::Server;
 use crate::support::snapshot::StoreSnapshot;
 use crate::support::{Backend, TestStore};
@@ -201,13 +201,7 @@ async fn random_rest_requests_on_sqlite_are_answered_and_refusals_write_nothing(
 
 async fn random_requests(backend: Backend) {
     let db = TestStore::new(backend).await;
-    let data_dir = tempfile::tempdir().expect("a data directory");
-    let mut serve = ServeProcess::spawn(&[
-        ("DATABASE_URL", db.url.as_str()),
-        ("TASK_MCP_DATA_DIR", data_dir.path().to_str().expect("a UTF-8 path")),
-        ("TASK_MCP_POOL_SIZE", "2"),
-        ("JWT_SECRET", SECRET),
-    ]);
+    let (mut serve, _data_dir) = ServeProcess::spawn_on(&db.url);
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().expect("a client");
     let token = token_for("tester@example.com");
     let created: Value = client

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::case::{Expect, Request, Transport};
 use super::cut;
-use crate::support::http::{SECRET, ServeProcess, SseReader, token_for};
+use crate::support::http::{ServeProcess, SseReader, token_for};
 use crate::support::mcp::Server;
 
 /// How long the first Server-Sent Event may take (the resync comes at once).
@@ -120,13 +120,7 @@ impl Target {
             Transport::Stdio => Target::Stdio(Box::new(Server::connect(database_url, STDIO_USER).await)),
             Transport::Http => {
                 let key = task_mcp::http::auth::create_api_key_command(app, "corpus").await.expect("an API key");
-                let data_dir = tempfile::tempdir().expect("a data directory");
-                let process = ServeProcess::spawn(&[
-                    ("DATABASE_URL", database_url),
-                    ("TASK_MCP_DATA_DIR", data_dir.path().to_str().expect("a UTF-8 path")),
-                    ("TASK_MCP_POOL_SIZE", "2"),
-                    ("JWT_SECRET", SECRET),
-                ]);
+                let (process, data_dir) = ServeProcess::spawn_on(database_url);
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
                 Target::Http(Box::new(HttpTarget {
                     process,
