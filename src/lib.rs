@@ -3,7 +3,8 @@
 //! The crate map (dependencies point one way: `domain` ← `service` ← `mcp` / `http`):
 //! - [`domain`]: pure types and rules (statuses, validated text, diffs, event kinds). No I/O.
 //! - [`error`]: the one error enum; each frontend maps it once.
-//! - [`wire`]: the JSON shapes of the public contract (tasks, pages, events), shared by all frontends.
+//! - [`wire`]: the JSON shapes of the public contract (tasks, pages, events), shared by all frontends;
+//!   [`json_keys`]: duplicate keys in JSON input, found so both frontends refuse them.
 //! - [`store`]: the storage trait and its PostgreSQL and SQLite backends (change + history + event
 //!   in one transaction).
 //! - [`service`]: every use case, called by both frontends.
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod json_keys;
 pub mod mcp;
 pub mod service;
 pub mod store;

@@ -2,6 +2,8 @@
 //! Knows nothing about SQL, rmcp, axum or Redis.
 
 mod change;
+#[cfg(test)]
+pub(crate) mod properties;
 mod text;
 mod values;
 

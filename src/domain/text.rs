@@ -37,7 +37,8 @@ fn one_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Validati
             format!("is {chars} characters long; at most {max_chars} are accepted"),
         ));
     }
-    if let Some(c) = value.chars().find(|c| c.is_control()) {
+    // U+2028 and U+2029 are not control characters to Unicode, but they break the line all the same.
+    if let Some(c) = value.chars().find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')) {
         return Err(ValidationError::new(
             field,
             format!("must be one line without control characters (found U+{:04X})", c as u32),
@@ -157,7 +158,9 @@ impl CommentText {
 
 impl Email {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        let value = one_line(field, raw, EMAIL_MAX_CHARS)?.to_lowercase();
+        // Lower-cased before the length check: lower-casing can lengthen text ('İ' is two characters
+        // in lower case), and what is stored must be what parses.
+        let value = one_line(field, &raw.to_lowercase(), EMAIL_MAX_CHARS)?;
         let valid = match value.split_once('@') {
             Some((local, domain)) => {
                 !local.is_empty()
@@ -247,10 +250,31 @@ mod tests {
     }
 
     #[test]
+    fn unicode_line_separators_are_refused_in_one_line_text_only() {
+        for separator in ['\u{2028}', '\u{2029}'] {
+            let err = Title::parse("title", &format!("one{separator}two")).unwrap_err();
+            assert!(err.message.contains(&format!("U+{:04X}", separator as u32)), "{}", err.message);
+            assert!(SearchText::parse("query", &format!("a{separator}b")).is_err());
+            assert!(Description::parse("description", &format!("one{separator}two")).is_ok());
+        }
+    }
+
+    #[test]
     fn emails_are_lower_cased_and_checked() {
         assert_eq!(Email::parse("e", " Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
         assert!(Email::parse("e", "ann").is_err());
         assert!(Email::parse("e", "a@b@c").is_err());
+    }
+
+    #[test]
+    fn an_email_that_lower_casing_lengthens_past_254_characters_is_refused() {
+        // Found by the property tests: accepted before, it was stored at 508 characters and did not
+        // parse back.
+        let raw = format!("{}@x.io", "İ".repeat(240));
+        let err = Email::parse("email", &raw).unwrap_err();
+        assert!(err.message.contains("254"), "{}", err.message);
+        let ok = Email::parse("email", &format!("{}@x.io", "İ".repeat(100))).unwrap();
+        assert_eq!(Email::parse("email", ok.as_str()), Ok(ok.clone()));
     }
 
     #[test]

@@ -646,4 +646,81 @@ mod tests {
         assert_eq!(query_token(Some("user_id=me&access_token=a%2Eb.c")).as_deref(), Some("a.b.c"));
         assert_eq!(query_token(Some("user_id=me")), None);
     }
+
+    /// Property tests of credential parsing (proptest; `PROPTEST_CASES` raises the 256 cases): no
+    /// string proves anything but a token this server signed, and parsing never panics.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::domain::properties::tricky_text;
+
+        const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        fn keys() -> JwtKeys {
+            JwtKeys::new(SECRET).expect("a long enough secret")
+        }
+
+        proptest! {
+            #[test]
+            fn no_made_up_token_is_accepted(
+                raw in tricky_text(80),
+                segments in prop::collection::vec("[A-Za-z0-9_-]{0,60}", 1..5),
+            ) {
+                let keys = keys();
+                prop_assert!(keys.verify(&raw).is_err());
+                prop_assert!(keys.verify(&segments.join(".")).is_err());
+            }
+
+            #[test]
+            fn an_issued_token_proves_its_email_and_any_changed_character_breaks_it(
+                local in "[a-z0-9._-]{1,20}",
+                at in any::<prop::sample::Index>(),
+                with in any::<prop::sample::Index>(),
+            ) {
+                let keys = keys();
+                let email = Email::parse("email", &format!("{local}@example.com")).expect("a plain email");
+                let token = keys.issue(&email, Duration::from_secs(600)).expect("a token");
+                prop_assert_eq!(keys.verify(&token).map(|a| a.email), Ok(email));
+                let mut bytes = token.clone().into_bytes();
+                let i = at.index(bytes.len());
+                let replacement = *with.get(BASE64URL);
+                prop_assume!(bytes[i] != replacement && bytes[i] != b'.');
+                bytes[i] = replacement;
+                let forged = String::from_utf8(bytes).expect("ASCII");
+                prop_assert!(keys.verify(&forged).is_err(), "{} accepted after changing byte {}", forged, i);
+            }
+
+            #[test]
+            fn authorization_headers_give_a_token_or_say_why(raw in prop::collection::vec(any::<u8>(), 0..60), token in "[!-~]{1,40}") {
+                let mut headers = HeaderMap::new();
+                if let Ok(value) = axum::http::HeaderValue::from_bytes(&raw) {
+                    headers.insert(header::AUTHORIZATION, value);
+                    if let Err(message) = bearer(&headers) {
+                        prop_assert!(!message.is_empty());
+                    }
+                }
+                let value = axum::http::HeaderValue::from_str(&format!("Bearer  {token} ")).expect("visible ASCII");
+                headers.insert(header::AUTHORIZATION, value);
+                prop_assert_eq!(bearer(&headers), Ok(Some(token.as_str())));
+            }
+
+            #[test]
+            fn a_query_token_survives_percent_encoding(token in tricky_text(40), junk in "[ -~]{0,40}") {
+                let _ = query_token(Some(&junk));
+                let encoded = percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC);
+                let query = format!("user_id=me&access_token={encoded}");
+                prop_assert_eq!(query_token(Some(&query)), Some(token));
+            }
+
+            #[test]
+            fn ttls_are_bounded_whatever_is_typed(raw in "[ -~]{0,12}", n in 1u64..=366, unit in prop::sample::select(vec!["d", "h", "m", "s", ""])) {
+                if let Ok(ttl) = parse_ttl(&raw) {
+                    prop_assert!((1..=366 * 86_400).contains(&ttl.as_secs()));
+                }
+                let seconds = n * match unit { "d" => 86_400, "h" => 3_600, "m" => 60, _ => 1 };
+                prop_assert_eq!(parse_ttl(&format!("{n}{unit}")).ok(), Some(Duration::from_secs(seconds)));
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Request parsing at the edge: JSON bodies (content type, size, syntax, unknown and read-only fields),
+//! Request parsing at the edge: JSON bodies (content type, size, syntax, unknown, duplicate and read-only fields),
 //! query strings, path ids, `If-Match` and `Idempotency-Key`. Each refusal names what was wrong.
 
 use axum::body::Bytes;
@@ -100,6 +100,9 @@ pub fn parse_json_body<T: DeserializeOwned + BodyRules>(bytes: &[u8]) -> Result<
     let serde_json::Value::Object(map) = &value else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
+    if let Some(key) = crate::json_keys::first_duplicate(bytes) {
+        return Err(ApiError::invalid(key, "is given twice in one object: send each field once"));
+    }
     for (field, why) in T::READ_ONLY {
         if map.contains_key(*field) {
             return Err(ApiError::invalid(*field, format!("cannot be set: it {why}")));
@@ -108,7 +111,11 @@ pub fn parse_json_body<T: DeserializeOwned + BodyRules>(bytes: &[u8]) -> Result<
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let message = strip_position(&err.into_inner().to_string());
-        let field = if path == "." { backticked(&message).unwrap_or_else(|| "body".to_owned()) } else { path };
+        let field = if path == "." || path.is_empty() {
+            backticked(&message).unwrap_or_else(|| "body".to_owned())
+        } else {
+            path
+        };
         ApiError::invalid(field, message)
     })
 }
@@ -125,6 +132,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        check_query_utf8(parts.uri.query().unwrap_or(""))?;
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(err)) => {
@@ -136,6 +144,25 @@ where
             Err(other) => Err(ApiError::bad_request("malformed_query", other.body_text())),
         }
     }
+}
+
+/// Refuses a query parameter whose percent-decoded bytes are not UTF-8: the query-string parser
+/// would turn them into U+FFFD and search for that, silently.
+pub fn check_query_utf8(query: &str) -> Result<(), ApiError> {
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name_text = percent_encoding::percent_decode_str(name).decode_utf8();
+        let Ok(name_text) = name_text else {
+            return Err(ApiError::invalid("query", format!("the parameter name {name:?} is not UTF-8 once decoded")));
+        };
+        if percent_encoding::percent_decode_str(value).decode_utf8().is_err() {
+            return Err(ApiError::invalid(
+                name_text.into_owned(),
+                format!("{value:?} is not UTF-8 once percent-decoded: encode the text as UTF-8"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `{id}` of a task route.
@@ -189,10 +216,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
 }
 
 /// The first `name` in a serde message such as "unknown field `id`".
+/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
+/// An empty name names nothing (the caller falls back to the whole input).
 fn backticked(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = &message[start..];
+    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
 }
 
 /// serde_json appends " at line 1 column 42": useless once the field is named.
@@ -231,6 +261,23 @@ mod tests {
             assert_eq!(err.details["field"], field, "{input}");
             assert!(err.message.contains(message), "{input}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn a_query_value_that_is_not_utf8_names_its_parameter() {
+        let err = check_query_utf8("limit=5&q=%FF%FE").unwrap_err();
+        assert_eq!(err.details["field"], "q");
+        assert!(check_query_utf8("q=caf%C3%A9&status=").is_ok());
+        assert!(check_query_utf8("").is_ok());
+    }
+
+    #[test]
+    fn an_unknown_field_is_named_even_when_empty_or_holding_a_backtick() {
+        // Found by the property tests: `{"": 1}` was refused naming the field "".
+        let err = parse_json_body::<Body>(br#"{"title": "x", "": 1}"#).unwrap_err();
+        assert_eq!(err.details["field"], "body");
+        let err = parse_json_body::<Body>(br#"{"title": "x", "a`b": 1}"#).unwrap_err();
+        assert_eq!(err.details["field"], "a`b");
     }
 
     #[test]

@@ -1,20 +1,28 @@
 //! `/mcp`: the same MCP tools as stdio, over Streamable HTTP (rmcp's service, nested in the router),
 //! acting as the user whose API key the request carries. Host and Origin are validated (DNS
 //! rebinding, cross-site pages); sessions are off, so any instance behind a load balancer can answer
-//! any request.
+//! any request. A JSON body that is not a message the server can serve is answered here, before
+//! rmcp (which would say a plain-text 415, or "method not found"): a JSON-RPC error, 400 when no
+//! request could be read.
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::middleware::from_fn_with_state;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use super::AppState;
 use super::auth::{Guard, authenticate};
+use super::errors::ApiError;
 use crate::domain::Actor;
 use crate::error::Error;
+use crate::mcp::framing::{self, Inbound};
 use crate::mcp::{ActorSource, TaskServer};
 
 /// The `/mcp` route, behind the API-key guard.
@@ -40,7 +48,69 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::new(NeverSessionManager::default()), config);
     let guard = from_fn_with_state((state.clone(), Guard::ApiKey), authenticate);
-    Router::new().route_service("/mcp", service).route_layer(guard)
+    let hosts: Arc<[String]> = allowed_hosts(state).into();
+    Router::new()
+        .route_service("/mcp", service)
+        .route_layer(from_fn_with_state((state.clone(), hosts), check_message))
+        .route_layer(guard)
+}
+
+/// Whether the request's Host is one `/mcp` answers to (as rmcp checks it; stricter is safe: a host
+/// refused here is left for rmcp to judge). A rebinding page gets rmcp's 403 whatever its body.
+fn host_allowed(headers: &axum::http::HeaderMap, hosts: &[String]) -> bool {
+    let normal = |authority: &str| -> Option<(String, Option<u16>)> {
+        let authority: axum::http::uri::Authority = authority.trim().parse().ok()?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        Some((host, authority.port_u16()))
+    };
+    let Some((host, port)) = headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(normal) else {
+        return false;
+    };
+    hosts.iter().any(|allowed| {
+        // A bare IPv6 address ("::1") is not an authority until bracketed.
+        let allowed = if allowed.matches(':').count() > 1 && !allowed.starts_with('[') {
+            format!("[{allowed}]")
+        } else {
+            allowed.clone()
+        };
+        normal(&allowed).is_some_and(|(h, p)| h == host && p.is_none_or(|p| Some(p) == port))
+    })
+}
+
+/// Reads a POSTed JSON body once and answers the messages rmcp would refuse without saying why;
+/// the rest goes on to rmcp unchanged. Other content types are left to rmcp (415).
+async fn check_message(State((state, hosts)): State<(AppState, Arc<[String]>)>, req: Request, next: Next) -> Response {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if req.method() != Method::POST || !json || !host_allowed(req.headers(), &hosts) {
+        return next.run(req).await;
+    }
+    let limit = state.config.limits.body_bytes;
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let mut response = ApiError::payload_too_large(limit).into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
+    };
+    match framing::classify(&bytes) {
+        Inbound::Message(_) => {
+            // rmcp's own parser does not forgive a byte order mark.
+            let bytes = if bytes.starts_with(framing::BOM) { bytes.slice(framing::BOM.len()..) } else { bytes };
+            next.run(Request::from_parts(parts, Body::from(bytes))).await
+        }
+        // A notification is accepted even when it cannot be read (JSON-RPC never answers one).
+        Inbound::Ignored => StatusCode::ACCEPTED.into_response(),
+        Inbound::Refused(refusal) => {
+            let status = if refusal.unreadable() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+            (status, Json(refusal.to_json())).into_response()
+        }
+    }
 }
 
 /// Host headers `/mcp` answers to: loopback names, the bound address, `ALLOWED_HOSTS`, and the host of
@@ -59,4 +129,25 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
         hosts.push(authority.to_owned());
     }
     hosts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_as_rmcp_matches_them_or_stricter() {
+        let hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "example.com:8080"].map(String::from).to_vec();
+        let allowed = |host: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            host_allowed(&headers, &hosts)
+        };
+        for host in ["localhost:1234", "LOCALHOST", "127.0.0.1:80", "[::1]:3000", "example.com:8080"] {
+            assert!(allowed(host), "{host}");
+        }
+        for host in ["example.com:9090", "example.com", "attacker.example", "localhost.attacker.example", "", "a b"] {
+            assert!(!allowed(host), "{host}");
+        }
+    }
 }

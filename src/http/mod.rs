@@ -17,6 +17,8 @@ pub mod mcp;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+#[cfg(test)]
+mod properties;
 pub mod sse;
 pub mod tasks;
 

@@ -50,7 +50,15 @@ pub async fn stream(
 ) -> ApiResult<Response> {
     let filter = filter(&state, &actor, &query).await?;
     let last_event_id = match headers.get("last-event-id") {
-        Some(value) => Some(value.to_str().unwrap_or("").to_owned()),
+        // Not ASCII is not an id: refused like any other, not read as "no id" (a fresh stream).
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    ApiError::invalid("Last-Event-ID", "is not ASCII: send the id: of the last event, a number")
+                })?
+                .to_owned(),
+        ),
         None => query.last_event_id.clone(),
     };
     let last_event_id = match last_event_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {

@@ -32,7 +32,11 @@ impl ToolError {
         let path = err.path().to_string();
         let message = err.into_inner().to_string();
         // serde names a missing or unknown field only inside its message: lift it out.
-        let field = if path == "." { backticked(&message).unwrap_or_else(|| "arguments".to_owned()) } else { path };
+        let field = if path == "." || path.is_empty() {
+            backticked(&message).unwrap_or_else(|| "arguments".to_owned())
+        } else {
+            path
+        };
         let message = strip_position(&message);
         ToolError(Error::Invalid(ValidationError::new(field, message)))
     }
@@ -119,10 +123,13 @@ impl IntoCallToolResult for ToolError {
 }
 
 /// The first `name` in a serde message such as "missing field `task_id`".
+/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
+/// An empty name names nothing (the caller falls back to the whole input).
 fn backticked(message: &str) -> Option<String> {
     let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_owned())
+    let rest = &message[start..];
+    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
 }
 
 /// serde_json appends " at line 1 column 42" to messages: meaningless for tool arguments.
@@ -155,6 +162,21 @@ mod tests {
         let err = ToolError(Error::Internal("connection pool poisoned at 0xdead".into()));
         assert!(!err.text().contains("0xdead"));
         assert!(!err.structured().to_string().contains("0xdead"));
+    }
+
+    #[test]
+    fn an_argument_with_an_empty_name_is_refused_as_the_arguments() {
+        // Found by the property tests: the refusal named the field "".
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Args {
+            title: Option<String>,
+        }
+        let err = serde_path_to_error::deserialize::<_, Args>(json!({"": 1})).unwrap_err();
+        let ToolError(Error::Invalid(v)) = ToolError::arguments(err) else { panic!("not invalid") };
+        assert_eq!(v.field, "arguments");
+        assert!(v.message.contains("unknown field"), "{}", v.message);
     }
 
     #[test]

@@ -4,15 +4,21 @@
 //! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
 //! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
 //!   tools' JSON schemas, compacted.
-//! - [`stdio`]: `task-mcp` / `task-mcp stdio`; [`drain`]: at end of input, answer the calls in flight.
+//! - [`stdio`]: `task-mcp` / `task-mcp stdio`, over [`transport`] (lines, capped, every bad line
+//!   answered) wrapped in [`drain`] (at end of input, answer the calls in flight first); [`framing`]:
+//!   what an incoming message is, for both transports.
 
 pub mod args;
 pub mod drain;
 pub mod errors;
+pub mod framing;
 pub mod identity;
+#[cfg(test)]
+mod properties;
 pub mod schema;
 pub mod stdio;
 pub mod tools;
+pub mod transport;
 
 pub use identity::ActorSource;
 pub use tools::TaskServer;

@@ -1,6 +1,7 @@
 //! MCP over stdin/stdout: one process per agent session. Answers `initialize` at once (nothing
 //! connects before the first tool call), keeps serving while the database is down, and exits 0
-//! once stdin closes and the calls in flight have answered. stdout carries protocol frames only.
+//! once stdin closes and the calls in flight have answered. stdout carries protocol frames only; a
+//! line that is not a message gets a JSON-RPC error there ([`LineTransport`]), never silence.
 
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::events::relay::{self, RelayMode};
 use crate::mcp::drain::DrainOnEof;
+use crate::mcp::transport::LineTransport;
 use crate::mcp::{ActorSource, TaskServer};
 
 pub async fn run(app: App) -> anyhow::Result<()> {
@@ -19,8 +21,9 @@ pub async fn run(app: App) -> anyhow::Result<()> {
 
     let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()));
     let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
-    // At end of input, the calls in flight are answered first (rmcp alone gives them 5 s).
-    let transport = DrainOnEof::new(rmcp::transport::async_rw::AsyncRwTransport::new_server(stdin, stdout));
+    // Every line is answered (bad ones with a JSON-RPC error), and at end of input the calls in flight
+    // are answered before the end is reported (rmcp alone gives them 5 s).
+    let transport = DrainOnEof::new(LineTransport::new(stdin, stdout));
     match server.serve_with_ct(transport, shutdown.child_token()).await {
         Ok(running) => {
             // Returns when stdin closes, after the answers of the calls in flight are sent.

@@ -3,8 +3,12 @@
 //! stdio and Streamable HTTP; only its [`ActorSource`] differs.
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Extensions, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Extensions, Implementation, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -270,6 +274,21 @@ impl TaskServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for TaskServer {
+    /// As the macro's, but a tool that does not exist is named in the error, with the ones that do
+    /// (rmcp says only "tool not found").
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if !self.tool_router.has_route(&request.name) {
+            let tools: Vec<String> = self.tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+            let message = format!("no tool is named {:?}; the tools are {}", request.name, tools.join(", "));
+            return Err(ErrorData::invalid_params(message, Some(serde_json::json!({ "tools": tools }))));
+        }
+        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bad_input;
 mod events_redis;
 mod faults;
 mod http_auth;

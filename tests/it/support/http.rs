@@ -269,6 +269,19 @@ impl ServeProcess {
         ServeProcess { base, child: Some(child), stderr: lines }
     }
 
+    /// `serve` on this store, signing with [`SECRET`], with a small pool and a data directory of its
+    /// own (kept alive by the returned guard).
+    pub fn spawn_on(database_url: &str) -> (ServeProcess, tempfile::TempDir) {
+        let data_dir = tempfile::tempdir().expect("a data directory");
+        let process = ServeProcess::spawn(&[
+            ("DATABASE_URL", database_url),
+            ("TASK_MCP_DATA_DIR", data_dir.path().to_str().expect("a UTF-8 path")),
+            ("TASK_MCP_POOL_SIZE", "2"),
+            ("JWT_SECRET", SECRET),
+        ]);
+        (process, data_dir)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

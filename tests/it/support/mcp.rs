@@ -40,6 +40,9 @@ pub struct Server {
     stderr: Arc<Mutex<String>>,
     /// `_meta` added to every request (the 2026-07-28 era), or none after `initialize`.
     meta: Option<Value>,
+    /// Responses without an id (or with `id: null`) read while waiting for another answer: what the
+    /// server says to a line it could not read.
+    stray: Vec<Value>,
 }
 
 /// A tool call's result.
@@ -124,6 +127,7 @@ impl Server {
             frames: Vec::new(),
             stderr,
             meta: None,
+            stray: Vec::new(),
         }
     }
 
@@ -172,6 +176,23 @@ impl Server {
         stdin.flush().await.expect("flush to task-mcp");
     }
 
+    /// Writes bytes as they are (a bad line, a line without its end, …).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(bytes).await.expect("write to task-mcp");
+        stdin.flush().await.expect("flush to task-mcp");
+    }
+
+    /// The responses without an id read so far (taken: the next call starts afresh).
+    pub fn take_stray(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.stray)
+    }
+
+    /// The response to `id` if it was already read while waiting for another one.
+    pub fn take_early(&mut self, id: i64) -> Option<Value> {
+        self.early.remove(&id)
+    }
+
     pub async fn notify(&mut self, method: &str, params: Value) {
         self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
     }
@@ -200,6 +221,7 @@ impl Server {
                 Some(got) if frame.get("method").is_none() => {
                     self.early.insert(got, frame);
                 }
+                None if frame.get("method").is_none() => self.stray.push(frame),
                 _ => {} // a notification (or a request from the server): not ours to answer here
             }
         }

@@ -4,6 +4,7 @@ pub mod http;
 pub mod mcp;
 pub mod pg;
 pub mod redis;
+pub mod snapshot;
 pub mod sqlite;
 
 use std::sync::Arc;
