@@ -47,14 +47,46 @@ pub enum FeedItem {
     },
 }
 
-/// The feed of one subscriber. The stream ends when the process shuts down, or when the subscriber
-/// reads too slowly to keep up (it reconnects with `Last-Event-ID` and loses nothing).
-pub fn subscribe(
+/// Where a subscriber's feed begins. It is fixed when the subscriber connects, before its response
+/// is sent, so every change committed after the client saw the response is in its feed (a client
+/// that opens the stream and then makes a change must see that change).
+enum Start {
+    /// Already subscribed to the hub: live events after `last`.
+    Live { live: broadcast::Receiver<Arc<Event>>, last: i64 },
+    /// Replay the log after this seq, then go live (`Last-Event-ID`, or the hub not ready yet).
+    After(i64),
+    /// Neither the hub nor the store could say where "now" is: resync once the hub is ready.
+    Unknown,
+}
+
+impl Start {
+    async fn resolve(hub: &Hub, service: &TaskService, last_event_id: Option<i64>) -> Start {
+        match last_event_id {
+            Some(requested) => Start::After(requested),
+            None if hub.last_seq() >= 0 => {
+                let (live, last) = hub.subscribe_from().await;
+                Start::Live { live, last }
+            }
+            // The hub does not know yet (the process has just started, or the database was down since
+            // it started): ask the store, and replay what is committed until the hub is ready.
+            None => match service.event_bounds().await {
+                Ok(bounds) => Start::After(bounds.latest),
+                Err(_) => Start::Unknown,
+            },
+        }
+    }
+}
+
+/// The feed of one subscriber, starting now (or after `last_event_id`). The stream ends when the
+/// process shuts down, or when the subscriber reads too slowly to keep up (it reconnects with
+/// `Last-Event-ID` and loses nothing).
+pub async fn subscribe(
     hub: &Arc<Hub>,
     service: &TaskService,
     filter: EventFilter,
     last_event_id: Option<i64>,
 ) -> impl Stream<Item = FeedItem> + Send + 'static {
+    let start = Start::resolve(hub, service, last_event_id).await;
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
     let hub = hub.clone();
     let service = service.clone();
@@ -62,7 +94,7 @@ pub fn subscribe(
         hub.subscriber_joined();
         let shutdown = hub.shutdown().clone();
         tokio::select! {
-            _ = run(&hub, &service, &filter, last_event_id, &tx) => {}
+            _ = run(&hub, &service, &filter, start, &tx) => {}
             _ = shutdown.cancelled() => {}
             _ = tx.closed() => {}
         }
@@ -71,41 +103,27 @@ pub fn subscribe(
     ReceiverStream::new(rx)
 }
 
-async fn run(
-    hub: &Arc<Hub>,
-    service: &TaskService,
-    filter: &EventFilter,
-    last_event_id: Option<i64>,
-    tx: &mpsc::Sender<FeedItem>,
-) {
-    // Without Last-Event-ID the feed starts now. The hub knows where "now" is once it is ready;
-    // before (the process has just started, or the database was down since it started), the store
-    // is asked, and the events committed until the hub is ready are replayed. If the store cannot
-    // answer either, "now" is unknowable: once the hub is ready, the subscriber is told to resync.
-    let mut unknown_start = false;
-    let start = match last_event_id {
-        Some(requested) => Some(requested),
-        None if hub.last_seq() >= 0 => None,
-        None => match service.event_bounds().await {
-            Ok(bounds) => Some(bounds.latest),
-            Err(_) => {
-                unknown_start = true;
-                None
+async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start: Start, tx: &mpsc::Sender<FeedItem>) {
+    let (mut live, mut last) = match start {
+        Start::Live { live, last } => (live, last),
+        Start::After(requested) => {
+            hub.ready().await;
+            // Subscribe before replaying, so an event committed during the replay is not missed.
+            let (live, last) = hub.subscribe_from().await;
+            match replay(service, filter, requested, tx).await {
+                Some(position) => (live, last.max(position)),
+                None => return,
             }
-        },
-    };
-    hub.ready().await;
-    // Subscribe before replaying, so an event committed during the replay is not missed.
-    let (mut live, mut last) = hub.subscribe_from().await;
-    if unknown_start && tx.send(FeedItem::Resync { latest_seq: last }).await.is_err() {
-        return;
-    }
-    if let Some(requested) = start {
-        match replay(service, filter, requested, tx).await {
-            Some(position) => last = last.max(position),
-            None => return,
         }
-    }
+        Start::Unknown => {
+            hub.ready().await;
+            let (live, last) = hub.subscribe_from().await;
+            if tx.send(FeedItem::Resync { latest_seq: last }).await.is_err() {
+                return;
+            }
+            (live, last)
+        }
+    };
     loop {
         match live.recv().await {
             Ok(event) => {

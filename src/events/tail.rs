@@ -41,7 +41,7 @@ pub async fn run(
     let hub = Hub::start(&app, shutdown.clone());
     let source = if app.publisher.is_some() { "Redis" } else { "the store's event log" };
     tracing::info!("following {source}; Ctrl-C to stop");
-    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after));
+    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after).await);
     let mut out = std::io::stdout().lock();
     while let Some(item) = items.next().await {
         let line = match item {

@@ -68,7 +68,8 @@ pub async fn stream(
         })?),
     };
     state.metrics.sse_stream_opened();
-    let items = feed::subscribe(&state.hub, &state.service, filter, last_event_id);
+    // Awaited before the response is sent: the feed's starting point is fixed now.
+    let items = feed::subscribe(&state.hub, &state.service, filter, last_event_id).await;
     let events = guard_slow_client(items, state.config.limits.slow_client).map({
         let state = state.clone();
         move |item| {

@@ -19,7 +19,6 @@ async fn an_agent_over_stdio_and_a_person_over_http_see_each_others_changes() {
     let server = TestServer::start(support::app(&db.url, Some((&prefix.url, &prefix.prefix)))).await;
     let response = server.get("/api/tasks/stream").send().await.unwrap();
     let mut stream = SseReader::new(response);
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut agent = StdioServer::spawn_with(&[
         ("DATABASE_URL", db.url.as_str()),
