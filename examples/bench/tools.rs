@@ -1,0 +1,329 @@
+//! Sections 1–3 and 6 over stdio: start-up to `initialize` and idle memory; each tool's latency in one
+//! session and across concurrent processes; the same work done directly on the database (the floor)
+//! and the ratio; the size of what the server sends.
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::floor_pg::PgFloor;
+use crate::floor_sqlite::SqliteFloor;
+use crate::plan::Plan;
+use crate::proc::{Target, rss_kib};
+use crate::setup::{Backend, Kind};
+use crate::stats::{Samples, Table, kib, mib, ms, per_second, ratio};
+use crate::stdio::{Session, task_id};
+
+const ACTOR: &str = "bench@example.com";
+const REPOSITORY: &str = "bench/api";
+
+/// The operations measured, in the order they run (each builds on the tasks the first one made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    UpdateStatus,
+    Comment,
+    ListSummary,
+    ListFull,
+    Get,
+}
+
+pub const OPS: [Op; 6] = [Op::Create, Op::UpdateStatus, Op::Comment, Op::ListSummary, Op::ListFull, Op::Get];
+
+impl Op {
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Create => "create_task",
+            Op::UpdateStatus => "update_task_status",
+            Op::Comment => "add_task_comment",
+            Op::ListSummary => "get_tasks (50, summary)",
+            Op::ListFull => "get_tasks (50, full)",
+            Op::Get => "get_task",
+        }
+    }
+
+    /// The tool call for the `i`-th iteration, over the tasks created so far.
+    fn call(self, i: usize, ids: &[String], tag: &str) -> (&'static str, Value) {
+        let id = || ids[i % ids.len()].clone();
+        match self {
+            Op::Create => (
+                "create_task",
+                json!({"title": format!("bench task {tag}-{i}"), "repository": REPOSITORY, "priority": "high"}),
+            ),
+            Op::UpdateStatus => ("update_task_status", json!({"task_id": id(), "new_status": "in_progress"})),
+            Op::Comment => ("add_task_comment", json!({"task_id": id(), "comment": format!("progress note {i}")})),
+            Op::ListSummary => ("get_tasks", json!({})),
+            Op::ListFull => ("get_tasks", json!({"detail": "full"})),
+            Op::Get => ("get_task", json!({"task_id": id()})),
+        }
+    }
+}
+
+/// What one backend's stdio sections measured, for the summary.
+pub struct ToolFigures {
+    pub create_median: Duration,
+    pub startup_median: Duration,
+    pub ratios: Vec<(Op, f64)>,
+    pub tools_list_bytes: usize,
+}
+
+/// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
+pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
+    let target = &backend.target;
+    // Migrate first, so the figure is about the process alone.
+    target.run(&["migrate"])?;
+    let mut samples = Samples::with_capacity(plan.starts);
+    for _ in 0..plan.starts {
+        let started = Instant::now();
+        let mut session = Session::spawn(target)?;
+        let answer = session.initialize()?;
+        samples.push(answer.at - started);
+        session.close()?;
+    }
+    let mut session = Session::spawn(target)?;
+    session.initialize()?;
+    std::thread::sleep(Duration::from_millis(if plan.smoke { 50 } else { 500 }));
+    let idle = rss_kib(session.pid())?;
+    session.call("get_tasks", json!({"limit": 1}))?;
+    let after_call = rss_kib(session.pid())?;
+    session.close()?;
+
+    let mut table =
+        Table::new(format!("1. Start-up over stdio — {}", backend.label), &["measure", "median", "p95", "min", "runs"]);
+    let median = samples.median();
+    table.row(vec![
+        "spawn → initialize answer".into(),
+        ms(median),
+        ms(samples.p95()),
+        ms(samples.quantile(0.0)),
+        samples.len().to_string(),
+    ]);
+    table.row(vec!["idle RSS after initialize".into(), mib(idle), "".into(), "".into(), "1".into()]);
+    table.row(vec!["RSS after the first tool call".into(), mib(after_call), "".into(), "".into(), "1".into()]);
+    Ok((table, median))
+}
+
+/// Runs `calls` iterations of `op` in one session; returns the samples and the last answer's size.
+fn run_op(session: &mut Session, op: Op, calls: usize, ids: &mut Vec<String>, tag: &str) -> Result<(Samples, usize)> {
+    let mut samples = Samples::with_capacity(calls);
+    let mut bytes = 0;
+    for i in 0..calls {
+        let (name, arguments) = op.call(i, ids, tag);
+        let (elapsed, answer) = session.timed_call(name, arguments)?;
+        if op == Op::Create {
+            ids.push(task_id(&answer)?);
+        }
+        if matches!(op, Op::ListSummary | Op::ListFull) {
+            let rows = answer.structured()?.get("tasks").and_then(Value::as_array).map_or(0, Vec::len);
+            anyhow::ensure!(rows > 0, "get_tasks returned no task");
+        }
+        bytes = answer.bytes;
+        samples.push(elapsed);
+    }
+    Ok((samples, bytes))
+}
+
+/// Sections 2, 3 and 6 for one backend.
+pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFigures)> {
+    let target = backend.target.clone();
+    let single_plan = plan.clone();
+    // One session, each tool in turn.
+    let (single, sizes) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut session = Session::spawn(&target)?;
+        session.initialize()?;
+        let tools_list = session.request("tools/list", json!({}))?;
+        // Warm: the pool connected, the identity resolved.
+        session.call("get_tasks", json!({"limit": 1}))?;
+        let mut ids = Vec::new();
+        let mut results = Vec::new();
+        let mut sizes = vec![("tools/list".to_owned(), tools_list.bytes)];
+        for op in OPS {
+            let (samples, bytes) = run_op(&mut session, op, single_plan.calls, &mut ids, "one")?;
+            if matches!(op, Op::ListSummary | Op::ListFull) {
+                sizes.push((op.label().to_owned(), bytes));
+            }
+            results.push((op, samples));
+        }
+        session.close()?;
+        Ok((results, sizes))
+    })
+    .await??;
+
+    let concurrent = concurrent(&backend.target, plan).await?;
+    let floor = match backend.kind {
+        Kind::Postgres => floor_postgres(&backend.database_url, plan.calls).await?,
+        Kind::Sqlite => floor_sqlite(backend.sqlite_path.clone().context("sqlite path")?, plan.calls).await?,
+    };
+
+    let mut latency = Table::new(
+        format!("2–3. Tool latency over raw stdio vs the floor — {}", backend.label),
+        &["tool", "calls", "median", "p99", "floor median", "floor p99", "median / floor"],
+    );
+    let mut ratios = Vec::new();
+    let mut create_median = Duration::ZERO;
+    for ((op, mut samples), (_, mut floor)) in single.into_iter().zip(floor) {
+        let (median, floor_median) = (samples.median(), floor.median());
+        if op == Op::Create {
+            create_median = median;
+        }
+        let r = median.as_secs_f64() / floor_median.as_secs_f64().max(1e-9);
+        ratios.push((op, r));
+        latency.row(vec![
+            op.label().into(),
+            samples.len().to_string(),
+            ms(median),
+            ms(samples.p99()),
+            ms(floor_median),
+            ms(floor.p99()),
+            ratio(median.as_secs_f64(), floor_median.as_secs_f64()),
+        ]);
+    }
+
+    let mut parallel = Table::new(
+        format!("2. {} stdio processes at once — {}", plan.processes, backend.label),
+        &["tool", "calls", "throughput", "median", "p99"],
+    );
+    for (op, wall, mut samples) in concurrent {
+        parallel.row(vec![
+            op.label().into(),
+            samples.len().to_string(),
+            per_second(samples.len(), wall),
+            ms(samples.median()),
+            ms(samples.p99()),
+        ]);
+    }
+
+    let mut size = Table::new(format!("6. Size of answers (JSON-RPC frame) — {}", backend.label), &["answer", "bytes"]);
+    let tools_list_bytes = sizes[0].1;
+    for (what, bytes) in sizes {
+        size.row(vec![what, kib(bytes)]);
+    }
+    let figures = ToolFigures { create_median, startup_median: Duration::ZERO, ratios, tools_list_bytes };
+    Ok((vec![latency, parallel, size], figures))
+}
+
+/// `plan.processes` sessions, every tool in turn, all processes starting each tool together.
+async fn concurrent(target: &Target, plan: &Plan) -> Result<Vec<(Op, Duration, Samples)>> {
+    let target = target.clone();
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || -> Result<_> {
+        let parties = plan.processes + 1;
+        let barrier = Arc::new(Barrier::new(parties));
+        let collected: Arc<Mutex<Vec<Vec<Samples>>>> = Arc::new(Mutex::new(vec![Vec::new(); OPS.len()]));
+        let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
+        let mut walls = Vec::new();
+        std::thread::scope(|scope| {
+            for p in 0..plan.processes {
+                let (barrier, collected, failure, target) =
+                    (barrier.clone(), collected.clone(), failure.clone(), target.clone());
+                let calls = plan.calls_per_process;
+                scope.spawn(move || {
+                    let mut session = Session::spawn(&target).and_then(|mut s| {
+                        s.initialize()?;
+                        s.call("get_tasks", json!({"limit": 1}))?;
+                        Ok(s)
+                    });
+                    let mut ids = Vec::new();
+                    for (k, op) in OPS.into_iter().enumerate() {
+                        barrier.wait();
+                        let outcome = match session.as_mut() {
+                            Ok(session) => run_op(session, op, calls, &mut ids, &format!("p{p}")),
+                            Err(err) => Err(anyhow::anyhow!("{err:#}")),
+                        };
+                        match outcome {
+                            Ok((samples, _)) => collected.lock().unwrap_or_else(|e| e.into_inner())[k].push(samples),
+                            Err(err) => {
+                                failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(err);
+                            }
+                        }
+                        barrier.wait();
+                    }
+                    if let Ok(session) = session {
+                        let _ = session.close();
+                    }
+                });
+            }
+            for _ in OPS {
+                barrier.wait();
+                let started = Instant::now();
+                barrier.wait();
+                walls.push(started.elapsed());
+            }
+        });
+        if let Some(err) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(err.context("a concurrent stdio session failed"));
+        }
+        let collected = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(OPS
+            .into_iter()
+            .zip(walls)
+            .zip(collected)
+            .map(|((op, wall), parts)| {
+                let mut all = Samples::default();
+                for part in parts {
+                    all.extend(part);
+                }
+                (op, wall, all)
+            })
+            .collect())
+    })
+    .await?
+}
+
+async fn floor_postgres(url: &str, calls: usize) -> Result<Vec<(Op, Samples)>> {
+    let mut floor = PgFloor::connect(url).await?;
+    let mut ids: Vec<Uuid> = Vec::new();
+    let mut out = Vec::new();
+    for op in OPS {
+        let mut samples = Samples::with_capacity(calls);
+        for i in 0..calls {
+            let started = Instant::now();
+            match op {
+                Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR).await?),
+                Op::UpdateStatus => floor.update_status(ids[i % ids.len()], "in_progress", ACTOR).await?,
+                Op::Comment => floor.comment(ids[i % ids.len()], &format!("progress note {i}"), ACTOR).await?,
+                Op::ListSummary | Op::ListFull => {
+                    floor.list(50).await?;
+                }
+                Op::Get => {
+                    floor.get(ids[i % ids.len()]).await?;
+                }
+            }
+            samples.push(started.elapsed());
+        }
+        out.push((op, samples));
+    }
+    Ok(out)
+}
+
+async fn floor_sqlite(path: std::path::PathBuf, calls: usize) -> Result<Vec<(Op, Samples)>> {
+    tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut floor = SqliteFloor::open(&path)?;
+        let mut ids: Vec<Uuid> = Vec::new();
+        let mut out = Vec::new();
+        for op in OPS {
+            let mut samples = Samples::with_capacity(calls);
+            for i in 0..calls {
+                let started = Instant::now();
+                match op {
+                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR)?),
+                    Op::UpdateStatus => floor.update_status(ids[i % ids.len()], "in_progress", ACTOR)?,
+                    Op::Comment => floor.comment(ids[i % ids.len()], &format!("progress note {i}"), ACTOR)?,
+                    Op::ListSummary | Op::ListFull => {
+                        floor.list(50)?;
+                    }
+                    Op::Get => {
+                        floor.get(ids[i % ids.len()])?;
+                    }
+                }
+                samples.push(started.elapsed());
+            }
+            out.push((op, samples));
+        }
+        Ok(out)
+    })
+    .await?
+}
