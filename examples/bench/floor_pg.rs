@@ -37,8 +37,15 @@ pub async fn connect_client(url: &str) -> Result<Client> {
 }
 
 impl PgFloor {
+    /// Connects and prepares every statement; makes sure the repository the floor files tasks under exists.
     pub async fn connect(url: &str) -> Result<PgFloor> {
         let client = connect_client(url).await?;
+        client
+            .execute(
+                "INSERT INTO repositories (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&Uuid::now_v7(), &crate::tools::REPOSITORY],
+            )
+            .await?;
         let p = |sql: String| {
             let client = &client;
             async move { client.prepare(&sql).await.with_context(|| sql.clone()) }

@@ -35,6 +35,11 @@ impl SqliteFloor {
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The repository the floor files tasks under.
+        conn.execute(
+            "INSERT INTO repositories (id, name, url, created_at) VALUES (?1, ?2, NULL, ?3) ON CONFLICT (name) DO NOTHING",
+            params![Uuid::now_v7().hyphenated().to_string(), crate::tools::REPOSITORY, now_micros()],
+        )?;
         Ok(SqliteFloor { conn })
     }
 

@@ -155,43 +155,60 @@ pub async fn http(backend: &Backend, plan: &Plan) -> Result<Table> {
 async fn raw_postgres(url: &str, plan: &Plan) -> Result<(Load, Load)> {
     let mut floors = Vec::new();
     for _ in 0..plan.pool_size {
-        floors.push(Arc::new(tokio::sync::Mutex::new(PgFloor::connect(url).await?)));
+        floors.push(PgFloor::connect(url).await?);
     }
-    let floors = Arc::new(floors);
-    // Each worker takes the first free connection, as a pool hands them out.
-    let pick = |floors: Arc<Vec<Arc<tokio::sync::Mutex<PgFloor>>>>, w: usize| async move {
-        loop {
-            for k in 0..floors.len() {
-                if let Ok(guard) = floors[(w + k) % floors.len()].clone().try_lock_owned() {
-                    return guard;
-                }
-            }
-            tokio::task::yield_now().await;
-        }
-    };
+    let pool =
+        Arc::new(FloorPool { permits: tokio::sync::Semaphore::new(floors.len()), idle: std::sync::Mutex::new(floors) });
     let get = {
-        let floors = floors.clone();
-        drive(plan.http_connections, plan.http_duration, move |w, _| {
-            let floors = floors.clone();
+        let pool = pool.clone();
+        drive(plan.http_connections, plan.http_duration, move |_, _| {
+            let pool = pool.clone();
             async move {
-                let floor = pick(floors, w).await;
-                floor.list(50).await.map(|_| ())
+                let (permit, floor) = pool.take().await?;
+                let outcome = floor.list(50).await.map(|_| ());
+                pool.give_back(floor, permit);
+                outcome
             }
         })
         .await
     };
     let post = {
-        let floors = floors.clone();
+        let pool = pool.clone();
         drive(plan.http_connections, plan.http_duration, move |w, i| {
-            let floors = floors.clone();
+            let pool = pool.clone();
             async move {
-                let mut floor = pick(floors, w).await;
-                floor.create(&format!("raw task {w}-{i}"), "bench/api", "bench@example.com").await.map(|_| ())
+                let (permit, mut floor) = pool.take().await?;
+                let outcome = floor
+                    .create(&format!("raw task {w}-{i}"), crate::tools::REPOSITORY, "bench@example.com")
+                    .await
+                    .map(|_| ());
+                pool.give_back(floor, permit);
+                outcome
             }
         })
         .await
     };
     Ok((get, post))
+}
+
+/// Connections handed out one caller at a time, waiting (not spinning) when all are in use.
+struct FloorPool {
+    permits: tokio::sync::Semaphore,
+    idle: std::sync::Mutex<Vec<PgFloor>>,
+}
+
+impl FloorPool {
+    async fn take(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, PgFloor)> {
+        let permit = self.permits.acquire().await?;
+        let floor =
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop().context("a permit without a connection")?;
+        Ok((permit, floor))
+    }
+
+    fn give_back(&self, floor: PgFloor, permit: tokio::sync::SemaphorePermit<'_>) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(floor);
+        drop(permit);
+    }
 }
 
 /// SQLite: reads on one connection per worker thread (the blocking pool's threads), writes through
@@ -225,7 +242,9 @@ async fn raw_sqlite(path: std::path::PathBuf, plan: &Plan) -> Result<(Load, Load
             async move {
                 tokio::task::spawn_blocking(move || {
                     let mut floor = writer.lock().unwrap_or_else(|e| e.into_inner());
-                    floor.create(&format!("raw task {w}-{i}"), "bench/api", "bench@example.com").map(|_| ())
+                    floor
+                        .create(&format!("raw task {w}-{i}"), crate::tools::REPOSITORY, "bench@example.com")
+                        .map(|_| ())
                 })
                 .await?
             }

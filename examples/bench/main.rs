@@ -37,20 +37,37 @@ use anyhow::{Result, bail};
 
 use setup::Backend;
 
+/// The parts of a run, in the order they run (`--sections` picks some).
+const SECTIONS: [&str; 4] = ["startup", "tools", "http", "feed"];
+
 struct Options {
     smoke: bool,
+    sections: Vec<String>,
     bin: Option<PathBuf>,
     postgres: bool,
     sqlite: bool,
 }
 
 fn options() -> Result<Options> {
-    let mut options = Options { smoke: false, bin: None, postgres: true, sqlite: true };
+    let mut options = Options {
+        smoke: false,
+        sections: SECTIONS.iter().map(|s| s.to_string()).collect(),
+        bin: None,
+        postgres: true,
+        sqlite: true,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--smoke" => options.smoke = true,
             "--bin" => options.bin = args.next().map(PathBuf::from),
+            "--sections" => {
+                let list = args.next().unwrap_or_default();
+                options.sections = list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+                if let Some(unknown) = options.sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    bail!("--sections: {unknown:?} is not one of {}", SECTIONS.join(","));
+                }
+            }
             "--backend" => match args.next().as_deref() {
                 Some("postgres") => options.sqlite = false,
                 Some("sqlite") => options.postgres = false,
@@ -58,7 +75,10 @@ fn options() -> Result<Options> {
                 other => bail!("--backend {other:?}: give postgres, sqlite or both"),
             },
             "-h" | "--help" => {
-                eprintln!("usage: bench [--smoke] [--bin PATH] [--backend postgres|sqlite|both]");
+                eprintln!(
+                    "usage: bench [--smoke] [--bin PATH] [--backend postgres|sqlite|both] [--sections {}]",
+                    SECTIONS.join(",")
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -85,13 +105,13 @@ async fn main() -> Result<()> {
     let mut report = summary::Report::default();
     if options.postgres {
         let backend = Backend::postgres(bin.clone()).await?;
-        let outcome = run(&backend, &plan, &mut report).await;
+        let outcome = run(&backend, &plan, &options.sections, &mut report).await;
         backend.clean_up().await;
         outcome?;
     }
     if options.sqlite {
         let backend = Backend::sqlite(bin.clone())?;
-        let outcome = run(&backend, &plan, &mut report).await;
+        let outcome = run(&backend, &plan, &options.sections, &mut report).await;
         backend.clean_up().await;
         outcome?;
     }
@@ -100,23 +120,35 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-async fn run(backend: &Backend, plan: &plan::Plan, report: &mut summary::Report) -> Result<()> {
-    eprintln!("bench: {} — start-up", backend.label);
-    let (table, startup) = tokio::task::block_in_place(|| tools::startup(backend, plan))?;
-    println!("{}", table.render());
-    eprintln!("bench: {} — tool latency and floor", backend.label);
-    let (tables, mut figures) = tools::tools(backend, plan).await?;
-    figures.startup_median = startup;
-    for table in tables {
+async fn run(backend: &Backend, plan: &plan::Plan, sections: &[String], report: &mut summary::Report) -> Result<()> {
+    let wanted = |name: &str| sections.iter().any(|s| s == name);
+    // Every section needs the schema; start-up is measured on a migrated store.
+    backend.target.run(&["migrate"])?;
+    if wanted("startup") {
+        eprintln!("bench: {} — start-up", backend.label);
+        let (table, startup) = tokio::task::block_in_place(|| tools::startup(backend, plan))?;
         println!("{}", table.render());
+        report.add_startup(backend, startup);
     }
-    eprintln!("bench: {} — serve under load", backend.label);
-    println!("{}", http_load::http(backend, plan).await?.render());
-    eprintln!("bench: {} — live feed", backend.label);
-    let (tables, feed) = feed::feed(backend, plan).await?;
-    for table in tables {
-        println!("{}", table.render());
+    if wanted("tools") {
+        eprintln!("bench: {} — tool latency and floor", backend.label);
+        let (tables, figures) = tools::tools(backend, plan).await?;
+        for table in tables {
+            println!("{}", table.render());
+        }
+        report.add_tools(backend, figures);
     }
-    report.add(backend, figures, feed);
+    if wanted("http") {
+        eprintln!("bench: {} — serve under load", backend.label);
+        println!("{}", http_load::http(backend, plan).await?.render());
+    }
+    if wanted("feed") {
+        eprintln!("bench: {} — live feed", backend.label);
+        let (tables, feed) = feed::feed(backend, plan).await?;
+        for table in tables {
+            println!("{}", table.render());
+        }
+        report.add_feed(backend, feed);
+    }
     Ok(())
 }

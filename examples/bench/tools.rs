@@ -18,7 +18,7 @@ use crate::stats::{Samples, Table, kib, mib, ms, per_second, ratio};
 use crate::stdio::{Session, task_id};
 
 const ACTOR: &str = "bench@example.com";
-const REPOSITORY: &str = "bench/api";
+pub const REPOSITORY: &str = "bench/api";
 
 /// The operations measured, in the order they run (each builds on the tasks the first one made).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,6 @@ impl Op {
 /// What one backend's stdio sections measured, for the summary.
 pub struct ToolFigures {
     pub create_median: Duration,
-    pub startup_median: Duration,
     pub ratios: Vec<(Op, f64)>,
     pub tools_list_bytes: usize,
 }
@@ -73,8 +72,6 @@ pub struct ToolFigures {
 /// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
 pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
     let target = &backend.target;
-    // Migrate first, so the figure is about the process alone.
-    target.run(&["migrate"])?;
     let mut samples = Samples::with_capacity(plan.starts);
     for _ in 0..plan.starts {
         let started = Instant::now();
@@ -106,11 +103,17 @@ pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
     Ok((table, median))
 }
 
-/// Runs `calls` iterations of `op` in one session; returns the samples and the last answer's size.
-fn run_op(session: &mut Session, op: Op, calls: usize, ids: &mut Vec<String>, tag: &str) -> Result<(Samples, usize)> {
-    let mut samples = Samples::with_capacity(calls);
+/// Runs iterations `calls` of `op` in one session; returns the samples and the last answer's size.
+fn run_op(
+    session: &mut Session,
+    op: Op,
+    calls: std::ops::Range<usize>,
+    ids: &mut Vec<String>,
+    tag: &str,
+) -> Result<(Samples, usize)> {
+    let mut samples = Samples::with_capacity(calls.len());
     let mut bytes = 0;
-    for i in 0..calls {
+    for i in calls {
         let (name, arguments) = op.call(i, ids, tag);
         let (elapsed, answer) = session.timed_call(name, arguments)?;
         if op == Op::Create {
@@ -126,26 +129,88 @@ fn run_op(session: &mut Session, op: Op, calls: usize, ids: &mut Vec<String>, ta
     Ok((samples, bytes))
 }
 
+/// The floor of one backend, driven from a blocking thread (PostgreSQL's through the runtime).
+enum Floor {
+    Postgres(Box<PgFloor>, tokio::runtime::Handle),
+    Sqlite(Box<SqliteFloor>),
+}
+
+impl Floor {
+    fn run(&mut self, op: Op, i: usize, ids: &mut Vec<Uuid>) -> Result<()> {
+        let id = |ids: &Vec<Uuid>| ids[i % ids.len()];
+        match self {
+            Floor::Postgres(floor, handle) => handle.block_on(async {
+                match op {
+                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR).await?),
+                    Op::UpdateStatus => floor.update_status(id(ids), "in_progress", ACTOR).await?,
+                    Op::Comment => floor.comment(id(ids), &format!("progress note {i}"), ACTOR).await?,
+                    Op::ListSummary | Op::ListFull => drop(floor.list(50).await?),
+                    Op::Get => drop(floor.get(id(ids)).await?),
+                }
+                Ok(())
+            }),
+            Floor::Sqlite(floor) => {
+                match op {
+                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR)?),
+                    Op::UpdateStatus => floor.update_status(id(ids), "in_progress", ACTOR)?,
+                    Op::Comment => floor.comment(id(ids), &format!("progress note {i}"), ACTOR)?,
+                    Op::ListSummary | Op::ListFull => drop(floor.list(50)?),
+                    Op::Get => drop(floor.get(id(ids))?),
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rounds per operation: the tool and its floor take turns, so both meet the same load on a shared
+/// machine and the ratio compares like with like.
+const ROUNDS: usize = 10;
+
 /// Sections 2, 3 and 6 for one backend.
 pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFigures)> {
     let target = backend.target.clone();
-    let single_plan = plan.clone();
-    // One session, each tool in turn.
-    let (single, sizes) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let calls = plan.calls;
+    let mut floor = match backend.kind {
+        Kind::Postgres => {
+            Floor::Postgres(Box::new(PgFloor::connect(&backend.database_url).await?), tokio::runtime::Handle::current())
+        }
+        Kind::Sqlite => {
+            Floor::Sqlite(Box::new(SqliteFloor::open(backend.sqlite_path.as_deref().context("sqlite path")?)?))
+        }
+    };
+    // One session, each tool in turn, interleaved with the floor.
+    type Measured = (Vec<(Op, Samples, Samples)>, Vec<(String, usize)>);
+    let (single, sizes) = tokio::task::spawn_blocking(move || -> Result<Measured> {
         let mut session = Session::spawn(&target)?;
         session.initialize()?;
         let tools_list = session.request("tools/list", json!({}))?;
         // Warm: the pool connected, the identity resolved.
         session.call("get_tasks", json!({"limit": 1}))?;
-        let mut ids = Vec::new();
+        let (mut ids, mut floor_ids) = (Vec::new(), Vec::new());
         let mut results = Vec::new();
         let mut sizes = vec![("tools/list".to_owned(), tools_list.bytes)];
+        let batch = calls.div_ceil(ROUNDS);
         for op in OPS {
-            let (samples, bytes) = run_op(&mut session, op, single_plan.calls, &mut ids, "one")?;
+            let (mut tool, mut base) = (Samples::with_capacity(calls), Samples::with_capacity(calls));
+            let mut bytes = 0;
+            let mut done = 0;
+            while done < calls {
+                let n = batch.min(calls - done);
+                let (samples, last) = run_op(&mut session, op, done..done + n, &mut ids, "one")?;
+                tool.extend(samples);
+                bytes = last;
+                for i in done..done + n {
+                    let started = Instant::now();
+                    floor.run(op, i, &mut floor_ids)?;
+                    base.push(started.elapsed());
+                }
+                done += n;
+            }
             if matches!(op, Op::ListSummary | Op::ListFull) {
                 sizes.push((op.label().to_owned(), bytes));
             }
-            results.push((op, samples));
+            results.push((op, tool, base));
         }
         session.close()?;
         Ok((results, sizes))
@@ -153,10 +218,6 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
     .await??;
 
     let concurrent = concurrent(&backend.target, plan).await?;
-    let floor = match backend.kind {
-        Kind::Postgres => floor_postgres(&backend.database_url, plan.calls).await?,
-        Kind::Sqlite => floor_sqlite(backend.sqlite_path.clone().context("sqlite path")?, plan.calls).await?,
-    };
 
     let mut latency = Table::new(
         format!("2–3. Tool latency over raw stdio vs the floor — {}", backend.label),
@@ -164,7 +225,7 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
     );
     let mut ratios = Vec::new();
     let mut create_median = Duration::ZERO;
-    for ((op, mut samples), (_, mut floor)) in single.into_iter().zip(floor) {
+    for (op, mut samples, mut floor) in single {
         let (median, floor_median) = (samples.median(), floor.median());
         if op == Op::Create {
             create_median = median;
@@ -201,7 +262,7 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
     for (what, bytes) in sizes {
         size.row(vec![what, kib(bytes)]);
     }
-    let figures = ToolFigures { create_median, startup_median: Duration::ZERO, ratios, tools_list_bytes };
+    let figures = ToolFigures { create_median, ratios, tools_list_bytes };
     Ok((vec![latency, parallel, size], figures))
 }
 
@@ -230,7 +291,7 @@ async fn concurrent(target: &Target, plan: &Plan) -> Result<Vec<(Op, Duration, S
                     for (k, op) in OPS.into_iter().enumerate() {
                         barrier.wait();
                         let outcome = match session.as_mut() {
-                            Ok(session) => run_op(session, op, calls, &mut ids, &format!("p{p}")),
+                            Ok(session) => run_op(session, op, 0..calls, &mut ids, &format!("p{p}")),
                             Err(err) => Err(anyhow::anyhow!("{err:#}")),
                         };
                         match outcome {
@@ -269,61 +330,6 @@ async fn concurrent(target: &Target, plan: &Plan) -> Result<Vec<(Op, Duration, S
                 (op, wall, all)
             })
             .collect())
-    })
-    .await?
-}
-
-async fn floor_postgres(url: &str, calls: usize) -> Result<Vec<(Op, Samples)>> {
-    let mut floor = PgFloor::connect(url).await?;
-    let mut ids: Vec<Uuid> = Vec::new();
-    let mut out = Vec::new();
-    for op in OPS {
-        let mut samples = Samples::with_capacity(calls);
-        for i in 0..calls {
-            let started = Instant::now();
-            match op {
-                Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR).await?),
-                Op::UpdateStatus => floor.update_status(ids[i % ids.len()], "in_progress", ACTOR).await?,
-                Op::Comment => floor.comment(ids[i % ids.len()], &format!("progress note {i}"), ACTOR).await?,
-                Op::ListSummary | Op::ListFull => {
-                    floor.list(50).await?;
-                }
-                Op::Get => {
-                    floor.get(ids[i % ids.len()]).await?;
-                }
-            }
-            samples.push(started.elapsed());
-        }
-        out.push((op, samples));
-    }
-    Ok(out)
-}
-
-async fn floor_sqlite(path: std::path::PathBuf, calls: usize) -> Result<Vec<(Op, Samples)>> {
-    tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut floor = SqliteFloor::open(&path)?;
-        let mut ids: Vec<Uuid> = Vec::new();
-        let mut out = Vec::new();
-        for op in OPS {
-            let mut samples = Samples::with_capacity(calls);
-            for i in 0..calls {
-                let started = Instant::now();
-                match op {
-                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR)?),
-                    Op::UpdateStatus => floor.update_status(ids[i % ids.len()], "in_progress", ACTOR)?,
-                    Op::Comment => floor.comment(ids[i % ids.len()], &format!("progress note {i}"), ACTOR)?,
-                    Op::ListSummary | Op::ListFull => {
-                        floor.list(50)?;
-                    }
-                    Op::Get => {
-                        floor.get(ids[i % ids.len()])?;
-                    }
-                }
-                samples.push(started.elapsed());
-            }
-            out.push((op, samples));
-        }
-        Ok(out)
     })
     .await?
 }
