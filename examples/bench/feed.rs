@@ -113,8 +113,13 @@ pub async fn feed(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, FeedFig
 
     let throughput = throughput(backend, plan, &serve).await?;
     serve.stop()?;
+    let mut tables = vec![latency, throughput];
+    if backend.redis_url.is_some() {
+        tables.push(relay_drain(backend, plan).await?);
+    }
     let (idle, idle_rss_kib) = idle_streams(backend, plan).await?;
-    Ok((vec![latency, throughput, idle], FeedFigures { p99_by_clients, idle_rss_kib }))
+    tables.push(idle);
+    Ok((tables, FeedFigures { p99_by_clients, idle_rss_kib }))
 }
 
 fn signed_micros(later: Instant, earlier: Instant) -> i64 {
@@ -198,6 +203,76 @@ async fn throughput(backend: &Backend, plan: &Plan, serve: &Serve) -> Result<Tab
         received.to_string(),
         per_second(total, writing),
         per_second(received.saturating_sub(1), span),
+    ]);
+    Ok(table)
+}
+
+/// The outbox → Redis leg alone: `plan.feed_events` events written while no process publishes (no
+/// `REDIS_URL`), then one stdio process with Redis starts and its relay publishes the backlog; timed
+/// from its spawn until the notifications stream holds them all.
+async fn relay_drain(backend: &Backend, plan: &Plan) -> Result<Table> {
+    let Some(url) = &backend.redis_url else { bail!("the relay needs Redis") };
+    // Streams of their own (under the bench's prefix, so the clean-up removes them), empty at start.
+    let prefix = format!("{}:relay", backend.prefix);
+    let stream = format!("{prefix}:notifications");
+    let publishing = backend.target.with("TASK_MCP_STREAM_PREFIX", &prefix);
+    let total = plan.feed_events;
+    let quiet = backend.target.with("REDIS_URL", "");
+    let writers = plan.processes;
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        std::thread::scope(|scope| -> Result<()> {
+            let handles: Vec<_> = (0..writers)
+                .map(|w| {
+                    let quiet = &quiet;
+                    scope.spawn(move || -> Result<()> {
+                        let mut session = Session::spawn(quiet)?;
+                        session.initialize()?;
+                        for i in (w..total).step_by(writers) {
+                            session.call(
+                                "create_task",
+                                json!({"title": format!("backlog {i}"), "repository": "bench/relay"}),
+                            )?;
+                        }
+                        session.close()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
+            }
+            Ok(())
+        })
+    })
+    .await??;
+    let client = redis::Client::open(url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let before: usize = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await?;
+    let started = Instant::now();
+    let mut relay = Session::spawn(&publishing)?;
+    let deadline = started + Duration::from_secs(60);
+    let mut published = 0;
+    while Instant::now() < deadline {
+        let now: usize = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await?;
+        published = now.saturating_sub(before);
+        if published >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    tokio::task::block_in_place(|| -> Result<()> {
+        relay.initialize()?;
+        relay.close()
+    })?;
+    let mut table = Table::new(
+        format!("5. Relay: a backlog in the outbox → Redis — {}", backend.label),
+        &["events waiting", "published", "time (process start included)", "rate"],
+    );
+    table.row(vec![
+        total.to_string(),
+        published.to_string(),
+        format!("{:.1} ms", elapsed.as_secs_f64() * 1000.0),
+        per_second(published, elapsed),
     ]);
     Ok(table)
 }
