@@ -419,6 +419,7 @@ impl Server {
 
 /// `task-mcp serve`.
 pub async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
+    crate::capacity::prepare_for_many_connections();
     let server = Server::build(app, Config::from_args(args)).await?;
     let addr = server.local_addr();
     let store = server.state().app.store.info();
