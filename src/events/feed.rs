@@ -17,6 +17,8 @@ use crate::service::TaskService;
 
 /// Events replayed per store query.
 const REPLAY_BATCH: u32 = 500;
+/// How long subscribing waits for the hub to learn where the log stands (the store may be down).
+const READY_WAIT: Duration = Duration::from_secs(2);
 /// Items buffered per subscriber between the feed task and the consumer (the response writer).
 const SUBSCRIBER_BUFFER: usize = 64;
 
@@ -53,7 +55,11 @@ pub enum FeedItem {
 /// The feed of one subscriber. The stream ends when the process shuts down, when the subscriber
 /// reads too slowly to keep up with the hub, or when it has not taken an event for `patience` (`None`:
 /// wait as long as it takes). It reconnects with `Last-Event-ID` and loses nothing.
-pub fn subscribe(
+///
+/// Subscribed when this returns (unless the hub could not learn where the log stands within
+/// [`READY_WAIT`]: then as soon as it can), so a change made after the caller answers — a client
+/// that opens the stream, then changes a task — is in the stream.
+pub async fn subscribe(
     hub: &Arc<Hub>,
     service: &TaskService,
     filter: EventFilter,
@@ -61,6 +67,10 @@ pub fn subscribe(
     patience: Option<Duration>,
 ) -> impl Stream<Item = FeedItem> + Send + 'static {
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+    let early = match tokio::time::timeout(READY_WAIT, hub.ready()).await {
+        Ok(()) => Some(hub.subscribe_from().await),
+        Err(_) => None,
+    };
     let hub = hub.clone();
     let service = service.clone();
     tokio::spawn(async move {
@@ -68,7 +78,7 @@ pub fn subscribe(
         let shutdown = hub.shutdown().clone();
         let out = Outlet { tx: &tx, patience };
         tokio::select! {
-            _ = run(&hub, &service, &filter, last_event_id, &out) => {}
+            _ = run(&hub, &service, &filter, last_event_id, early, &out) => {}
             _ = shutdown.cancelled() => {}
             _ = tx.closed() => {}
         }
@@ -98,10 +108,22 @@ impl Outlet<'_> {
     }
 }
 
-async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, last_event_id: Option<i64>, tx: &Outlet<'_>) {
-    hub.ready().await;
-    // Subscribe before replaying, so an event committed during the replay is not missed.
-    let (mut live, mut last) = hub.subscribe_from().await;
+async fn run(
+    hub: &Arc<Hub>,
+    service: &TaskService,
+    filter: &EventFilter,
+    last_event_id: Option<i64>,
+    early: Option<(broadcast::Receiver<Arc<LiveEvent>>, i64)>,
+    tx: &Outlet<'_>,
+) {
+    // Subscribed before replaying, so an event committed during the replay is not missed.
+    let (mut live, mut last) = match early {
+        Some(subscription) => subscription,
+        None => {
+            hub.ready().await;
+            hub.subscribe_from().await
+        }
+    };
     if let Some(requested) = last_event_id {
         match replay(service, filter, requested, tx).await {
             Some(position) => last = last.max(position),

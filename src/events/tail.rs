@@ -42,7 +42,7 @@ pub async fn run(
     let source = if app.publisher.is_some() { "Redis" } else { "the store's event log" };
     tracing::info!("following {source}; Ctrl-C to stop");
     // A terminal that stops reading holds nobody up but this process: wait for it.
-    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after, None));
+    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after, None).await);
     let mut out = std::io::stdout().lock();
     while let Some(item) = items.next().await {
         let line = match item {

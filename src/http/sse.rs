@@ -57,7 +57,7 @@ pub async fn stream(
     state.metrics.sse_stream_opened();
     // A client that stops reading is dropped after `slow_client`, by the feed itself.
     let patience = Some(state.config.limits.slow_client);
-    let events = feed::subscribe(&state.hub, &state.service, filter, last_event_id, patience).map({
+    let events = feed::subscribe(&state.hub, &state.service, filter, last_event_id, patience).await.map({
         let state = state.clone();
         move |item| {
             state.metrics.sse_event_sent();

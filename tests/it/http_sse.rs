@@ -221,3 +221,16 @@ async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_other_client() {
     assert!(stalled.ends_within(WAIT).await, "a client that stopped reading is still connected");
     assert!(!reading.ends_within(Duration::from_millis(500)).await, "the reading client was dropped too");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_as_soon_as_the_stream_answers_is_in_the_stream() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    // The response head means subscribed: no settling time. Several rounds, as the race was narrow.
+    for round in 0..20 {
+        let mut stream = open(&server, "", None).await;
+        let task = create(&server, json!({"title": format!("right away {round}")})).await;
+        let events = take(&mut stream, 1).await;
+        assert_eq!(events[0].json()["task_id"], task["id"], "round {round}: the first event is this change");
+    }
+}
