@@ -180,13 +180,20 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
         }
     };
     // One session, each tool in turn, interleaved with the floor.
-    type Measured = (Vec<(Op, Samples, Samples)>, Vec<(String, usize)>);
-    let (single, sizes) = tokio::task::spawn_blocking(move || -> Result<Measured> {
+    type Measured = (Vec<(Op, Samples, Samples)>, Vec<(String, usize)>, Samples);
+    let (single, sizes, mut ping) = tokio::task::spawn_blocking(move || -> Result<Measured> {
         let mut session = Session::spawn(&target)?;
         session.initialize()?;
         let tools_list = session.request("tools/list", json!({}))?;
         // Warm: the pool connected, the identity resolved.
         session.call("get_tasks", json!({"limit": 1}))?;
+        // The protocol alone (no store): what any tool call pays on top of its floor.
+        let mut ping = Samples::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            let answer = session.request("ping", json!({}))?;
+            ping.push(answer.at - started);
+        }
         let (mut ids, mut floor_ids) = (Vec::new(), Vec::new());
         let mut results = Vec::new();
         let mut sizes = vec![("tools/list".to_owned(), tools_list.bytes)];
@@ -213,7 +220,7 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
             results.push((op, tool, base));
         }
         session.close()?;
-        Ok((results, sizes))
+        Ok((results, sizes, ping))
     })
     .await??;
 
@@ -223,6 +230,15 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
         format!("2–3. Tool latency over raw stdio vs the floor — {}", backend.label),
         &["tool", "calls", "median", "p99", "floor median", "floor p99", "median / floor"],
     );
+    latency.row(vec![
+        "ping (the protocol alone)".into(),
+        ping.len().to_string(),
+        ms(ping.median()),
+        ms(ping.p99()),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]);
     let mut ratios = Vec::new();
     let mut create_median = Duration::ZERO;
     for (op, mut samples, mut floor) in single {
