@@ -64,7 +64,13 @@ pub fn main() -> ExitCode {
         || matches.value_source("user") == Some(ValueSource::CommandLine);
     crate::telemetry::init(&cli.global.log_level);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // A stdio session serves one agent, call by call: one thread runs it all (no hand-offs between
+    // workers on every message, no worker threads to start). Blocking work still goes to the blocking
+    // pool. Everything else (`serve` above all) gets a worker per core.
+    let stdio = matches!(cli.command, None | Some(Command::Stdio));
+    let mut builder =
+        if stdio { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!("cannot start the async runtime: {err}");

@@ -11,9 +11,10 @@
 //! - [`events`]: the outbox relay, the Redis Streams publisher and the live feed.
 //! - [`mcp`]: the MCP tools (rmcp), served over stdio or HTTP.
 //! - [`http`]: `serve`: REST, SSE, `/mcp`, auth, the dashboard (axum).
-//! - [`cli`], [`config`], [`app`], [`doctor`], [`telemetry`]: the process around them.
+//! - [`cli`], [`config`], [`app`], [`doctor`], [`telemetry`], [`capacity`]: the process around them.
 
 pub mod app;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod doctor;

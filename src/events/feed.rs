@@ -1,21 +1,26 @@
 //! One subscriber's feed: replay what it missed from the store's event log (after `Last-Event-ID`),
-//! then the hub's live events, filtered to the streams it asked for — no gap, no duplicate.
+//! then the hub's live events, filtered to the streams it asked for — no gap, no duplicate. A
+//! subscriber that stops taking events is dropped after its patience, so it never holds anyone up.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::Stream;
+use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use crate::domain::Event;
-use crate::events::hub::Hub;
+use crate::events::hub::{Hub, LiveEvent};
 use crate::service::TaskService;
 
 /// Events replayed per store query.
 const REPLAY_BATCH: u32 = 500;
-/// Items buffered per subscriber between the feed task and the response writer.
-const SUBSCRIBER_BUFFER: usize = 256;
+/// How long subscribing waits for the hub to learn where the log stands (the store may be down).
+const READY_WAIT: Duration = Duration::from_secs(2);
+/// Items buffered per subscriber between the feed task and the consumer (the response writer).
+const SUBSCRIBER_BUFFER: usize = 64;
 
 /// Which streams a subscriber follows: none given means every event; otherwise the union of the
 /// assignee's stream and the repositories' streams (as `tasks:user:{id}` and `tasks:repo:{name}`).
@@ -40,7 +45,7 @@ impl EventFilter {
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
 pub enum FeedItem {
-    Event(Arc<Event>),
+    Event(Arc<LiveEvent>),
     /// The position asked for is no longer in the log (or never was): reload, then follow from here.
     Resync {
         latest_seq: i64,
@@ -52,7 +57,7 @@ pub enum FeedItem {
 /// that opens the stream and then makes a change must see that change).
 enum Start {
     /// Already subscribed to the hub: live events after `last`.
-    Live { live: broadcast::Receiver<Arc<Event>>, last: i64 },
+    Live { live: broadcast::Receiver<Arc<LiveEvent>>, last: i64 },
     /// Replay the log after this seq, then go live (`Last-Event-ID`, or the hub not ready yet).
     After(i64),
     /// Neither the hub nor the store could say where "now" is: resync once the hub is ready.
@@ -68,23 +73,26 @@ impl Start {
                 Start::Live { live, last }
             }
             // The hub does not know yet (the process has just started, or the database was down since
-            // it started): ask the store, and replay what is committed until the hub is ready.
-            None => match service.event_bounds().await {
-                Ok(bounds) => Start::After(bounds.latest),
-                Err(_) => Start::Unknown,
+            // it started): ask the store (bounded: it may be down), and replay what is committed until
+            // the hub is ready.
+            None => match tokio::time::timeout(READY_WAIT, service.event_bounds()).await {
+                Ok(Ok(bounds)) => Start::After(bounds.latest),
+                _ => Start::Unknown,
             },
         }
     }
 }
 
 /// The feed of one subscriber, starting now (or after `last_event_id`). The stream ends when the
-/// process shuts down, or when the subscriber reads too slowly to keep up (it reconnects with
-/// `Last-Event-ID` and loses nothing).
+/// process shuts down, when the subscriber reads too slowly to keep up with the hub, or when it has
+/// not taken an event for `patience` (`None`: wait as long as it takes). It reconnects with
+/// `Last-Event-ID` and loses nothing.
 pub async fn subscribe(
     hub: &Arc<Hub>,
     service: &TaskService,
     filter: EventFilter,
     last_event_id: Option<i64>,
+    patience: Option<Duration>,
 ) -> impl Stream<Item = FeedItem> + Send + 'static {
     let start = Start::resolve(hub, service, last_event_id).await;
     let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
@@ -93,8 +101,9 @@ pub async fn subscribe(
     tokio::spawn(async move {
         hub.subscriber_joined();
         let shutdown = hub.shutdown().clone();
+        let out = Outlet { tx: &tx, patience };
         tokio::select! {
-            _ = run(&hub, &service, &filter, start, &tx) => {}
+            _ = run(&hub, &service, &filter, start, &out) => {}
             _ = shutdown.cancelled() => {}
             _ = tx.closed() => {}
         }
@@ -103,7 +112,28 @@ pub async fn subscribe(
     ReceiverStream::new(rx)
 }
 
-async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start: Start, tx: &mpsc::Sender<FeedItem>) {
+/// Where a subscriber's items go, and how long a full buffer may stay full.
+struct Outlet<'a> {
+    tx: &'a mpsc::Sender<FeedItem>,
+    patience: Option<Duration>,
+}
+
+impl Outlet<'_> {
+    /// False when the subscriber is gone or has stopped reading (then the feed ends).
+    async fn send(&self, item: FeedItem) -> bool {
+        let Some(patience) = self.patience else { return self.tx.send(item).await.is_ok() };
+        match self.tx.send_timeout(item, patience).await {
+            Ok(()) => true,
+            Err(SendTimeoutError::Closed(_)) => false,
+            Err(SendTimeoutError::Timeout(_)) => {
+                tracing::info!("dropped an event subscriber that stopped reading for {} s", patience.as_secs());
+                false
+            }
+        }
+    }
+}
+
+async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start: Start, tx: &Outlet<'_>) {
     let (mut live, mut last) = match start {
         Start::Live { live, last } => (live, last),
         Start::After(requested) => {
@@ -118,7 +148,7 @@ async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start:
         Start::Unknown => {
             hub.ready().await;
             let (live, last) = hub.subscribe_from().await;
-            if tx.send(FeedItem::Resync { latest_seq: last }).await.is_err() {
+            if !tx.send(FeedItem::Resync { latest_seq: last }).await {
                 return;
             }
             (live, last)
@@ -126,12 +156,12 @@ async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start:
     };
     loop {
         match live.recv().await {
-            Ok(event) => {
-                if event.seq <= last {
+            Ok(live) => {
+                if live.event.seq <= last {
                     continue;
                 }
-                last = event.seq;
-                if filter.matches(&event) && tx.send(FeedItem::Event(event)).await.is_err() {
+                last = live.event.seq;
+                if filter.matches(&live.event) && !tx.send(FeedItem::Event(live)).await {
                     return;
                 }
             }
@@ -144,12 +174,7 @@ async fn run(hub: &Arc<Hub>, service: &TaskService, filter: &EventFilter, start:
 
 /// Sends the events after `requested` that the filter selects; returns the seq reached, or `None`
 /// when the subscriber went away or the log cannot be read.
-async fn replay(
-    service: &TaskService,
-    filter: &EventFilter,
-    requested: i64,
-    tx: &mpsc::Sender<FeedItem>,
-) -> Option<i64> {
+async fn replay(service: &TaskService, filter: &EventFilter, requested: i64, tx: &Outlet<'_>) -> Option<i64> {
     let bounds = match service.event_bounds().await {
         Ok(bounds) => bounds,
         Err(err) => {
@@ -160,7 +185,9 @@ async fn replay(
     let pruned = bounds.oldest.is_some_and(|oldest| requested.saturating_add(1) < oldest);
     let from_elsewhere = requested > bounds.latest || requested < 0;
     if pruned || from_elsewhere {
-        tx.send(FeedItem::Resync { latest_seq: bounds.latest }).await.ok()?;
+        if !tx.send(FeedItem::Resync { latest_seq: bounds.latest }).await {
+            return None;
+        }
         return Some(bounds.latest);
     }
     let mut last = requested;
@@ -175,8 +202,8 @@ async fn replay(
         let full = batch.len() == REPLAY_BATCH as usize;
         for event in batch {
             last = event.seq;
-            if filter.matches(&event) {
-                tx.send(FeedItem::Event(Arc::new(event))).await.ok()?;
+            if filter.matches(&event) && !tx.send(FeedItem::Event(Arc::new(LiveEvent::new(event)))).await {
+                return None;
             }
         }
         if !full {

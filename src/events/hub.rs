@@ -18,6 +18,23 @@ use crate::domain::{Event, EventKind};
 use crate::events::publisher::RedisPublisher;
 use crate::store::Store;
 
+/// An event as the hub hands it out: the event, and its JSON (`wire::EventJson`, what SSE sends in
+/// `data:`) rendered once, so a thousand subscribers copy bytes instead of serialising the same event
+/// a thousand times.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub event: Event,
+    /// `None` only if the event could not be serialised (it has no map with non-string keys, so never).
+    pub json: Option<String>,
+}
+
+impl LiveEvent {
+    pub fn new(event: Event) -> Self {
+        let json = serde_json::to_string(&crate::wire::EventJson::from(&event)).ok();
+        Self { event, json }
+    }
+}
+
 /// Events buffered for the slowest subscriber; one that falls further behind is dropped (it resumes
 /// from the store with `Last-Event-ID`).
 const CHANNEL_CAPACITY: usize = 4096;
@@ -25,7 +42,7 @@ const CHANNEL_CAPACITY: usize = 4096;
 const CATCH_UP_BATCH: u32 = 1000;
 
 pub struct Hub {
-    sender: broadcast::Sender<Arc<Event>>,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
     /// The highest seq broadcast so far.
     last_seq: AtomicI64,
     /// Serialises delivery so events go out in order, each once.
@@ -58,13 +75,13 @@ impl Hub {
     }
 
     /// Live events with a seq above [`Hub::last_seq`] at the time of the call, in order.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.sender.subscribe()
     }
 
     /// Subscribes and returns the seq the subscription starts after, atomically: every event with a
     /// higher seq will be received, every event up to it was broadcast before.
-    pub async fn subscribe_from(&self) -> (broadcast::Receiver<Arc<Event>>, i64) {
+    pub async fn subscribe_from(&self) -> (broadcast::Receiver<Arc<LiveEvent>>, i64) {
         let _order = self.deliver_lock.lock().await;
         (self.sender.subscribe(), self.last_seq())
     }
@@ -135,8 +152,10 @@ impl Hub {
 
     fn broadcast(&self, event: Event) {
         self.last_seq.store(event.seq, Ordering::Release);
-        // No receivers is fine: nobody is listening right now.
-        let _ = self.sender.send(Arc::new(event));
+        // Nobody listening right now: nothing to render or send.
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(Arc::new(LiveEvent::new(event)));
+        }
     }
 
     /// Learns where the log stands, then catches up whenever the store says something was committed.

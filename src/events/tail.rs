@@ -41,11 +41,15 @@ pub async fn run(
     let hub = Hub::start(&app, shutdown.clone());
     let source = if app.publisher.is_some() { "Redis" } else { "the store's event log" };
     tracing::info!("following {source}; Ctrl-C to stop");
-    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after).await);
+    // A terminal that stops reading holds nobody up but this process: wait for it.
+    let mut items = Box::pin(feed::subscribe(&hub, &app.service, filter, after, None).await);
     let mut out = std::io::stdout().lock();
     while let Some(item) = items.next().await {
         let line = match item {
-            FeedItem::Event(event) => serde_json::to_string(&EventJson::from(event.as_ref()))?,
+            FeedItem::Event(live) => match &live.json {
+                Some(json) => json.clone(),
+                None => serde_json::to_string(&EventJson::from(&live.event))?,
+            },
             FeedItem::Resync { latest_seq } => serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string(),
         };
         writeln!(out, "{line}")?;

@@ -437,6 +437,7 @@ fn cut_off_after(tcp: &mut tokio::net::TcpStream, patience: Duration) {
 
 /// `task-mcp serve`.
 pub async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
+    crate::capacity::prepare_for_many_connections();
     let server = Server::build(app, Config::from_args(args)).await?;
     let addr = server.local_addr();
     let store = server.state().app.store.info();

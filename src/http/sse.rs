@@ -9,11 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::AppState;
 use super::auth::Caller;
@@ -21,12 +19,9 @@ use super::errors::{ApiError, ApiResult};
 use super::extract::ApiQuery;
 use crate::domain::{Actor, RepoName, UserKey, UserRef};
 use crate::events::feed::{self, EventFilter, FeedItem};
-use crate::wire::EventJson;
 
 /// How long the client is told to wait before reconnecting.
 const RETRY_HINT: Duration = Duration::from_secs(3);
-/// Events queued for a client between the feed and the socket.
-const CLIENT_BUFFER: usize = 64;
 
 /// The filters of the stream.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -68,9 +63,9 @@ pub async fn stream(
         })?),
     };
     state.metrics.sse_stream_opened();
-    // Awaited before the response is sent: the feed's starting point is fixed now.
-    let items = feed::subscribe(&state.hub, &state.service, filter, last_event_id).await;
-    let events = guard_slow_client(items, state.config.limits.slow_client).map({
+    // A client that stops reading is dropped after `slow_client`, by the feed itself.
+    let patience = Some(state.config.limits.slow_client);
+    let events = feed::subscribe(&state.hub, &state.service, filter, last_event_id, patience).await.map({
         let state = state.clone();
         move |item| {
             state.metrics.sse_event_sent();
@@ -115,41 +110,14 @@ async fn filter(state: &AppState, actor: &Actor, query: &StreamQuery) -> ApiResu
 
 fn to_sse(item: FeedItem) -> SseEvent {
     match item {
-        FeedItem::Event(event) => {
-            let json = EventJson::from(event.as_ref());
-            SseEvent::default()
-                .id(event.seq.to_string())
-                .event(json.kind.as_str())
-                .json_data(&json)
-                .unwrap_or_else(|_| SseEvent::default().comment("unserialisable event"))
-        }
+        FeedItem::Event(live) => match &live.json {
+            // Rendered once by the hub for every subscriber.
+            Some(json) => SseEvent::default().id(live.event.seq.to_string()).event(live.event.kind.as_str()).data(json),
+            None => SseEvent::default().comment("unserialisable event"),
+        },
         FeedItem::Resync { latest_seq } => SseEvent::default()
             .id(latest_seq.to_string())
             .event("resync")
             .data(serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string()),
     }
-}
-
-/// Forwards the feed to the client through a small buffer; a client that has not taken an event for
-/// `patience` is dropped (its feed subscription ends), so it never holds anything up. It reconnects
-/// with `Last-Event-ID` and loses nothing.
-fn guard_slow_client(
-    items: impl Stream<Item = FeedItem> + Send + 'static,
-    patience: Duration,
-) -> impl Stream<Item = FeedItem> + Send + 'static {
-    let (tx, rx) = mpsc::channel(CLIENT_BUFFER);
-    tokio::spawn(async move {
-        let mut items = std::pin::pin!(items);
-        while let Some(item) = items.next().await {
-            match tokio::time::timeout(patience, tx.send(item)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return, // the client went away
-                Err(_) => {
-                    tracing::info!("dropped an SSE client that stopped reading");
-                    return;
-                }
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }

@@ -170,9 +170,8 @@ impl TaskService {
     }
 
     pub async fn get_task_detail(&self, id: Uuid) -> Result<TaskDetail> {
-        let task = self.get_task(id).await?;
-        let (comments, history) = tokio::try_join!(self.store.list_comments(id), self.store.list_history(id))?;
-        Ok(TaskDetail { task, comments, history })
+        let detail = self.store.get_task_detail(id).await?.ok_or_else(|| Error::task_not_found(id))?;
+        Ok(TaskDetail { task: detail.task, comments: detail.comments, history: detail.history })
     }
 
     pub async fn list_comments(&self, id: Uuid) -> Result<Vec<Comment>> {

@@ -47,6 +47,14 @@ pub struct CreatedTask {
     pub replayed: bool,
 }
 
+/// A task with its comments and history, as [`Store::get_task_detail`] reads them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTaskDetail {
+    pub task: Task,
+    pub comments: Vec<Comment>,
+    pub history: Vec<HistoryEntry>,
+}
+
 /// A change to a task's fields.
 #[derive(Debug, Clone)]
 pub struct TaskUpdate {
@@ -169,6 +177,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>>;
 
     async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>>;
+
+    /// A task that is not deleted, with its comments and history (oldest first), or `None`. By
+    /// default the three reads; a backend may do them in one go (SQLite: one trip to its thread).
+    async fn get_task_detail(&self, id: Uuid) -> Result<Option<StoredTaskDetail>> {
+        let Some(task) = self.get_task(id).await? else { return Ok(None) };
+        let (comments, history) = tokio::try_join!(self.list_comments(id), self.list_history(id))?;
+        Ok(Some(StoredTaskDetail { task, comments, history }))
+    }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
 

@@ -205,3 +205,33 @@ async fn a_change_through_either_of_two_servers_reaches_the_clients_of_both() {
     let health: Value = one.client.get(one.url("/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["redis"]["status"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_other_client() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let mut config = http::config();
+    config.limits.slow_client = Duration::from_secs(1);
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    let mut reading = open(&server, "", None).await;
+    let mut stalled = open(&server, "", None).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Big events (the description travels in each) fill the stalled client's buffers and sockets.
+    let description = "x".repeat(60 * 1024);
+    let n = 300;
+    let reader = tokio::spawn(async move {
+        let events = take(&mut reading, n).await;
+        (reading, events)
+    });
+    for i in 0..n {
+        create(&server, json!({"title": format!("big {i}"), "description": description})).await;
+    }
+    let (mut reading, events) = reader.await.unwrap();
+    let gaps = seqs(&events).windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert_eq!(gaps, 0, "the reading client got every event in order");
+
+    // Past its patience the stalled stream is ended: what was buffered arrives, then the end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stalled.ends_within(WAIT).await, "a client that stopped reading is still connected");
+    assert!(!reading.ends_within(Duration::from_millis(500)).await, "the reading client was dropped too");
+}

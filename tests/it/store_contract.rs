@@ -69,6 +69,7 @@ contract!(
     a_deleted_task_is_hidden_from_get_and_list_and_cannot_be_changed,
     changing_an_unknown_task_is_not_found,
     a_comment_is_stored_with_its_author_and_listed_oldest_first,
+    a_task_reads_back_with_its_comments_and_history_in_one_call,
     listing_filters_by_assignee_repository_status_and_priority_together,
     the_query_filter_matches_title_and_description_case_insensitively,
     like_metacharacters_in_a_query_match_literally,
@@ -1290,4 +1291,35 @@ mod postgres_server {
         let store = task_mcp::store::open(&format!("{base}/tm_missing_{}", uuid::Uuid::new_v4().simple()), 1).unwrap();
         assert_unavailable(store.list_users().await.unwrap_err(), "does not exist");
     }
+}
+
+async fn a_task_reads_back_with_its_comments_and_history_in_one_call(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let task = create(store, new_task("Detailed")).await;
+    let other = create(store, new_task("Elsewhere")).await;
+    for text in ["first", "second"] {
+        store.add_comment(NewComment { task_id: task.id, comment: comment(text), author: BOB.into() }).await.unwrap();
+    }
+    store
+        .add_comment(NewComment { task_id: other.id, comment: comment("not this one"), author: BOB.into() })
+        .await
+        .unwrap();
+    let updated = store.update_task(update(&task, status_patch(Status::Blocked))).await.unwrap();
+
+    let detail = store.get_task_detail(task.id).await.unwrap().expect("the task is there");
+    assert_eq!(detail.task, store.get_task(task.id).await.unwrap().unwrap());
+    assert_eq!(detail.task.version, updated.version);
+    assert_eq!(detail.comments, store.list_comments(task.id).await.unwrap());
+    assert_eq!(detail.comments.iter().map(|c| c.comment.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(detail.history, store.list_history(task.id).await.unwrap());
+    let fields: Vec<&str> = detail.history.iter().map(|h| h.field_changed.as_str()).collect();
+    assert_eq!(fields, ["created", "comment", "comment", "status"]);
+
+    store
+        .delete_task(TaskDeletion { task_id: task.id, actor: BOB.into(), reason: None, expected_version: None })
+        .await
+        .unwrap();
+    assert_eq!(store.get_task_detail(task.id).await.unwrap(), None, "a deleted task has no detail");
+    assert_eq!(store.get_task_detail(Uuid::now_v7()).await.unwrap(), None, "nor has an unknown id");
 }

@@ -92,6 +92,10 @@ pub(super) async fn bounds(inner: &Inner) -> Outcome<EventBounds> {
 /// Claims the oldest unpublished events that no other relay holds (`SKIP LOCKED`: relays never wait
 /// on each other and never take the same row), hands them to the sink in seq order, and marks them
 /// published in the same transaction. A sink error rolls back: they stay pending.
+///
+/// The mark's commit does not wait for the disk (`synchronous_commit` off for this transaction only):
+/// a mark lost in a crash only means the event is published again, which consumers drop by `seq`;
+/// waiting would put a second disk flush behind every change (the relay runs after each commit).
 pub(super) async fn relay_pending(inner: &Inner, limit: u32, sink: &dyn EventSink) -> Outcome<usize> {
     let mut client = inner.conn().await?;
     let tx = client.transaction().await?;
@@ -100,7 +104,11 @@ pub(super) async fn relay_pending(inner: &Inner, limit: u32, sink: &dyn EventSin
             "SELECT {EVENT_COLUMNS} FROM events WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED"
         ))
         .await?;
-    let events = tx.query(&claim, &[&i64::from(limit)]).await?.iter().map(rows::event).collect::<Outcome<Vec<_>>>()?;
+    let no_wait = tx.prepare_cached("SELECT set_config('synchronous_commit', 'off', true)").await?;
+    // Pipelined: the setting and the claim go out together.
+    let (_, claimed) =
+        futures::future::try_join(tx.query_one(&no_wait, &[]), tx.query(&claim, &[&i64::from(limit)])).await?;
+    let events = claimed.iter().map(rows::event).collect::<Outcome<Vec<_>>>()?;
     if events.is_empty() {
         tx.commit().await?;
         return Ok(0);

@@ -242,6 +242,17 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(ops::list_history(c, task_id)?)).await
     }
 
+    /// The three reads on one connection in one trip to the blocking pool (not three).
+    async fn get_task_detail(&self, id: Uuid) -> Result<Option<super::StoredTaskDetail>> {
+        self.read(move |c| {
+            let Some(task) = ops::live_task(c, id)? else { return Ok(None) };
+            let comments = ops::list_comments(c, id)?;
+            let history = ops::list_history(c, id)?;
+            Ok(Some(super::StoredTaskDetail { task, comments, history }))
+        })
+        .await
+    }
+
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         let query = query.clone();
         self.read(move |c| Ok(ops::list_tasks(c, &query)?)).await

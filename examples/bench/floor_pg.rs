@@ -1,0 +1,272 @@
+//! The PostgreSQL floor: the statements each operation of `src/store/postgres/` runs, sent directly
+//! with tokio-postgres on one connection (writes in one transaction, pipelined where the store
+//! pipelines), with no process, protocol or service in between. Keep it in step with the store.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use task_mcp::domain::{Complexity, Priority, Status, Task};
+use tokio_postgres::{Client, NoTls, Row, Statement};
+use uuid::Uuid;
+
+const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
+const TASK_FROM: &str =
+    "tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
+
+pub struct PgFloor {
+    client: Client,
+    repository_id: Statement,
+    insert_task: Statement,
+    history: Statement,
+    event: Statement,
+    lock_update: Statement,
+    lock_share: Statement,
+    update: Statement,
+    comment: Statement,
+    list: Statement,
+    get: Statement,
+    comments: Statement,
+    history_of: Statement,
+}
+
+pub async fn connect_client(url: &str) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.context("connect to PostgreSQL")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl PgFloor {
+    /// Connects and prepares every statement; makes sure the repository the floor files tasks under exists.
+    pub async fn connect(url: &str) -> Result<PgFloor> {
+        let client = connect_client(url).await?;
+        client
+            .execute(
+                "INSERT INTO repositories (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&Uuid::now_v7(), &crate::tools::REPOSITORY],
+            )
+            .await?;
+        let p = |sql: String| {
+            let client = &client;
+            async move { client.prepare(&sql).await.with_context(|| sql.clone()) }
+        };
+        Ok(PgFloor {
+            repository_id: p("SELECT id FROM repositories WHERE name = $1".into()).await?,
+            insert_task: p("INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
+                 repository_id, created_by, updated_by, idempotency_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
+                 ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                 RETURNING created_at, updated_at"
+                .into())
+            .await?,
+            history: p("INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment) \
+                 SELECT h.id, $1, h.field, h.old, h.new, $6, $7 \
+                 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS h(id, field, old, new, ord) \
+                 ORDER BY h.ord"
+                .into())
+            .await?,
+            event: p("WITH ordered AS (SELECT pg_advisory_xact_lock($1)), appended AS (\
+                 INSERT INTO events (event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository) \
+                 SELECT $2::text, $3::uuid, $4::text, $5::jsonb, $6::uuid, $7::uuid, $8::text FROM ordered RETURNING seq) \
+                 SELECT seq, pg_notify('task_mcp_events', seq::text) FROM appended"
+                .into())
+            .await?,
+            lock_update: p(format!(
+                "SELECT {TASK_COLUMNS}, t.repository_id FROM {TASK_FROM} WHERE t.id = $1 FOR UPDATE OF t"
+            ))
+            .await?,
+            lock_share: p(format!(
+                "SELECT {TASK_COLUMNS}, t.repository_id FROM {TASK_FROM} WHERE t.id = $1 FOR SHARE OF t"
+            ))
+            .await?,
+            update: p("UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, complexity = $6, \
+                 assignee_id = $7, repository_id = $8, updated_by = $9, version = version + 1 \
+                 WHERE id = $1 RETURNING updated_at, version"
+                .into())
+            .await?,
+            comment: p("INSERT INTO task_comments (id, task_id, comment, author) VALUES ($1, $2, $3, $4) \
+                 RETURNING id, task_id, comment, author, created_at"
+                .into())
+            .await?,
+            list: p(format!(
+                "SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.deleted_at IS NULL \
+                 ORDER BY t.updated_at DESC, t.id DESC LIMIT $1"
+            ))
+            .await?,
+            get: p(format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.deleted_at IS NULL")).await?,
+            comments: p("SELECT id, task_id, comment, author, created_at FROM task_comments WHERE task_id = $1 ORDER BY n"
+                .into())
+            .await?,
+            history_of: p("SELECT id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at \
+                 FROM task_history WHERE task_id = $1 ORDER BY n"
+                .into())
+            .await?,
+            client,
+        })
+    }
+
+    /// `create_task` with a repository: the lookup, the insert, the history row and the event.
+    pub async fn create(&mut self, title: &str, repository: &str, actor: &str) -> Result<Uuid> {
+        let tx = self.client.transaction().await?;
+        let repository_id: Uuid = tx.query_one(&self.repository_id, &[&repository]).await?.try_get(0)?;
+        let id = Uuid::now_v7();
+        let description: Option<&str> = None;
+        let assignee: Option<Uuid> = None;
+        let key: Option<&str> = None;
+        let row = tx
+            .query_one(
+                &self.insert_task,
+                &[
+                    &id,
+                    &title,
+                    &description,
+                    &"not_started",
+                    &"high",
+                    &"medium",
+                    &assignee,
+                    &Some(repository_id),
+                    &actor,
+                    &key,
+                ],
+            )
+            .await?;
+        let task = Task {
+            id,
+            title: title.to_owned(),
+            description: None,
+            status: Status::NotStarted,
+            priority: Priority::High,
+            complexity: Complexity::Medium,
+            assignee_id: None,
+            assignee_email: None,
+            repository: Some(repository.to_owned()),
+            created_by: actor.to_owned(),
+            updated_by: actor.to_owned(),
+            created_at: row.try_get(0)?,
+            updated_at: row.try_get(1)?,
+            version: 1,
+            deleted_at: None,
+        };
+        let changes = [("created", None, Some(title.to_owned()))];
+        record(&tx, &self.history, &self.event, &changes, None, "task_created", &task, actor).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// `update_task_status`: lock the row, update it, history row and event.
+    pub async fn update_status(&mut self, id: Uuid, status: &str, actor: &str) -> Result<()> {
+        let tx = self.client.transaction().await?;
+        let row = tx.query_one(&self.lock_update, &[&id]).await?;
+        let old = task(&row)?;
+        let repository_id: Option<Uuid> = row.try_get(15)?;
+        let mut new = old.clone();
+        new.status = Status::from_stored(status).context("status")?;
+        let updated = tx
+            .query_one(
+                &self.update,
+                &[
+                    &new.id,
+                    &new.title,
+                    &new.description,
+                    &new.status.as_str(),
+                    &new.priority.as_str(),
+                    &new.complexity.as_str(),
+                    &new.assignee_id,
+                    &repository_id,
+                    &actor,
+                ],
+            )
+            .await?;
+        new.updated_at = updated.try_get(0)?;
+        new.version = updated.try_get(1)?;
+        new.updated_by = actor.to_owned();
+        let changes = [("status", Some(old.status.as_str().to_owned()), Some(new.status.as_str().to_owned()))];
+        record(&tx, &self.history, &self.event, &changes, None, "task_updated", &new, actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `add_task_comment`: share-lock the row, insert the comment, history row and event.
+    pub async fn comment(&mut self, id: Uuid, text: &str, actor: &str) -> Result<()> {
+        let tx = self.client.transaction().await?;
+        let row = tx.query_one(&self.lock_share, &[&id]).await?;
+        let task = task(&row)?;
+        tx.query_one(&self.comment, &[&Uuid::now_v7(), &id, &text, &actor]).await?;
+        let changes = [("comment", None, Some(text.to_owned()))];
+        record(&tx, &self.history, &self.event, &changes, None, "task_commented", &task, actor).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `get_tasks`: one page (the store asks for one row more than the page, to know if there is a next).
+    pub async fn list(&self, limit: i64) -> Result<usize> {
+        let rows = self.client.query(&self.list, &[&(limit + 1)]).await?;
+        let tasks = rows.iter().map(task).collect::<Result<Vec<_>>>()?;
+        Ok(tasks.len())
+    }
+
+    /// `get_task`: the task, then its comments and history (pipelined, as the service runs them at once).
+    pub async fn get(&self, id: Uuid) -> Result<usize> {
+        let row = self.client.query_one(&self.get, &[&id]).await?;
+        task(&row)?;
+        let (comments, history) = futures::future::try_join(
+            self.client.query(&self.comments, &[&id]),
+            self.client.query(&self.history_of, &[&id]),
+        )
+        .await?;
+        Ok(comments.len() + history.len())
+    }
+}
+
+/// The history rows and the event, pipelined (as the store's `record`).
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    tx: &tokio_postgres::Transaction<'_>,
+    history: &Statement,
+    event: &Statement,
+    changes: &[(&str, Option<String>, Option<String>)],
+    comment: Option<&str>,
+    kind: &str,
+    task: &Task,
+    actor: &str,
+) -> Result<i64> {
+    let ids: Vec<Uuid> = changes.iter().map(|_| Uuid::now_v7()).collect();
+    let fields: Vec<&str> = changes.iter().map(|c| c.0).collect();
+    let olds: Vec<Option<&str>> = changes.iter().map(|c| c.1.as_deref()).collect();
+    let news: Vec<Option<&str>> = changes.iter().map(|c| c.2.as_deref()).collect();
+    let json = task_mcp::wire::task_value(task);
+    let previous: Option<Uuid> = None;
+    let history_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&task.id, &ids, &fields, &olds, &news, &actor, &comment];
+    let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+        [&EVENT_ORDER_LOCK, &kind, &task.id, &actor, &json, &task.assignee_id, &previous, &task.repository];
+    let history = tx.execute(history, &history_params);
+    let event = tx.query_one(event, &event_params);
+    let (_, row) = futures::future::try_join(history, event).await?;
+    Ok(row.try_get(0)?)
+}
+
+fn task(row: &Row) -> Result<Task> {
+    let known = |raw: &str| raw.to_owned();
+    let status: &str = row.try_get(3)?;
+    let priority: &str = row.try_get(4)?;
+    let complexity: &str = row.try_get(5)?;
+    let created_at: DateTime<Utc> = row.try_get(11)?;
+    Ok(Task {
+        id: row.try_get(0)?,
+        title: row.try_get(1)?,
+        description: row.try_get(2)?,
+        status: Status::from_stored(status).with_context(|| known(status))?,
+        priority: Priority::from_stored(priority).with_context(|| known(priority))?,
+        complexity: Complexity::from_stored(complexity).with_context(|| known(complexity))?,
+        assignee_id: row.try_get(6)?,
+        assignee_email: row.try_get(7)?,
+        repository: row.try_get(8)?,
+        created_by: row.try_get(9)?,
+        updated_by: row.try_get(10)?,
+        created_at,
+        updated_at: row.try_get(12)?,
+        version: row.try_get(13)?,
+        deleted_at: row.try_get(14)?,
+    })
+}

@@ -1,0 +1,86 @@
+//! The processes the bench starts: the real binary with a clean environment, its resident memory
+//! (`VmRSS` in /proc), and the file limit this process raises so 10,000 sockets fit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+/// Where the processes under test get their settings.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub bin: PathBuf,
+    /// The variables every child gets (on top of PATH): store, Redis, identity, data directory.
+    pub env: Vec<(String, String)>,
+}
+
+impl Target {
+    /// A command for the binary with only PATH and this target's variables.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.bin);
+        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    pub fn with(&self, key: &str, value: &str) -> Target {
+        let mut target = self.clone();
+        target.env.retain(|(k, _)| k != key);
+        target.env.push((key.to_owned(), value.to_owned()));
+        target
+    }
+
+    /// Runs a one-shot command (`migrate`, `token`) and returns its stdout.
+    pub fn run(&self, args: &[&str]) -> Result<String> {
+        let output = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", self.bin.display()))?;
+        if !output.status.success() {
+            bail!("task-mcp {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read /proc/PID/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+/// Raises this process's soft limit on open files to the hard limit (children inherit it); returns
+/// the limit now in force.
+pub fn raise_file_limit() -> Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).context("raise RLIMIT_NOFILE")
+}
+
+/// The binary to measure: `--bin PATH`, else the release build, built now (a no-op when up to date).
+pub fn resolve_binary(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        if !path.exists() {
+            bail!("--bin {}: no such file", path.display());
+        }
+        return Ok(path.to_path_buf());
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("bench: cargo build --release --bin task-mcp");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--locked", "--bin", "task-mcp"])
+        .current_dir(root)
+        .status()
+        .context("run cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release --bin task-mcp failed");
+    }
+    Ok(root.join("target/release/task-mcp"))
+}

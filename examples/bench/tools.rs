@@ -1,0 +1,351 @@
+//! Sections 1–3 and 6 over stdio: start-up to `initialize` and idle memory; each tool's latency in one
+//! session and across concurrent processes; the same work done directly on the database (the floor)
+//! and the ratio; the size of what the server sends.
+
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::floor_pg::PgFloor;
+use crate::floor_sqlite::SqliteFloor;
+use crate::plan::Plan;
+use crate::proc::{Target, rss_kib};
+use crate::setup::{Backend, Kind};
+use crate::stats::{Samples, Table, kib, mib, ms, per_second, ratio};
+use crate::stdio::{Session, task_id};
+
+const ACTOR: &str = "bench@example.com";
+pub const REPOSITORY: &str = "bench/api";
+
+/// The operations measured, in the order they run (each builds on the tasks the first one made).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    UpdateStatus,
+    Comment,
+    ListSummary,
+    ListFull,
+    Get,
+}
+
+pub const OPS: [Op; 6] = [Op::Create, Op::UpdateStatus, Op::Comment, Op::ListSummary, Op::ListFull, Op::Get];
+
+impl Op {
+    pub fn label(self) -> &'static str {
+        match self {
+            Op::Create => "create_task",
+            Op::UpdateStatus => "update_task_status",
+            Op::Comment => "add_task_comment",
+            Op::ListSummary => "get_tasks (50, summary)",
+            Op::ListFull => "get_tasks (50, full)",
+            Op::Get => "get_task",
+        }
+    }
+
+    /// The tool call for the `i`-th iteration, over the tasks created so far.
+    fn call(self, i: usize, ids: &[String], tag: &str) -> (&'static str, Value) {
+        let id = || ids[i % ids.len()].clone();
+        match self {
+            Op::Create => (
+                "create_task",
+                json!({"title": format!("bench task {tag}-{i}"), "repository": REPOSITORY, "priority": "high"}),
+            ),
+            Op::UpdateStatus => ("update_task_status", json!({"task_id": id(), "new_status": "in_progress"})),
+            Op::Comment => ("add_task_comment", json!({"task_id": id(), "comment": format!("progress note {i}")})),
+            Op::ListSummary => ("get_tasks", json!({})),
+            Op::ListFull => ("get_tasks", json!({"detail": "full"})),
+            Op::Get => ("get_task", json!({"task_id": id()})),
+        }
+    }
+}
+
+/// What one backend's stdio sections measured, for the summary.
+pub struct ToolFigures {
+    pub create_median: Duration,
+    pub ratios: Vec<(Op, f64)>,
+    pub tools_list_bytes: usize,
+}
+
+/// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
+pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
+    let target = &backend.target;
+    let mut samples = Samples::with_capacity(plan.starts);
+    for _ in 0..plan.starts {
+        let started = Instant::now();
+        let mut session = Session::spawn(target)?;
+        let answer = session.initialize()?;
+        samples.push(answer.at - started);
+        session.close()?;
+    }
+    let mut session = Session::spawn(target)?;
+    session.initialize()?;
+    std::thread::sleep(Duration::from_millis(if plan.smoke { 50 } else { 500 }));
+    let idle = rss_kib(session.pid())?;
+    session.call("get_tasks", json!({"limit": 1}))?;
+    let after_call = rss_kib(session.pid())?;
+    session.close()?;
+
+    let mut table =
+        Table::new(format!("1. Start-up over stdio — {}", backend.label), &["measure", "median", "p95", "min", "runs"]);
+    let median = samples.median();
+    table.row(vec![
+        "spawn → initialize answer".into(),
+        ms(median),
+        ms(samples.p95()),
+        ms(samples.quantile(0.0)),
+        samples.len().to_string(),
+    ]);
+    table.row(vec!["idle RSS after initialize".into(), mib(idle), "".into(), "".into(), "1".into()]);
+    table.row(vec!["RSS after the first tool call".into(), mib(after_call), "".into(), "".into(), "1".into()]);
+    Ok((table, median))
+}
+
+/// Runs iterations `calls` of `op` in one session; returns the samples and the last answer's size.
+fn run_op(
+    session: &mut Session,
+    op: Op,
+    calls: std::ops::Range<usize>,
+    ids: &mut Vec<String>,
+    tag: &str,
+) -> Result<(Samples, usize)> {
+    let mut samples = Samples::with_capacity(calls.len());
+    let mut bytes = 0;
+    for i in calls {
+        let (name, arguments) = op.call(i, ids, tag);
+        let (elapsed, answer) = session.timed_call(name, arguments)?;
+        if op == Op::Create {
+            ids.push(task_id(&answer)?);
+        }
+        if matches!(op, Op::ListSummary | Op::ListFull) {
+            let rows = answer.structured()?.get("tasks").and_then(Value::as_array).map_or(0, Vec::len);
+            anyhow::ensure!(rows > 0, "get_tasks returned no task");
+        }
+        bytes = answer.bytes;
+        samples.push(elapsed);
+    }
+    Ok((samples, bytes))
+}
+
+/// The floor of one backend, driven from a blocking thread (PostgreSQL's through the runtime).
+enum Floor {
+    Postgres(Box<PgFloor>, tokio::runtime::Handle),
+    Sqlite(Box<SqliteFloor>),
+}
+
+impl Floor {
+    fn run(&mut self, op: Op, i: usize, ids: &mut Vec<Uuid>) -> Result<()> {
+        let id = |ids: &Vec<Uuid>| ids[i % ids.len()];
+        match self {
+            Floor::Postgres(floor, handle) => handle.block_on(async {
+                match op {
+                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR).await?),
+                    Op::UpdateStatus => floor.update_status(id(ids), "in_progress", ACTOR).await?,
+                    Op::Comment => floor.comment(id(ids), &format!("progress note {i}"), ACTOR).await?,
+                    Op::ListSummary | Op::ListFull => drop(floor.list(50).await?),
+                    Op::Get => drop(floor.get(id(ids)).await?),
+                }
+                Ok(())
+            }),
+            Floor::Sqlite(floor) => {
+                match op {
+                    Op::Create => ids.push(floor.create(&format!("floor task {i}"), REPOSITORY, ACTOR)?),
+                    Op::UpdateStatus => floor.update_status(id(ids), "in_progress", ACTOR)?,
+                    Op::Comment => floor.comment(id(ids), &format!("progress note {i}"), ACTOR)?,
+                    Op::ListSummary | Op::ListFull => drop(floor.list(50)?),
+                    Op::Get => drop(floor.get(id(ids))?),
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Rounds per operation: the tool and its floor take turns, so both meet the same load on a shared
+/// machine and the ratio compares like with like.
+const ROUNDS: usize = 10;
+
+/// Sections 2, 3 and 6 for one backend.
+pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFigures)> {
+    let target = backend.target.clone();
+    let calls = plan.calls;
+    let mut floor = match backend.kind {
+        Kind::Postgres => {
+            Floor::Postgres(Box::new(PgFloor::connect(&backend.database_url).await?), tokio::runtime::Handle::current())
+        }
+        Kind::Sqlite => {
+            Floor::Sqlite(Box::new(SqliteFloor::open(backend.sqlite_path.as_deref().context("sqlite path")?)?))
+        }
+    };
+    // One session, each tool in turn, interleaved with the floor.
+    type Measured = (Vec<(Op, Samples, Samples)>, Vec<(String, usize)>, Samples);
+    let (single, sizes, mut ping) = tokio::task::spawn_blocking(move || -> Result<Measured> {
+        let mut session = Session::spawn(&target)?;
+        session.initialize()?;
+        let tools_list = session.request("tools/list", json!({}))?;
+        // Warm: the pool connected, the identity resolved.
+        session.call("get_tasks", json!({"limit": 1}))?;
+        // The protocol alone (no store): what any tool call pays on top of its floor.
+        let mut ping = Samples::with_capacity(calls);
+        for _ in 0..calls {
+            let started = Instant::now();
+            let answer = session.request("ping", json!({}))?;
+            ping.push(answer.at - started);
+        }
+        let (mut ids, mut floor_ids) = (Vec::new(), Vec::new());
+        let mut results = Vec::new();
+        let mut sizes = vec![("tools/list".to_owned(), tools_list.bytes)];
+        let batch = calls.div_ceil(ROUNDS);
+        for op in OPS {
+            let (mut tool, mut base) = (Samples::with_capacity(calls), Samples::with_capacity(calls));
+            let mut bytes = 0;
+            let mut done = 0;
+            while done < calls {
+                let n = batch.min(calls - done);
+                let (samples, last) = run_op(&mut session, op, done..done + n, &mut ids, "one")?;
+                tool.extend(samples);
+                bytes = last;
+                for i in done..done + n {
+                    let started = Instant::now();
+                    floor.run(op, i, &mut floor_ids)?;
+                    base.push(started.elapsed());
+                }
+                done += n;
+            }
+            if matches!(op, Op::ListSummary | Op::ListFull) {
+                sizes.push((op.label().to_owned(), bytes));
+            }
+            results.push((op, tool, base));
+        }
+        session.close()?;
+        Ok((results, sizes, ping))
+    })
+    .await??;
+
+    let concurrent = concurrent(&backend.target, plan).await?;
+
+    let mut latency = Table::new(
+        format!("2–3. Tool latency over raw stdio vs the floor — {}", backend.label),
+        &["tool", "calls", "median", "p99", "floor median", "floor p99", "median / floor"],
+    );
+    latency.row(vec![
+        "ping (the protocol alone)".into(),
+        ping.len().to_string(),
+        ms(ping.median()),
+        ms(ping.p99()),
+        "".into(),
+        "".into(),
+        "".into(),
+    ]);
+    let mut ratios = Vec::new();
+    let mut create_median = Duration::ZERO;
+    for (op, mut samples, mut floor) in single {
+        let (median, floor_median) = (samples.median(), floor.median());
+        if op == Op::Create {
+            create_median = median;
+        }
+        let r = median.as_secs_f64() / floor_median.as_secs_f64().max(1e-9);
+        ratios.push((op, r));
+        latency.row(vec![
+            op.label().into(),
+            samples.len().to_string(),
+            ms(median),
+            ms(samples.p99()),
+            ms(floor_median),
+            ms(floor.p99()),
+            ratio(median.as_secs_f64(), floor_median.as_secs_f64()),
+        ]);
+    }
+
+    let mut parallel = Table::new(
+        format!("2. {} stdio processes at once — {}", plan.processes, backend.label),
+        &["tool", "calls", "throughput", "median", "p99"],
+    );
+    for (op, wall, mut samples) in concurrent {
+        parallel.row(vec![
+            op.label().into(),
+            samples.len().to_string(),
+            per_second(samples.len(), wall),
+            ms(samples.median()),
+            ms(samples.p99()),
+        ]);
+    }
+
+    let mut size = Table::new(format!("6. Size of answers (JSON-RPC frame) — {}", backend.label), &["answer", "bytes"]);
+    let tools_list_bytes = sizes[0].1;
+    for (what, bytes) in sizes {
+        size.row(vec![what, kib(bytes)]);
+    }
+    let figures = ToolFigures { create_median, ratios, tools_list_bytes };
+    Ok((vec![latency, parallel, size], figures))
+}
+
+/// `plan.processes` sessions, every tool in turn, all processes starting each tool together.
+async fn concurrent(target: &Target, plan: &Plan) -> Result<Vec<(Op, Duration, Samples)>> {
+    let target = target.clone();
+    let plan = plan.clone();
+    tokio::task::spawn_blocking(move || -> Result<_> {
+        let parties = plan.processes + 1;
+        let barrier = Arc::new(Barrier::new(parties));
+        let collected: Arc<Mutex<Vec<Vec<Samples>>>> = Arc::new(Mutex::new(vec![Vec::new(); OPS.len()]));
+        let failure: Arc<Mutex<Option<anyhow::Error>>> = Arc::new(Mutex::new(None));
+        let mut walls = Vec::new();
+        std::thread::scope(|scope| {
+            for p in 0..plan.processes {
+                let (barrier, collected, failure, target) =
+                    (barrier.clone(), collected.clone(), failure.clone(), target.clone());
+                let calls = plan.calls_per_process;
+                scope.spawn(move || {
+                    let mut session = Session::spawn(&target).and_then(|mut s| {
+                        s.initialize()?;
+                        s.call("get_tasks", json!({"limit": 1}))?;
+                        Ok(s)
+                    });
+                    let mut ids = Vec::new();
+                    for (k, op) in OPS.into_iter().enumerate() {
+                        barrier.wait();
+                        let outcome = match session.as_mut() {
+                            Ok(session) => run_op(session, op, 0..calls, &mut ids, &format!("p{p}")),
+                            Err(err) => Err(anyhow::anyhow!("{err:#}")),
+                        };
+                        match outcome {
+                            Ok((samples, _)) => collected.lock().unwrap_or_else(|e| e.into_inner())[k].push(samples),
+                            Err(err) => {
+                                failure.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(err);
+                            }
+                        }
+                        barrier.wait();
+                    }
+                    if let Ok(session) = session {
+                        let _ = session.close();
+                    }
+                });
+            }
+            for _ in OPS {
+                barrier.wait();
+                let started = Instant::now();
+                barrier.wait();
+                walls.push(started.elapsed());
+            }
+        });
+        if let Some(err) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Err(err.context("a concurrent stdio session failed"));
+        }
+        let collected = std::mem::take(&mut *collected.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(OPS
+            .into_iter()
+            .zip(walls)
+            .zip(collected)
+            .map(|((op, wall), parts)| {
+                let mut all = Samples::default();
+                for part in parts {
+                    all.extend(part);
+                }
+                (op, wall, all)
+            })
+            .collect())
+    })
+    .await?
+}
