@@ -475,7 +475,11 @@ async fn an_sse_client_that_never_reads_is_dropped_and_the_others_keep_getting_e
         let response = server.get("/api/tasks/stream").header("last-event-id", "0").send().await.unwrap();
         assert_eq!(response.status(), 200);
         let mut reader = SseReader::new(response);
-        readers.push(tokio::spawn(async move { read_seqs_until(&mut reader, total as i64).await }));
+        // The reader is handed back, still connected: the readers stay subscribed to the end.
+        readers.push(tokio::spawn(async move {
+            let seqs = read_seqs_until(&mut reader, total as i64).await;
+            (reader, seqs)
+        }));
     }
     wait_for_sse_clients(&server, 3).await;
 
@@ -492,10 +496,13 @@ async fn an_sse_client_that_never_reads_is_dropped_and_the_others_keep_getting_e
     assert!(creates.iter().all(|s| *s == 201), "{creates:?}");
     let logged: Vec<i64> = db.store.events_after(0, 10_000).await.unwrap().iter().map(|e| e.seq).collect();
     assert_eq!(logged, (1..=total as i64).collect::<Vec<_>>());
+    let mut still_connected = Vec::new();
     for reader in readers {
-        assert_eq!(reader.await.unwrap(), logged, "a reading client missed nothing");
+        let (reader, seqs) = reader.await.unwrap();
+        assert_eq!(seqs, logged, "a reading client missed nothing");
+        still_connected.push(reader);
     }
-    // The silent one lost its subscription...
+    // The silent one lost its subscription (the two readers keep theirs)...
     wait_for_sse_clients(&server, 2).await;
     // ...and its connection: reading now ends (the server closed it) instead of streaming on.
     let mut sink = Vec::new();
