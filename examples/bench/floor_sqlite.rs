@@ -195,10 +195,10 @@ impl SqliteFloor {
     /// `get_tasks`: one page plus one row.
     pub fn list(&self, limit: i64) -> Result<usize> {
         let sql = format!(
-            "SELECT {TASK_COLUMNS} {TASK_FROM} WHERE t.deleted_at IS NULL ORDER BY t.updated_at DESC, t.id DESC LIMIT ?1"
+            "SELECT {TASK_COLUMNS} {TASK_FROM} WHERE t.deleted_at IS NULL ORDER BY t.updated_at DESC, t.id DESC LIMIT {}",
+            limit + 1
         );
-        let tasks =
-            self.conn.prepare_cached(&sql)?.query_map([limit + 1], task)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let tasks = self.conn.prepare_cached(&sql)?.query_map([], task)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(tasks.len())
     }
 

@@ -3,7 +3,7 @@
 //!
 //! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
 //! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
-//!   tools' JSON schemas, compacted.
+//!   tools' JSON schemas, compacted; [`output`]: their structured results.
 //! - [`stdio`]: `task-mcp` / `task-mcp stdio`, over [`transport`] (lines, capped, every bad line
 //!   answered) wrapped in [`drain`] (at end of input, answer the calls in flight first); [`framing`]:
 //!   what an incoming message is, for both transports.
@@ -13,6 +13,7 @@ pub mod drain;
 pub mod errors;
 pub mod framing;
 pub mod identity;
+pub mod output;
 #[cfg(test)]
 mod properties;
 pub mod schema;

@@ -8,7 +8,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Extensions, Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,7 @@ use super::args::{
 };
 use super::errors::ToolError;
 use super::identity::ActorSource;
+use super::output::Structured;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
     CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, Title, UserRef,
@@ -100,7 +101,7 @@ impl TaskServer {
         &self,
         Args(args): Args<GetTasksArgs>,
         ext: Extensions,
-    ) -> Result<Json<TaskPageJson>, ToolError> {
+    ) -> Result<Structured<TaskPageJson>, ToolError> {
         let args = args?;
         let detail = optional("detail", args.detail, Detail::parse)?.unwrap_or_default();
         let mut assignees = Vec::new();
@@ -125,7 +126,7 @@ impl TaskServer {
                 Detail::Full => TaskItemJson::Full(TaskJson::from(t)),
             })
             .collect();
-        Ok(Json(TaskPageJson { tasks, next_cursor: page.next_cursor }))
+        Ok(Structured(TaskPageJson { tasks, next_cursor: page.next_cursor }))
     }
 
     /// One task with every field, its comments and its change history (oldest first).
@@ -135,11 +136,11 @@ impl TaskServer {
         output_schema = output_schema::<TaskDetailJson>(),
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Json<TaskDetailJson>, ToolError> {
+    async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Structured<TaskDetailJson>, ToolError> {
         let args = args?;
         let id = parse_uuid("task_id", &args.task_id)?;
         let detail = self.service.get_task_detail(id).await?;
-        Ok(Json(TaskDetailJson {
+        Ok(Structured(TaskDetailJson {
             task: TaskJson::from(&detail.task),
             comments: detail.comments.iter().map(CommentJson::from).collect(),
             history: detail.history.iter().map(HistoryJson::from).collect(),
@@ -157,7 +158,7 @@ impl TaskServer {
         &self,
         Args(args): Args<CreateTaskArgs>,
         ext: Extensions,
-    ) -> Result<Json<TaskJson>, ToolError> {
+    ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
         let request = CreateTask {
             title: Title::parse("title", &args.title)?,
@@ -172,7 +173,7 @@ impl TaskServer {
         let label = args.created_by.as_deref().map(|raw| ("created_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
         let created = self.service.create_task(&actor, request).await?;
-        Ok(Json(TaskJson::from(&created.task)))
+        Ok(Structured(TaskJson::from(&created.task)))
     }
 
     /// Set a task's status. Returns the updated task.
@@ -186,7 +187,7 @@ impl TaskServer {
         &self,
         Args(args): Args<UpdateTaskStatusArgs>,
         ext: Extensions,
-    ) -> Result<Json<TaskJson>, ToolError> {
+    ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
         let id = parse_uuid("task_id", &args.task_id)?;
         let status = Status::parse("new_status", &args.new_status)?;
@@ -194,7 +195,7 @@ impl TaskServer {
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
         let task = self.service.update_status(&actor, id, status, comment, args.expected_version).await?;
-        Ok(Json(TaskJson::from(&task)))
+        Ok(Structured(TaskJson::from(&task)))
     }
 
     /// Change a task's fields; omitted ones stay as they are. Returns the updated task.
@@ -208,7 +209,7 @@ impl TaskServer {
         &self,
         Args(args): Args<UpdateTaskArgs>,
         ext: Extensions,
-    ) -> Result<Json<TaskJson>, ToolError> {
+    ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
         let id = parse_uuid("task_id", &args.task_id)?;
         let request = UpdateTask {
@@ -225,7 +226,7 @@ impl TaskServer {
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
         let task = self.service.update_task(&actor, id, request).await?;
-        Ok(Json(TaskJson::from(&task)))
+        Ok(Structured(TaskJson::from(&task)))
     }
 
     /// Add a comment to a task (progress, questions, hand-over notes).
@@ -240,14 +241,14 @@ impl TaskServer {
         &self,
         Args(args): Args<AddTaskCommentArgs>,
         ext: Extensions,
-    ) -> Result<Json<CommentAddedJson>, ToolError> {
+    ) -> Result<Structured<CommentAddedJson>, ToolError> {
         let args = args?;
         let id = parse_uuid("task_id", &args.task_id)?;
         let comment = CommentText::parse("comment", &args.comment)?;
         let label = args.author.as_deref().map(|raw| ("author", raw));
         let actor = self.actors.actor(&ext, label).await?;
         let (comment, task) = self.service.add_comment(&actor, id, comment).await?;
-        Ok(Json(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
+        Ok(Structured(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
     }
 
     /// Delete a task (soft: it leaves listings, its history is kept). Returns the deleted task.
@@ -261,14 +262,14 @@ impl TaskServer {
         &self,
         Args(args): Args<DeleteTaskArgs>,
         ext: Extensions,
-    ) -> Result<Json<TaskJson>, ToolError> {
+    ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
         let id = parse_uuid("task_id", &args.task_id)?;
         let reason = optional("reason", args.reason, CommentText::parse)?;
         let label = args.deleted_by.as_deref().map(|raw| ("deleted_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
         let task = self.service.delete_task(&actor, id, reason, None).await?;
-        Ok(Json(TaskJson::from(&task)))
+        Ok(Structured(TaskJson::from(&task)))
     }
 }
 

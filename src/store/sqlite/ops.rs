@@ -373,11 +373,13 @@ pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Resu
             Value::Text(repository.as_str().to_owned()),
         );
     }
+    // Status and priority are written into the SQL too (see the limit below): each is one of a few
+    // fixed words, never text from a caller.
     if let Some(status) = query.status {
-        bind(&mut sql, " AND t.status = ?", Value::Text(status.as_str().to_owned()));
+        sql.push_str(&format!(" AND t.status = '{}'", status.as_str()));
     }
     if let Some(priority) = query.priority {
-        bind(&mut sql, " AND t.priority = ?", Value::Text(priority.as_str().to_owned()));
+        sql.push_str(&format!(" AND t.priority = '{}'", priority.as_str()));
     }
     if let Some(text) = &query.query {
         // `search_text` is lower-cased with Unicode rules; so is the pattern (escapes are ASCII).
@@ -388,7 +390,10 @@ pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Resu
         bind(&mut sql, " AND (t.updated_at, t.id) < (?", Value::Integer(micros(after.updated_at)));
         bind(&mut sql, ", ?)", Value::Text(uuid_text(after.id)));
     }
-    bind(&mut sql, " ORDER BY t.updated_at DESC, t.id DESC LIMIT ?", Value::Integer(i64::from(query.limit)));
+    // The limit is written into the SQL, not bound: SQLite re-plans a statement whose bound LIMIT (or
+    // indexed-column) value changes on every execution, which cost more than the query itself. A
+    // number is safe to write, and the cache keeps one statement per limit in use.
+    sql.push_str(&format!(" ORDER BY t.updated_at DESC, t.id DESC LIMIT {}", query.limit));
     conn.prepare_cached(&sql)?.query_map(params_from_iter(values), rows::task)?.collect()
 }
 
