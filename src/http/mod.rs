@@ -398,7 +398,14 @@ impl Server {
         });
         let grace = state.config.limits.shutdown_grace;
         let patience = state.config.limits.slow_client;
-        let listener = listener.tap_io(move |tcp| cut_off_after(tcp, patience));
+        let listener = listener.tap_io(move |tcp| {
+            // Answers and events are small writes: each goes out at once rather than waiting for the
+            // acknowledgement of the one before (Nagle's algorithm), as latency matters more than packets.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a connection: {err}");
+            }
+            cut_off_after(tcp, patience)
+        });
         let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let stopping = {
             let inner = inner.clone();
