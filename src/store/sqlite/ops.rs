@@ -357,6 +357,12 @@ pub(super) fn list_history(conn: &Connection, task_id: Uuid) -> rusqlite::Result
 /// One query: every filter given, ANDed, over tasks that are not deleted, in keyset order. The SQL names
 /// only the filters present, so SQLite can pick the index for the most selective one.
 pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Result<Vec<Task>> {
+    let (sql, values) = list_tasks_sql(query);
+    conn.prepare_cached(&sql)?.query_map(params_from_iter(values), rows::task)?.collect()
+}
+
+/// The SQL of [`list_tasks`] and its bound values.
+fn list_tasks_sql(query: &TaskQuery) -> (String, Vec<Value>) {
     let mut sql = format!("SELECT {} {} WHERE t.deleted_at IS NULL", rows::TASK_COLUMNS, rows::TASK_FROM);
     let mut values: Vec<Value> = Vec::new();
     let mut bind = |sql: &mut String, condition: &str, value: Value| {
@@ -394,7 +400,7 @@ pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Resu
     // indexed-column) value changes on every execution, which cost more than the query itself. A
     // number is safe to write, and the cache keeps one statement per limit in use.
     sql.push_str(&format!(" ORDER BY t.updated_at DESC, t.id DESC LIMIT {}", query.limit));
-    conn.prepare_cached(&sql)?.query_map(params_from_iter(values), rows::task)?.collect()
+    (sql, values)
 }
 
 pub(super) fn events_after(conn: &Connection, after_seq: i64, limit: u32) -> rusqlite::Result<Vec<Event>> {
@@ -509,4 +515,37 @@ pub(super) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
         return Ok(0);
     }
     conn.query_row("SELECT coalesce(max(version), 0) FROM refinery_schema_history", [], |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::domain::{Priority, Status};
+
+    /// A listing runs on its cached statement as prepared: SQLite re-plans a statement on every call
+    /// when a bound value can change its plan (a bound LIMIT did, and cost more than the query).
+    #[test]
+    fn a_repeated_listing_is_not_re_planned() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../../sql/sqlite/V1__initial.sql")).unwrap();
+        let queries = [
+            TaskQuery { limit: 51, ..TaskQuery::default() },
+            TaskQuery {
+                limit: 51,
+                status: Some(Status::InProgress),
+                priority: Some(Priority::High),
+                ..TaskQuery::default()
+            },
+        ];
+        for query in queries {
+            for _ in 0..5 {
+                list_tasks(&conn, &query).unwrap();
+            }
+            let (sql, _) = list_tasks_sql(&query);
+            let replanned = conn.prepare_cached(&sql).unwrap().get_status(StatementStatus::RePrepare);
+            assert_eq!(replanned, 0, "{sql}");
+        }
+    }
 }
