@@ -28,6 +28,26 @@ pub(crate) fn tricky_text(max: usize) -> impl Strategy<Value = String> {
     prop::collection::vec(tricky_char(), 0..=max).prop_map(|chars| chars.into_iter().collect())
 }
 
+/// Any JSON value, a few levels deep, with tricky strings (the arguments and bodies of the MCP and
+/// HTTP properties).
+pub(crate) fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::Bool),
+        any::<i64>().prop_map(|n| serde_json::json!(n)),
+        any::<f64>().prop_map(|f| serde_json::json!(f)),
+        any::<u64>().prop_map(|n| serde_json::json!(n)),
+        tricky_text(20).prop_map(serde_json::Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            prop::collection::btree_map(tricky_text(8), inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 /// A character every text field takes: printable, not a line break, not a direction control
 /// (others become `x`: mapping, not filtering, so long runs reject nothing).
 fn plain_char() -> impl Strategy<Value = char> {

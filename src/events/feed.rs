@@ -17,8 +17,9 @@ use crate::service::TaskService;
 
 /// Events replayed per store query.
 const REPLAY_BATCH: u32 = 500;
-/// How long subscribing waits for the hub to learn where the log stands (the store may be down).
-const READY_WAIT: Duration = Duration::from_secs(2);
+/// How long subscribing waits for the store to say where the log stands when the hub does not know yet
+/// (the store may be down: then the feed starts with a resync once the hub is ready).
+const BOUNDS_WAIT: Duration = Duration::from_secs(2);
 /// Items buffered per subscriber between the feed task and the consumer (the response writer).
 const SUBSCRIBER_BUFFER: usize = 64;
 
@@ -75,7 +76,7 @@ impl Start {
             // The hub does not know yet (the process has just started, or the database was down since
             // it started): ask the store (bounded: it may be down), and replay what is committed until
             // the hub is ready.
-            None => match tokio::time::timeout(READY_WAIT, service.event_bounds()).await {
+            None => match tokio::time::timeout(BOUNDS_WAIT, service.event_bounds()).await {
                 Ok(Ok(bounds)) => Start::After(bounds.latest),
                 _ => Start::Unknown,
             },

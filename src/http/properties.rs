@@ -14,7 +14,7 @@ use super::errors::ApiError;
 use super::extract::{ApiQuery, BodyRules, IdempotencyHeader, IfMatch, check_query_utf8, parse_json_body};
 use super::sse::StreamQuery;
 use super::tasks::{CommentBody, CreateTaskBody, DeleteBody, ListQuery, PatchTaskBody, StatusBody};
-use crate::domain::properties::tricky_text;
+use crate::domain::properties::{any_json, tricky_text};
 
 const CREATE: &[&str] = &["title", "description", "status", "priority", "complexity", "assignee_id", "repository"];
 const READ_ONLY: &[&str] = &[
@@ -29,23 +29,6 @@ const READ_ONLY: &[&str] = &[
     "deleted_by",
     "assignee_email",
 ];
-
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        tricky_text(16).prop_map(Value::String),
-    ];
-    leaf.prop_recursive(2, 12, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::btree_map(tricky_text(6), inner, 0..3)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 /// A body object: known fields, read-only ones and strangers, with any values.
 fn any_body() -> impl Strategy<Value = Map<String, Value>> {

@@ -14,27 +14,8 @@ use super::args::{
 };
 use super::errors::ToolError;
 use super::framing::{self, Inbound};
-use crate::domain::properties::tricky_text;
+use crate::domain::properties::{any_json, tricky_text};
 use crate::error::Error;
-
-/// Any JSON value, a few levels deep, with tricky strings.
-fn any_json() -> impl Strategy<Value = Value> {
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| json!(f)),
-        any::<u64>().prop_map(|n| json!(n)),
-        tricky_text(20).prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 6, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(tricky_text(8), inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
 
 /// An arguments object: some of the struct's fields (with any values) and maybe strangers.
 fn any_arguments(fields: &'static [&'static str]) -> impl Strategy<Value = Map<String, Value>> {

@@ -234,6 +234,55 @@ async fn rest_load(
     }
 }
 
+/// `workers` REST writers running [`rest_load`] against serve, until told the outage is over.
+struct RestLoad {
+    tally: Arc<Mutex<Tally>>,
+    outage_over: Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RestLoad {
+    /// Starts the writers and returns once `warm_up` tasks were created.
+    async fn start(client: &reqwest::Client, url: String, token: &str, workers: usize, warm_up: usize) -> RestLoad {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let outage_over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|worker| {
+                let load = rest_load(
+                    client.clone(),
+                    url.clone(),
+                    token.to_owned(),
+                    tally.clone(),
+                    outage_over.clone(),
+                    worker,
+                );
+                tokio::spawn(load)
+            })
+            .collect();
+        while tally.lock().unwrap().created.len() < warm_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        RestLoad { tally, outage_over, workers }
+    }
+
+    fn created(&self) -> usize {
+        self.tally.lock().unwrap().created.len()
+    }
+
+    /// Tells the writers the outage is over, waits (at most `patience` each) until they have made
+    /// their calls after it, and returns what they saw. `context` is printed if they never finish.
+    async fn finish(self, patience: Duration, context: impl Fn() -> String) -> Tally {
+        self.outage_over.store(true, std::sync::atomic::Ordering::Release);
+        for worker in self.workers {
+            tokio::time::timeout(patience, worker)
+                .await
+                .unwrap_or_else(|_| panic!("no recovery: {:?}\n{}", self.tally.lock().unwrap(), context()))
+                .expect("worker");
+        }
+        std::mem::take(&mut *self.tally.lock().unwrap())
+    }
+}
+
 async fn a_postgres_restart_under_serve_load_fails_calls_fast_then_recovers_without_losing_an_event(mode: Shutdown) {
     let pg = Arc::new(PrivatePostgres::start());
     let url = pg.create_database("tasks").await;
@@ -261,32 +310,9 @@ async fn a_postgres_restart_under_serve_load_fails_calls_fast_then_recovers_with
     assert_eq!(response.status(), 200);
     let mut stream = SseReader::new(response);
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let restart_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..4)
-        .map(|worker| {
-            tokio::spawn(rest_load(
-                client.clone(),
-                serve.url("/api/tasks"),
-                token.clone(),
-                tally.clone(),
-                restart_done.clone(),
-                worker,
-            ))
-        })
-        .collect();
-    while tally.lock().unwrap().created.len() < 20 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let load = RestLoad::start(&client, serve.url("/api/tasks"), &token, 4, 20).await;
     restart_in_background(pg.clone(), mode).await.expect("restart");
-    restart_done.store(true, std::sync::atomic::Ordering::Release);
-    for worker in workers {
-        tokio::time::timeout(PATIENCE * 2, worker)
-            .await
-            .unwrap_or_else(|_| panic!("no recovery: {:?}\n{}", tally.lock().unwrap(), serve.stderr_text()))
-            .expect("worker");
-    }
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let tally = load.finish(PATIENCE * 2, || serve.stderr_text()).await;
     eprintln!(
         "{mode:?} restart under serve: {} created, {} refused as unavailable, slowest call {:?}",
         tally.created.len(),
@@ -355,33 +381,13 @@ async fn sse_clients_of_serve_get_every_event_once_in_order_across_a_redis_resta
     let mut by_query = open(format!("/api/tasks/stream?access_token={token}"), false).await;
     let mut web_only = open("/api/tasks/stream?repositories=web".to_owned(), true).await;
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
-    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let workers: Vec<_> = (0..3)
-        .map(|worker| {
-            tokio::spawn(rest_load(
-                client.clone(),
-                serve.url("/api/tasks"),
-                token.clone(),
-                tally.clone(),
-                restarted.clone(),
-                worker,
-            ))
-        })
-        .collect();
-    while tally.lock().unwrap().created.len() < 30 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let load = RestLoad::start(&client, serve.url("/api/tasks"), &token, 3, 30).await;
     redis.kill();
-    let down_at = tally.lock().unwrap().created.len();
+    let down_at = load.created();
     tokio::time::sleep(DOWN_FOR).await;
-    let while_down = tally.lock().unwrap().created.len() - down_at;
+    let while_down = load.created() - down_at;
     redis.restart();
-    restarted.store(true, std::sync::atomic::Ordering::Release);
-    for worker in workers {
-        tokio::time::timeout(PATIENCE, worker).await.expect("the load finishes").expect("worker");
-    }
-    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let tally = load.finish(PATIENCE, || serve.stderr_text()).await;
     eprintln!("{backend:?}: {} tasks created, {while_down} of them while Redis was down", tally.created.len());
     assert!(tally.unavailable.is_empty() && tally.other.is_empty(), "every call succeeds without Redis: {tally:?}");
     assert!(while_down > 0, "no change was made while Redis was down: the test proved nothing");

@@ -222,15 +222,7 @@ impl ServeProcess {
 
     /// Like [`ServeProcess::spawn`], with the process's umask set first (through `sh`).
     pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> ServeProcess {
-        let binary = env!("CARGO_BIN_EXE_task-mcp");
-        let mut command = match umask {
-            Some(mask) => {
-                let mut command = Command::new("sh");
-                command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
-                command
-            }
-            None => Command::new(binary),
-        };
+        let mut command = crate::support::binary_command(umask);
         command
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .env_remove("DATABASE_URL")

@@ -75,15 +75,7 @@ impl Server {
     /// Like [`Server::spawn_with`], with the process's umask set first (through `sh`).
     pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> Server {
         let data_dir = std::env::temp_dir().join("task-mcp-tests-data");
-        let binary = env!("CARGO_BIN_EXE_task-mcp");
-        let mut command = match umask {
-            Some(mask) => {
-                let mut command = Command::new("sh");
-                command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
-                command
-            }
-            None => Command::new(binary),
-        };
+        let mut command = Command::from(crate::support::binary_command(umask));
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -47,6 +47,20 @@ impl TestStore {
 
 /// The parts of a process (store, service, publisher) over a test's store and, optionally, Redis
 /// (`(url, stream prefix)`).
+/// A command that runs the built binary, under `umask` when given (set first, through `sh`). A `std`
+/// command: the stdio helper turns it into tokio's with `Command::from`.
+pub fn binary_command(umask: Option<u32>) -> std::process::Command {
+    let binary = env!("CARGO_BIN_EXE_task-mcp");
+    match umask {
+        Some(mask) => {
+            let mut command = std::process::Command::new("sh");
+            command.args(["-c", &format!("umask {mask:03o} && exec \"$0\" \"$@\""), binary]);
+            command
+        }
+        None => std::process::Command::new(binary),
+    }
+}
+
 pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::app::App {
     // A SQLite store's data directory is its own temporary one; PostgreSQL needs none on disk.
     let data_dir = match database_url.strip_prefix("sqlite://") {
