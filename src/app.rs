@@ -1,55 +1,15 @@
-//! The process: parse the command line, build the parts (store, service, bus) and run a command.
+//! The top of the crate: parse the command line, build the parts (`wiring`) and dispatch the command.
+//! Imported by `main.rs` alone.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
-use crate::cli::{ApiKeyCommand, Cli, Command, EventsCommand};
+use crate::cli::{Cli, Command, EventsCommand};
+use crate::commands;
 use crate::config::Settings;
-use crate::events::publisher::RedisPublisher;
-use crate::service::TaskService;
-use crate::store::{self, Store};
-
-/// The parts every command is built from.
-#[derive(Clone)]
-pub struct App {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub service: TaskService,
-    /// Present when `REDIS_URL` is set.
-    pub publisher: Option<Arc<RedisPublisher>>,
-}
-
-impl App {
-    /// For a stdio session, which must keep answering whatever is wrong: a store URL that cannot be
-    /// opened becomes a store whose every call says why, and a malformed `REDIS_URL` is reported and
-    /// left out (events wait in the outbox for a process that can publish them).
-    pub fn build_for_stdio(settings: Settings) -> Self {
-        let store = store::open_or_report(&settings.database_url, settings.pool_size);
-        let service = TaskService::new(store.clone());
-        let publisher = settings.redis_url.as_deref().and_then(|url| {
-            RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)
-                .map_err(|err| tracing::error!("events will not be published from this process: {err}"))
-                .ok()
-                .map(Arc::new)
-        });
-        Self { settings, store, service, publisher }
-    }
-
-    /// Builds the parts without touching the network: pools connect on first use.
-    pub fn build(settings: Settings) -> crate::error::Result<Self> {
-        // No I/O here: the SQLite store creates its directory (owner-only) on first use.
-        let store = store::open(&settings.database_url, settings.pool_size)?;
-        let service = TaskService::new(store.clone());
-        let publisher = match &settings.redis_url {
-            Some(url) => Some(Arc::new(RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)?)),
-            None => None,
-        };
-        Ok(Self { settings, store, service, publisher })
-    }
-}
+use crate::wiring::Parts;
 
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
@@ -95,52 +55,23 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
     let settings = Settings::from_args(&cli.global, default_pool)?;
     tracing::debug!(?settings, "starting");
     match command {
-        Command::Stdio => {
-            let app = App::build_for_stdio(settings);
-            crate::mcp::stdio::run(app).await?;
-        }
-        Command::Serve(args) => {
-            let app = App::build(settings)?;
-            crate::http::serve(app, args).await?;
-        }
-        Command::Migrate => {
-            let app = App::build(settings)?;
-            let version = app.store.migrate().await?;
-            tracing::info!(store = %app.store.info().location, version, "migrations applied");
-        }
-        Command::Token(args) => {
-            let app = App::build(settings)?;
-            let token = crate::http::auth::issue_token_command(&app, &args).await?;
-            println!("{token}");
-        }
-        Command::ApiKey(sub) => {
-            let app = App::build(settings)?;
-            match sub {
-                ApiKeyCommand::Create { name } => {
-                    let key = crate::http::auth::create_api_key_command(&app, &name).await?;
-                    println!("{key}");
-                }
-                ApiKeyCommand::List => {
-                    for line in crate::http::auth::list_api_keys_command(&app).await? {
-                        println!("{line}");
-                    }
-                }
-                ApiKeyCommand::Revoke { key } => {
-                    if !app.store.revoke_api_key(&key).await? {
-                        anyhow::bail!("no API key has the id or name {key:?}");
-                    }
-                    tracing::info!("API key {key} revoked");
-                }
-            }
-        }
+        Command::Stdio => crate::mcp::stdio::run(Parts::build_for_stdio(settings)).await?,
+        Command::Serve(args) => crate::http::serve(Parts::build(settings)?, args).await?,
+        Command::Migrate => commands::migrate::run(Parts::build(settings)?.store.as_ref()).await?,
+        Command::Token(args) => commands::token::run(&Parts::build(settings)?.settings, &args).await?,
+        Command::ApiKey(sub) => commands::api_key::run(&Parts::build(settings)?, sub).await?,
         Command::Events(EventsCommand::Tail { repository, after }) => {
             let assignee = if user_given_on_command_line { settings.user.clone() } else { None };
-            let app = App::build(settings)?;
-            crate::events::tail::run(app, assignee, repository, after).await?;
+            commands::events_tail::run(Parts::build(settings)?, assignee, repository, after).await?;
         }
         Command::Doctor => {
-            let app = App::build(settings)?;
-            let healthy = crate::doctor::run(&app).await;
+            let parts = Parts::build(settings)?;
+            let checked = commands::doctor::Checked {
+                store: parts.store.as_ref(),
+                publisher: parts.publisher.as_deref(),
+                settings: &parts.settings,
+            };
+            let healthy = commands::doctor::run(checked).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
     }

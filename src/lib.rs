@@ -11,13 +11,16 @@
 //! - [`events`]: the outbox relay, the Redis Streams publisher and the live feed.
 //! - [`mcp`]: the MCP tools (rmcp), served over stdio or HTTP.
 //! - [`http`]: `serve`: REST, SSE, `/mcp`, auth, the dashboard (axum).
-//! - [`cli`], [`config`], [`app`], [`doctor`], [`telemetry`], [`capacity`]: the process around them.
+//! - [`wiring`]: the wired parts (settings, store, service, publisher) every command is built from.
+//! - [`commands`]: `token`, `api-key`, `events tail`, `doctor`, `migrate`.
+//! - [`app`]: the top: parses the command line and dispatches (only `main.rs` imports it);
+//!   [`cli`], [`config`], [`telemetry`], [`capacity`]: the process around them.
 
 pub mod app;
 pub mod capacity;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod doctor;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -28,3 +31,4 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod wire;
+pub mod wiring;

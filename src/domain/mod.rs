@@ -8,7 +8,7 @@ mod text;
 mod values;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
-pub use text::{CommentText, Description, Email, IdempotencyKey, Label, RepoName, SearchText, Title};
+pub use text::{CommentText, Description, Email, IdempotencyKey, KeyName, Label, RepoName, SearchText, Title};
 pub use values::{Complexity, Priority, Status};
 
 use chrono::{DateTime, Utc};

@@ -10,6 +10,7 @@ pub const LABEL_MAX_CHARS: usize = 255;
 pub const EMAIL_MAX_CHARS: usize = 254;
 pub const SEARCH_MAX_CHARS: usize = 200;
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 200;
+pub const KEY_NAME_MAX_CHARS: usize = 100;
 
 /// Characters that reorder text on screen (Trojan Source): refused in one-line fields.
 fn is_bidi_control(c: char) -> bool {
@@ -133,6 +134,10 @@ text_newtype!(
     /// A client-chosen key that makes a create safe to retry.
     IdempotencyKey
 );
+text_newtype!(
+    /// The name of an API key (`laptop`, `ci`): one line, 1 to 100 characters, unique among keys.
+    KeyName
+);
 
 impl Title {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
@@ -220,6 +225,12 @@ impl SearchText {
     }
 }
 
+impl KeyName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
+        one_line(field, raw, KEY_NAME_MAX_CHARS).map(Self)
+    }
+}
+
 impl IdempotencyKey {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         let value = one_line(field, raw, IDEMPOTENCY_KEY_MAX_CHARS)?;
@@ -275,6 +286,17 @@ mod tests {
         assert!(err.message.contains("254"), "{}", err.message);
         let ok = Email::parse("email", &format!("{}@x.io", "İ".repeat(100))).unwrap();
         assert_eq!(Email::parse("email", ok.as_str()), Ok(ok.clone()));
+    }
+
+    #[test]
+    fn a_key_name_is_one_line_of_1_to_100_characters() {
+        assert_eq!(KeyName::parse("name", " laptop ").unwrap().as_str(), "laptop");
+        assert!(KeyName::parse("name", &"k".repeat(100)).is_ok());
+        let err = KeyName::parse("name", &"k".repeat(101)).unwrap_err();
+        assert!(err.message.contains("100"), "{}", err.message);
+        assert!(KeyName::parse("name", "  ").is_err());
+        assert!(KeyName::parse("name", "a\nb").is_err());
+        assert!(KeyName::parse("name", "a\0b").is_err());
     }
 
     #[test]

@@ -13,7 +13,6 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::domain::{Event, EventKind};
 use crate::events::publisher::RedisPublisher;
 use crate::store::Store;
@@ -56,19 +55,23 @@ pub struct Hub {
 
 impl Hub {
     /// Starts following the feed. Returns at once; the followers run until `shutdown`.
-    pub fn start(app: &App, shutdown: CancellationToken) -> Arc<Hub> {
+    pub fn start(
+        store: Arc<dyn Store>,
+        publisher: Option<Arc<RedisPublisher>>,
+        shutdown: CancellationToken,
+    ) -> Arc<Hub> {
         let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
         let hub = Arc::new(Hub {
             sender,
             last_seq: AtomicI64::new(-1),
             deliver_lock: Mutex::new(()),
-            store: app.store.clone(),
+            store,
             shutdown,
             subscribers: AtomicUsize::new(0),
             redis_live: AtomicBool::new(false),
         });
         tokio::spawn(hub.clone().follow_store());
-        if let Some(publisher) = app.publisher.clone() {
+        if let Some(publisher) = publisher {
             tokio::spawn(hub.clone().follow_redis(publisher));
         }
         hub

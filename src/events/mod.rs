@@ -1,11 +1,10 @@
 //! The event side of the outbox: the Redis Streams publisher, the relay that publishes committed
-//! events, the live hub that puts them back in `seq` order for SSE clients, and `events tail`.
+//! events, the live hub that puts them back in `seq` order for SSE clients and `events tail`.
 
 pub mod feed;
 pub mod hub;
 pub mod publisher;
 pub mod relay;
-pub mod tail;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

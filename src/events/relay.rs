@@ -9,7 +9,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::events::publisher::RedisPublisher;
 use crate::store::{EventSink, Store};
 
@@ -97,14 +96,17 @@ async fn republish_retained(store: &dyn Store, publisher: &RedisPublisher) -> cr
     }
 }
 
-/// Starts the relay when a publisher is configured. It stops when `shutdown` is cancelled, after a
+/// Starts the relay over the store, the publisher, the commit signal and the retention. It stops when `shutdown` is cancelled, after a
 /// last bounded attempt to publish what is pending.
-pub fn spawn(app: &App, mode: RelayMode, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    let publisher = app.publisher.clone()?;
-    let store = app.store.clone();
-    let signal = app.service.commit_signal();
-    let retention = chrono::Duration::days(i64::from(app.settings.event_retention_days));
-    Some(tokio::spawn(run(store, publisher, signal, mode, retention, shutdown)))
+pub fn spawn(
+    store: Arc<dyn Store>,
+    publisher: Arc<RedisPublisher>,
+    signal: Arc<Notify>,
+    retention: chrono::Duration,
+    mode: RelayMode,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(run(store, publisher, signal, mode, retention, shutdown))
 }
 
 async fn run(
@@ -176,9 +178,7 @@ async fn prune(store: &dyn Store, retention: chrono::Duration) {
 }
 
 /// Without Redis nothing is ever published, so `serve` prunes the log by age alone.
-pub fn spawn_pruner(app: &App, shutdown: CancellationToken) -> JoinHandle<()> {
-    let store = app.store.clone();
-    let retention = chrono::Duration::days(i64::from(app.settings.event_retention_days));
+pub fn spawn_pruner(store: Arc<dyn Store>, retention: chrono::Duration, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let before = Utc::now() - retention;

@@ -55,13 +55,13 @@ fn check<E: std::fmt::Display>(
 }
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthJson>) {
-    let store = state.app.store.clone();
+    let store = state.parts.store.clone();
     let database = async {
         let outcome = tokio::time::timeout(CHECK_TIMEOUT, async { store.schema_version().await.map(|_| ()) }).await;
         check(store.info().kind, outcome)
     };
     let redis = async {
-        match &state.app.publisher {
+        match &state.parts.publisher {
             Some(publisher) => check("redis", tokio::time::timeout(CHECK_TIMEOUT, publisher.ping()).await),
             None => CheckJson { status: "disabled", kind: None, error: None },
         }

@@ -146,7 +146,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(state.hub.subscriber_count(), state.app.store.pool_status());
+    let body = state.metrics.render(state.hub.subscriber_count(), state.parts.store.pool_status());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

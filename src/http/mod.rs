@@ -2,7 +2,7 @@
 //! [`Server::run`] serves until its shutdown token is cancelled (then stops accepting, ends the event
 //! streams and lets requests in flight finish), and [`router`] is the whole app for `oneshot` tests.
 //!
-//! Modules: `auth` (JWT, API keys, rate limit, commands), `errors` (the one error response),
+//! Modules: `auth` (JWT, secret, API keys, rate limit, the guard), `errors` (the one error response),
 //! `extract` (request parsing), `tasks` and `directory` (REST handlers), `sse` (the event stream),
 //! `mcp` (MCP over Streamable HTTP), `health`, `metrics`, `openapi` (route table + document),
 //! `middleware` (request id, limits, Origin and CORS).
@@ -36,11 +36,11 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::cli::ServeArgs;
 use crate::events::hub::Hub;
-use crate::events::relay::{self, RelayMode};
+use crate::events::relay::RelayMode;
 use crate::service::TaskService;
+use crate::wiring::Parts;
 use auth::{FailureLimiter, Guard, JwtKeys, SecretSource};
 use openapi::{Api, op};
 
@@ -148,7 +148,7 @@ pub struct AuthState {
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
-    pub app: App,
+    pub parts: Parts,
     pub service: TaskService,
     pub auth: AuthState,
     pub hub: Arc<Hub>,
@@ -170,13 +170,13 @@ impl Deref for AppState {
 impl AppState {
     /// The parts of a server over `app`, signing with `secret`. Starts the live hub (which stops with
     /// `shutdown`).
-    pub fn new(app: App, config: Config, secret: &[u8], shutdown: CancellationToken) -> anyhow::Result<Self> {
+    pub fn new(parts: Parts, config: Config, secret: &[u8], shutdown: CancellationToken) -> anyhow::Result<Self> {
         let jwt = JwtKeys::new(secret)?;
         let limiter = FailureLimiter::new(config.limits.auth_failures, config.limits.auth_window);
-        let hub = Hub::start(&app, shutdown.clone());
+        let hub = parts.start_hub(shutdown.clone());
         Ok(AppState(Arc::new(Inner {
-            service: app.service.clone(),
-            app,
+            service: parts.service.clone(),
+            parts,
             auth: AuthState { jwt, limiter },
             hub,
             metrics: metrics::Metrics::default(),
@@ -339,13 +339,13 @@ pub struct Server {
 impl Server {
     /// Resolves the JWT secret (refusing to start without a usable one), binds the listener, and
     /// builds the state. Port 0 picks a free port.
-    pub async fn build(app: App, config: Config) -> anyhow::Result<Server> {
+    pub async fn build(parts: Parts, config: Config) -> anyhow::Result<Server> {
         let (secret, secret_source) =
-            auth::resolve_secret(config.jwt_secret.as_deref(), config.host, &app.settings.data_dir)?;
+            auth::resolve_secret(config.jwt_secret.as_deref(), config.host, &parts.settings.data_dir)?;
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
         let shutdown = CancellationToken::new();
-        let state = AppState::new(app, config, &secret, shutdown.clone())?;
+        let state = AppState::new(parts, config, &secret, shutdown.clone())?;
         Ok(Server { listener, state, secret_source, shutdown })
     }
 
@@ -370,7 +370,7 @@ impl Server {
         if !matches!(self.secret_source, SecretSource::Generated(_)) {
             return None;
         }
-        let user = self.state.app.settings.user.clone();
+        let user = self.state.parts.settings.user.clone();
         let actor =
             tokio::task::spawn_blocking(move || crate::config::resolve_actor(user.as_deref())).await.ok()?.ok()?;
         let token = self.state.auth.jwt.issue(&actor.email, Duration::from_secs(7 * 86_400)).ok()?;
@@ -381,15 +381,15 @@ impl Server {
     /// most the grace period) for requests in flight.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Server { listener, state, shutdown: inner, .. } = self;
-        let app = state.app.clone();
-        let relay = relay::spawn(&app, RelayMode::Sweeping, inner.clone());
+        let parts = state.parts.clone();
+        let relay = parts.spawn_relay(RelayMode::Sweeping, inner.clone());
         if relay.is_none() {
-            relay::spawn_pruner(&app, inner.clone());
+            parts.spawn_pruner(inner.clone());
         }
         // Migrate in the background: a database that is down must not keep the server from starting
         // (it answers 503 until the database is back).
         tokio::spawn({
-            let store = app.store.clone();
+            let store = parts.store.clone();
             async move {
                 if let Err(err) = store.migrate().await {
                     tracing::warn!("the database is not ready yet: {err}");
@@ -443,12 +443,12 @@ fn cut_off_after(tcp: &mut tokio::net::TcpStream, patience: Duration) {
 }
 
 /// `task-mcp serve`.
-pub async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(parts: Parts, args: ServeArgs) -> anyhow::Result<()> {
     crate::capacity::prepare_for_many_connections();
-    let server = Server::build(app, Config::from_args(args)).await?;
+    let server = Server::build(parts, Config::from_args(args)).await?;
     let addr = server.local_addr();
-    let store = server.state().app.store.info();
-    let bus = if server.state().app.publisher.is_some() { "Redis Streams" } else { "the store's event log" };
+    let store = server.state().parts.store.info();
+    let bus = if server.state().parts.publisher.is_some() { "Redis Streams" } else { "the store's event log" };
     tracing::info!("serving on http://{addr} (store: {} {}; live events from {bus})", store.kind, store.location);
     if !addr.ip().is_loopback()
         && server.state().config.allowed_hosts.is_empty()

@@ -84,19 +84,15 @@ pub async fn stream(
     Ok(response)
 }
 
-/// The feed's filter: `user_id` resolved to a user id (`me` is the caller), `repositories` split.
+/// The feed's filter: `user_id` looked up to a user id (`me` is the caller), `repositories` split.
 async fn filter(state: &AppState, actor: &Actor, query: &StreamQuery) -> ApiResult<EventFilter> {
     let mut filter = EventFilter::default();
     if let Some(raw) = query.user_id.as_deref().filter(|s| !s.trim().is_empty()) {
+        // Looked up only: naming a user nobody has seen is a mistake (422), not a way to create one.
         let user = match UserRef::parse("user_id", raw)? {
             UserRef::Me => state.service.me(actor).await?,
-            UserRef::Id(id) => state
-                .service
-                .store()
-                .find_user(&UserKey::Id(id))
-                .await?
-                .ok_or_else(|| ApiError::invalid("user_id", format!("no user has the id {id}")))?,
-            UserRef::Email(email) => state.service.store().resolve_user("user_id", &UserKey::Email(email)).await?,
+            UserRef::Id(id) => state.service.known_user("user_id", UserKey::Id(id)).await?,
+            UserRef::Email(email) => state.service.known_user("user_id", UserKey::Email(email)).await?,
         };
         filter.assignee_id = Some(user.id);
     }

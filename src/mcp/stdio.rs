@@ -7,16 +7,16 @@ use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::events::relay::{self, RelayMode};
+use crate::events::relay::RelayMode;
 use crate::mcp::drain::DrainOnEof;
 use crate::mcp::transport::LineTransport;
 use crate::mcp::{ActorSource, TaskServer};
+use crate::wiring::Parts;
 
-pub async fn run(app: App) -> anyhow::Result<()> {
+pub async fn run(app: Parts) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     // Publishes each commit's events to Redis (when REDIS_URL is set); stops with `shutdown`.
-    let relay = relay::spawn(&app, RelayMode::AfterCommits, shutdown.clone());
+    let relay = app.spawn_relay(RelayMode::AfterCommits, shutdown.clone());
     warm_up(&app);
 
     let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()));
@@ -45,7 +45,7 @@ pub async fn run(app: App) -> anyhow::Result<()> {
 
 /// Connects the pool and applies migrations in the background, so the first tool call finds them
 /// ready; if the database is down, says so once in the log (tool calls then report it themselves).
-fn warm_up(app: &App) {
+fn warm_up(app: &Parts) {
     let store = app.store.clone();
     tokio::spawn(async move {
         match store.migrate().await {

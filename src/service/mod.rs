@@ -1,6 +1,7 @@
 //! The one service layer: every use case (list, get, create, update, comment, delete, …) as a method.
 //! MCP tools and HTTP handlers only translate arguments and results; rules live here and in `domain`.
 
+pub mod api_keys;
 pub mod cursor;
 
 use std::sync::Arc;
@@ -102,10 +103,6 @@ pub struct TaskService {
 impl TaskService {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self { store, committed: Arc::new(Notify::new()) }
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 
     /// Notified after each commit of a change (the relay waits on it).
@@ -264,6 +261,18 @@ impl TaskService {
     /// The acting user, created on first use.
     pub async fn me(&self, actor: &Actor) -> Result<User> {
         self.store.resolve_user("user", &UserKey::Email(actor.email.clone())).await
+    }
+
+    /// A user named by a filter, looked up only: an unknown user is refused, naming `field` and the
+    /// value, and nobody is created.
+    pub async fn known_user(&self, field: &str, key: UserKey) -> Result<User> {
+        if let Some(user) = self.store.find_user(&key).await? {
+            return Ok(user);
+        }
+        Err(match key {
+            UserKey::Id(id) => Error::invalid(field, format!("no user has the id {id}")),
+            UserKey::Email(email) => Error::invalid(field, format!("no user {:?} is known", email.as_str())),
+        })
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>> {

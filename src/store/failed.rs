@@ -9,6 +9,7 @@ use super::{
     ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
     TaskUpdate,
 };
+use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
 use crate::error::{Error, Result};
 
@@ -110,7 +111,7 @@ impl Store for FailedStore {
         tokio::sync::watch::channel(0).1
     }
 
-    async fn create_api_key(&self, _user_id: Uuid, _name: &str, _key_hash: &str) -> Result<ApiKey> {
+    async fn create_api_key(&self, _user_id: Uuid, _name: &KeyName, _key_hash: &str) -> Result<ApiKey> {
         Err(self.error())
     }
 

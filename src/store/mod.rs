@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::domain::KeyName;
 use crate::domain::{
     Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName, Repository,
     SearchText, Status, Task, TaskPatch, Title, User, UserKey,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a store is and where it lives, for `doctor` and `/health` (never with a password).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +206,8 @@ pub trait Store: Send + Sync + 'static {
     /// The value is the latest seq known (a hint, not a promise).
     fn watch_commits(&self) -> tokio::sync::watch::Receiver<i64>;
 
-    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey>;
+    /// A key name already in use is refused with [`api_key_name_taken`], by both stores alike.
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey>;
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
 
@@ -214,6 +216,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key (not revoked) with this hash, and its user; records its use.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>>;
+}
+
+/// The one answer to creating an API key under a name another key has (names are unique).
+pub fn api_key_name_taken(name: &KeyName) -> Error {
+    Error::invalid("name", format!("an API key named {:?} already exists", name.as_str()))
 }
 
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` or `sqlite://path`.

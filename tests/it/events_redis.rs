@@ -144,7 +144,7 @@ async fn no_event_is_lost_while_redis_is_killed_and_restarted(backend: Backend) 
     let prefix = TestPrefix::on(&redis.url());
     let app = support::app(&db.url, Some((&prefix.url, &prefix.prefix)));
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let relay = relay::spawn(&app, relay::RelayMode::AfterCommits, shutdown.clone()).unwrap();
+    let relay = app.spawn_relay(relay::RelayMode::AfterCommits, shutdown.clone()).unwrap();
     let me = actor();
     let total = 200;
     for i in 0..total {

@@ -315,15 +315,15 @@ async fn api_keys_are_created_hashed_listed_and_revoked() {
     let db = TestStore::new(Backend::Postgres).await;
     let mut app = support::app(&db.url, None);
     app.settings.user = Some("agent-owner@example.com".to_owned());
-    let key = task_mcp::http::auth::create_api_key_command(&app, "laptop").await.unwrap();
+    let key = task_mcp::commands::api_key::create(&app, "laptop").await.unwrap();
     assert!(key.starts_with("tmk_"));
     let keys = app.store.list_api_keys().await.unwrap();
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].user_email, "agent-owner@example.com");
-    let listing = task_mcp::http::auth::list_api_keys_command(&app).await.unwrap().join("\n");
+    let listing = task_mcp::commands::api_key::list(&app).await.unwrap().join("\n");
     assert!(listing.contains("laptop") && !listing.contains(&key), "{listing}");
     // The store holds the hash only.
-    let hash = task_mcp::http::auth::hash_api_key(&key);
+    let hash = task_mcp::service::api_keys::hash_api_key(&key);
     assert!(app.store.find_api_key(&hash).await.unwrap().is_some());
     assert!(app.store.find_api_key(&key).await.unwrap().is_none());
     assert!(app.store.revoke_api_key("laptop").await.unwrap());
@@ -336,7 +336,7 @@ async fn the_token_command_signs_for_the_user_with_the_configured_secret() {
     let mut app = support::app(&db.url, None);
     app.settings.user = Some("dev@example.com".to_owned());
     let args = task_mcp::cli::TokenArgs { ttl: "2h".to_owned(), jwt_secret: Some(SECRET.to_owned()) };
-    let token = task_mcp::http::auth::issue_token_command(&app, &args).await.unwrap();
+    let token = task_mcp::commands::token::issue(&app.settings, &args).await.unwrap();
     let server = TestServer::start(app).await;
     let me: serde_json::Value =
         server.client.get(server.url("/api/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
@@ -348,7 +348,7 @@ async fn failed_attempts_on_rest_the_stream_and_mcp_count_toward_one_limit() {
     let db = TestStore::new(Backend::Postgres).await;
     let mut app = support::app(&db.url, None);
     app.settings.user = Some("agent@example.com".to_owned());
-    let key = task_mcp::http::auth::create_api_key_command(&app, "agent").await.unwrap();
+    let key = task_mcp::commands::api_key::create(&app, "agent").await.unwrap();
     let mut config = http::config();
     config.limits.auth_failures = 4;
     let server = TestServer::start_with(app, config).await;

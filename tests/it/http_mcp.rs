@@ -55,7 +55,7 @@ async fn server_with_key(user: &str) -> (TestStore, TestServer, String) {
     let db = TestStore::new(Backend::Postgres).await;
     let mut app = support::app(&db.url, None);
     app.settings.user = Some(user.to_owned());
-    let key = task_mcp::http::auth::create_api_key_command(&app, "test key").await.unwrap();
+    let key = task_mcp::commands::api_key::create(&app, "test key").await.unwrap();
     let server = TestServer::start(app).await;
     (db, server, key)
 }
@@ -114,7 +114,7 @@ async fn mcp_refuses_missing_unknown_revoked_and_jwt_credentials() {
         ("the key with a character more", Some(("x-api-key", format!("{key}A")))),
         ("the key with a character less", Some(("x-api-key", key[..key.len() - 1].to_owned()))),
         ("the key in another case", Some(("x-api-key", key.to_uppercase()))),
-        ("the key's hash", Some(("x-api-key", task_mcp::http::auth::hash_api_key(&key)))),
+        ("the key's hash", Some(("x-api-key", task_mcp::service::api_keys::hash_api_key(&key)))),
         ("an alg:none JWT as bearer", Some(("authorization", format!("Bearer {}", alg_none_token())))),
     ];
     for (name, credential) in cases {

@@ -127,6 +127,9 @@ per_backend!(a_change_made_as_soon_as_the_stream_answers_is_in_the_stream);
 async fn filters_narrow_the_stream_to_a_user_or_repositories() {
     let db = TestStore::new(Backend::Postgres).await;
     let server = TestServer::start(support::app(&db.url, None)).await;
+    // A stream filters by users that exist: bob signs in once first.
+    let bob = server.as_user(Method::GET, "/api/me", "bob@example.com").send().await.unwrap();
+    assert_eq!(bob.status(), 200);
     let mut mine = open(&server, "?user_id=me", None).await;
     let mut repos = open(&server, "?repositories=web,api", None).await;
     let mut by_email = open(&server, "?user_id=bob@example.com", None).await;
@@ -150,6 +153,26 @@ async fn filters_narrow_the_stream_to_a_user_or_repositories() {
         assert_eq!((status.as_u16(), body["error"]["details"]["field"].as_str()), (422, Some(field)), "{query}");
     }
 }
+
+/// Naming a user in the stream's filter looks them up; it never creates them.
+async fn a_stream_filtered_by_an_unknown_user_is_refused_and_creates_nobody(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let ghost_id = uuid::Uuid::new_v4().to_string();
+    for ghost in ["ghost@example.com", ghost_id.as_str()] {
+        let query = format!("/api/tasks/stream?user_id={ghost}");
+        let response = server.get(&query).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!((status, body["error"]["details"]["field"].as_str()), (422, Some("user_id")), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(ghost), "the value is named: {body}");
+    }
+    let users: Value = server.get("/api/users").send().await.unwrap().json().await.unwrap();
+    let emails: Vec<&str> = users.as_array().unwrap().iter().filter_map(|u| u["email"].as_str()).collect();
+    assert!(!emails.contains(&"ghost@example.com"), "the stream created a user: {emails:?}");
+}
+
+per_backend!(a_stream_filtered_by_an_unknown_user_is_refused_and_creates_nobody);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_outside_the_log_get_a_resync_and_garbage_is_refused() {

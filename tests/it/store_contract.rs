@@ -109,6 +109,10 @@ fn email(raw: &str) -> Email {
     Email::parse("email", raw).expect("valid email")
 }
 
+fn key_name(raw: &str) -> task_mcp::domain::KeyName {
+    task_mcp::domain::KeyName::parse("name", raw).expect("valid key name")
+}
+
 fn repo(raw: &str) -> RepoName {
     RepoName::parse("repository", raw).expect("valid repository")
 }
@@ -1196,10 +1200,10 @@ async fn an_api_key_is_found_by_its_hash_until_revoked(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let store = ts.store.as_ref();
     let ann = store.resolve_user("user", &UserKey::Email(email(ANN))).await.unwrap();
-    let key = store.create_api_key(ann.id, "laptop", "hash-1").await.unwrap();
+    let key = store.create_api_key(ann.id, &key_name("laptop"), "hash-1").await.unwrap();
     assert_eq!((key.user_id, key.user_email.as_str(), key.name.as_str()), (ann.id, ANN, "laptop"));
     assert_eq!((key.last_used_at, key.revoked_at), (None, None));
-    let other = store.create_api_key(ann.id, "ci", "hash-2").await.unwrap();
+    let other = store.create_api_key(ann.id, &key_name("ci"), "hash-2").await.unwrap();
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.iter().map(|k| k.id).collect::<BTreeSet<_>>(), BTreeSet::from([key.id, other.id]));
 
@@ -1225,10 +1229,10 @@ async fn an_api_key_name_is_unique(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let store = ts.store.as_ref();
     let ann = store.resolve_user("user", &UserKey::Email(email(ANN))).await.unwrap();
-    store.create_api_key(ann.id, "laptop", "hash-1").await.unwrap();
-    let err = store.create_api_key(ann.id, "laptop", "hash-2").await.unwrap_err();
+    store.create_api_key(ann.id, &key_name("laptop"), "hash-1").await.unwrap();
+    let err = store.create_api_key(ann.id, &key_name("laptop"), "hash-2").await.unwrap_err();
     assert!(matches!(&err, Error::Invalid(v) if v.field == "name"), "{err:?}");
-    let err = store.create_api_key(Uuid::new_v4(), "orphan", "hash-3").await.unwrap_err();
+    let err = store.create_api_key(Uuid::new_v4(), &key_name("orphan"), "hash-3").await.unwrap_err();
     assert!(matches!(&err, Error::Invalid(v) if v.field == "user_id"), "{err:?}");
     assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
 }

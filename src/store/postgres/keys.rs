@@ -4,13 +4,10 @@ use uuid::Uuid;
 
 use super::rows::{self, API_KEY_COLUMN_COUNT, API_KEY_COLUMNS};
 use super::{Inner, Outcome};
-use crate::domain::{Label, User};
-use crate::error::Error;
+use crate::domain::{KeyName, User};
 use crate::store::ApiKey;
 
-pub(super) async fn create(inner: &Inner, user_id: Uuid, name: &str, key_hash: &str) -> Outcome<ApiKey> {
-    // The name reaches SQL from a command line: refuse what the column would (NUL, blanks) by name.
-    let name = Label::parse("name", name).map_err(Error::from)?;
+pub(super) async fn create(inner: &Inner, user_id: Uuid, name: &KeyName, key_hash: &str) -> Outcome<ApiKey> {
     let client = inner.conn().await?;
     let statement = client
         .prepare_cached(&format!(
@@ -18,7 +15,12 @@ pub(super) async fn create(inner: &Inner, user_id: Uuid, name: &str, key_hash: &
              SELECT {API_KEY_COLUMNS} FROM k JOIN users u ON u.id = k.user_id"
         ))
         .await?;
-    let row = client.query_one(&statement, &[&Uuid::now_v7(), &user_id, &name.as_str(), &key_hash]).await?;
+    let row = match client.query_one(&statement, &[&Uuid::now_v7(), &user_id, &name.as_str(), &key_hash]).await {
+        Err(err) if err.as_db_error().and_then(|db| db.constraint()) == Some("api_keys_name_key") => {
+            return Err(crate::store::api_key_name_taken(name).into());
+        }
+        row => row?,
+    };
     rows::api_key(&row)
 }
 

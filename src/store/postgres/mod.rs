@@ -32,6 +32,7 @@ use super::{
     ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
     TaskUpdate, redact_url,
 };
+use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
 use crate::error::{Error, Result};
 
@@ -270,7 +271,6 @@ fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 fn caller_error(db: &DbError) -> Option<Error> {
     let constraint = db.constraint().unwrap_or_default();
     let (field, message) = match (db.code(), constraint) {
-        (&SqlState::UNIQUE_VIOLATION, "api_keys_name_key") => ("name", "an API key with this name already exists"),
         (&SqlState::UNIQUE_VIOLATION, "api_keys_key_hash_key") => ("key", "this key is already registered"),
         (&SqlState::UNIQUE_VIOLATION, _) => (constraint, "is already taken"),
         (&SqlState::FOREIGN_KEY_VIOLATION, "api_keys_user_id_fkey") => ("user_id", "no user has this id"),
@@ -407,7 +407,7 @@ impl Store for PgStore {
         self.inner.commits.subscribe()
     }
 
-    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey> {
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey> {
         self.inner.bounded(keys::create(&self.inner, user_id, name, key_hash)).await
     }
 

@@ -20,6 +20,7 @@ use self::conn::{Connections, Fail, Outcome};
 use self::watch::CommitWatch;
 use super::{ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion};
 use super::{TaskQuery, TaskUpdate};
+use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
 use crate::error::{Error, Result};
 
@@ -290,8 +291,8 @@ impl Store for SqliteStore {
         CommitWatch::subscribe(&self.shared.commits, self.path())
     }
 
-    async fn create_api_key(&self, user_id: Uuid, name: &str, key_hash: &str) -> Result<ApiKey> {
-        let (name, key_hash) = (name.to_owned(), key_hash.to_owned());
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey> {
+        let (name, key_hash) = (name.clone(), key_hash.to_owned());
         self.write(move |tx| ops::create_api_key(tx, user_id, &name, &key_hash)).await
     }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
+use crate::domain::KeyName;
 use crate::domain::{
     Comment, Event, EventKind, FieldChange, HistoryEntry, RepoName, Repository, Task, User, UserKey, diff_tasks,
     event_kind_for_update,
@@ -452,19 +453,20 @@ fn api_key_by(conn: &Connection, condition: &str, params: impl rusqlite::Params)
     conn.prepare_cached(&sql)?.query_map(params, rows::api_key)?.collect()
 }
 
-pub(super) fn create_api_key(conn: &Connection, user_id: Uuid, name: &str, key_hash: &str) -> Outcome<ApiKey> {
+pub(super) fn create_api_key(conn: &Connection, user_id: Uuid, name: &KeyName, key_hash: &str) -> Outcome<ApiKey> {
     if find_user(conn, &UserKey::Id(user_id))?.is_none() {
         return Err(Error::invalid("user_id", format!("no user has the id {user_id}")).into());
     }
-    let taken: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE name = ?1)")?
-        .query_row([name], |r| r.get(0))?;
-    if taken {
-        return Err(Error::invalid("name", format!("an API key named {name:?} already exists")).into());
-    }
     let id = Uuid::now_v7();
-    conn.prepare_cached("INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![uuid_text(id), uuid_text(user_id), name, key_hash, micros(rows::now())])?;
+    let inserted = conn
+        .prepare_cached("INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![uuid_text(id), uuid_text(user_id), name.as_str(), key_hash, micros(rows::now())]);
+    match inserted {
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("api_keys.name") => {
+            return Err(crate::store::api_key_name_taken(name).into());
+        }
+        other => other?,
+    };
     api_key_by(conn, "WHERE k.id = ?1", [uuid_text(id)])?
         .pop()
         .ok_or_else(|| Error::Internal("the API key just created is missing".into()).into())

@@ -89,7 +89,7 @@ async fn run_corpus(backend: Backend, transport: Transport) {
 }
 
 /// The rows bad input aims at: a target task with a comment, a deleted task, a stale cursor.
-async fn fixtures(app: &task_mcp::app::App) -> Fixtures {
+async fn fixtures(app: &task_mcp::wiring::Parts) -> Fixtures {
     let service = &app.service;
     let actor = Actor::new(Email::parse("email", "tester@example.com").unwrap());
     let create = |title: &str| CreateTask {

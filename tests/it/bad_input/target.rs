@@ -115,11 +115,11 @@ fn str_of(value: &Value) -> String {
 }
 
 impl Target {
-    pub async fn start(transport: Transport, app: &task_mcp::app::App, database_url: &str) -> Target {
+    pub async fn start(transport: Transport, app: &task_mcp::wiring::Parts, database_url: &str) -> Target {
         match transport {
             Transport::Stdio => Target::Stdio(Box::new(Server::connect(database_url, STDIO_USER).await)),
             Transport::Http => {
-                let key = task_mcp::http::auth::create_api_key_command(app, "corpus").await.expect("an API key");
+                let key = task_mcp::commands::api_key::create(app, "corpus").await.expect("an API key");
                 let (process, data_dir) = ServeProcess::spawn_on(database_url);
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
                 Target::Http(Box::new(HttpTarget {

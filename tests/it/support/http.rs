@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use task_mcp::app::App;
 use task_mcp::domain::Email;
 use task_mcp::http::{Config, Limits, Server};
+use task_mcp::wiring::Parts;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -40,11 +40,11 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(app: App) -> TestServer {
+    pub async fn start(app: Parts) -> TestServer {
         TestServer::start_with(app, config()).await
     }
 
-    pub async fn start_with(app: App, config: Config) -> TestServer {
+    pub async fn start_with(app: Parts, config: Config) -> TestServer {
         let server = Server::build(app.clone(), config).await.expect("build server");
         let base = format!("http://{}", server.local_addr());
         let shutdown = CancellationToken::new();

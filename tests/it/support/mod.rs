@@ -61,7 +61,7 @@ pub fn binary_command(umask: Option<u32>) -> std::process::Command {
     }
 }
 
-pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::app::App {
+pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::wiring::Parts {
     // A SQLite store's data directory is its own temporary one; PostgreSQL needs none on disk.
     let data_dir = match database_url.strip_prefix("sqlite://") {
         Some(path) => std::path::Path::new(path).parent().expect("file in a directory").to_path_buf(),
@@ -77,7 +77,7 @@ pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::app::Ap
         pool_size: 2,
         user: Some("tester@example.com".to_owned()),
     };
-    task_mcp::app::App::build(settings).expect("build app")
+    task_mcp::wiring::Parts::build(settings).expect("build app")
 }
 
 /// Runs a contract test once per backend, as `name::postgres` and `name::sqlite`.

@@ -5,14 +5,13 @@ use std::io::Write;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
 use crate::domain::{RepoName, UserKey, UserRef};
 use crate::events::feed::{self, EventFilter, FeedItem};
-use crate::events::hub::Hub;
 use crate::wire::EventJson;
+use crate::wiring::Parts;
 
 pub async fn run(
-    app: App,
+    app: Parts,
     assignee: Option<String>,
     repository: Option<String>,
     after: Option<i64>,
@@ -24,8 +23,7 @@ pub async fn run(
             UserRef::Email(email) => UserKey::Email(email),
             UserRef::Me => anyhow::bail!("--user: give an email or a UUID"),
         };
-        let user =
-            app.store.find_user(&key).await?.ok_or_else(|| anyhow::anyhow!("--user: no user {raw:?} is known"))?;
+        let user = app.service.known_user("--user", key).await?;
         filter.assignee_id = Some(user.id);
     }
     if let Some(raw) = repository {
@@ -38,7 +36,7 @@ pub async fn run(
         let _ = tokio::signal::ctrl_c().await;
         on_signal.cancel();
     });
-    let hub = Hub::start(&app, shutdown.clone());
+    let hub = app.start_hub(shutdown.clone());
     let source = if app.publisher.is_some() { "Redis" } else { "the store's event log" };
     tracing::info!("following {source}; Ctrl-C to stop");
     // A terminal that stops reading holds nobody up but this process: wait for it.

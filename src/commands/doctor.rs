@@ -3,11 +3,19 @@
 
 use std::time::Duration;
 
-use crate::app::App;
-use crate::config;
+use crate::config::{self, Settings};
+use crate::events::publisher::RedisPublisher;
+use crate::store::Store;
+
+/// What the diagnosis checks: the store, the bus (when configured) and the settings.
+pub struct Checked<'a> {
+    pub store: &'a dyn Store,
+    pub publisher: Option<&'a RedisPublisher>,
+    pub settings: &'a Settings,
+}
 
 /// Prints the report; returns whether everything in use answered.
-pub async fn run(app: &App) -> bool {
+pub async fn run(app: Checked<'_>) -> bool {
     let mut healthy = true;
     let info = app.store.info();
     println!("task-mcp {}", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,180 @@
+//! The auth guard: the route layer that proves who calls (per [`Guard`]), the [`Caller`] extractor,
+//! and reading a token from the `Authorization` header or the `access_token` query parameter.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::api_key;
+use crate::domain::Actor;
+use crate::http::AppState;
+use crate::http::errors::ApiError;
+
+/// How a route is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// No credential (health, metrics, the OpenAPI document).
+    Public,
+    /// `Authorization: Bearer <JWT>`.
+    Jwt,
+    /// A JWT, in the header or (for EventSource, which cannot send headers) the `access_token` query
+    /// parameter.
+    JwtOrQuery,
+    /// An API key: `X-API-Key` or `Authorization: Bearer`.
+    ApiKey,
+}
+
+fn client_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
+    parts_ext
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+pub(super) fn bearer(headers: &HeaderMap) -> Result<Option<&str>, String> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| "the Authorization header is not ASCII".to_owned())?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err("the Authorization header must be `Bearer <token>`".to_owned()),
+    }
+}
+
+/// `access_token` from the query string, decoded as a form value (`+` is a space, `%XX` a byte).
+fn query_token(query: Option<&str>) -> Option<String> {
+    let query = query?;
+    query.split('&').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name == "access_token")
+            .then(|| percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().into_owned())
+    })
+}
+
+/// The route layer that proves who calls, per [`Guard`], and puts the [`Actor`] in the request.
+pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut req: Request, next: Next) -> Response {
+    let ip = client_ip(req.extensions());
+    // Only Sync parts of the request are held across the store lookup (the body is not Sync).
+    let (headers, query) = (req.headers().clone(), req.uri().query().map(str::to_owned));
+    match identify(&state, guard, &headers, query.as_deref(), ip).await {
+        Ok(Some(actor)) => {
+            tracing::Span::current().record("user", actor.email.as_str());
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+        Ok(None) => next.run(req).await,
+        Err(err) => axum::response::IntoResponse::into_response(err),
+    }
+}
+
+async fn identify(
+    state: &AppState,
+    guard: Guard,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    ip: IpAddr,
+) -> Result<Option<Actor>, ApiError> {
+    if guard == Guard::Public {
+        return Ok(None);
+    }
+    state.auth.limiter.check(ip).map_err(ApiError::too_many_attempts)?;
+    let presented: Result<Option<String>, String> = match guard {
+        Guard::Public => Ok(None),
+        Guard::Jwt => bearer(headers).map(|t| t.map(str::to_owned)),
+        Guard::JwtOrQuery => match bearer(headers) {
+            Ok(Some(token)) => Ok(Some(token.to_owned())),
+            Ok(None) => Ok(query_token(query)),
+            Err(e) => Err(e),
+        },
+        Guard::ApiKey => api_key::presented(headers),
+    };
+    let credential = match presented {
+        Ok(Some(credential)) => credential,
+        Ok(None) => {
+            let what = match guard {
+                Guard::ApiKey => "an API key is required: send X-API-Key (create one with `task-mcp api-key create`)",
+                Guard::JwtOrQuery => "a token is required: send Authorization: Bearer <token> or ?access_token=<token>",
+                _ => "a token is required: send Authorization: Bearer <token> (get one with `task-mcp token`)",
+            };
+            return Err(ApiError::unauthorized(what));
+        }
+        Err(message) => {
+            state.auth.limiter.record_failure(ip);
+            return Err(ApiError::unauthorized(message));
+        }
+    };
+    let verified = match guard {
+        Guard::ApiKey => api_key::verify(&state.service, &credential).await?,
+        _ => state.auth.jwt.verify(&credential),
+    };
+    match verified {
+        Ok(actor) => Ok(Some(actor)),
+        Err(message) => {
+            state.auth.limiter.record_failure(ip);
+            tracing::info!(%ip, "authentication failed: {message}");
+            Err(ApiError::unauthorized(message))
+        }
+    }
+}
+
+/// The authenticated caller of a route. Refuses (401) if the route's layer did not prove one, so a
+/// handler that asks for a caller can never run anonymously.
+pub struct Caller(pub Actor);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Actor>().cloned().map(Caller).ok_or_else(|| ApiError::unauthorized("not authenticated"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_token_is_percent_decoded() {
+        assert_eq!(query_token(Some("user_id=me&access_token=a%2Eb.c")).as_deref(), Some("a.b.c"));
+        assert_eq!(query_token(Some("access_token=a+b%2Bc")).as_deref(), Some("a b+c"));
+        assert_eq!(query_token(Some("user_id=me")), None);
+    }
+
+    /// Property tests of credential extraction (proptest; `PROPTEST_CASES` raises the 256 cases):
+    /// parsing never panics and gives back what was sent.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::domain::properties::tricky_text;
+
+        proptest! {
+            #[test]
+            fn authorization_headers_give_a_token_or_say_why(raw in prop::collection::vec(any::<u8>(), 0..60), token in "[!-~]{1,40}") {
+                let mut headers = HeaderMap::new();
+                if let Ok(value) = axum::http::HeaderValue::from_bytes(&raw) {
+                    headers.insert(header::AUTHORIZATION, value);
+                    if let Err(message) = bearer(&headers) {
+                        prop_assert!(!message.is_empty());
+                    }
+                }
+                let value = axum::http::HeaderValue::from_str(&format!("Bearer  {token} ")).expect("visible ASCII");
+                headers.insert(header::AUTHORIZATION, value);
+                prop_assert_eq!(bearer(&headers), Ok(Some(token.as_str())));
+            }
+
+            #[test]
+            fn a_query_token_survives_percent_encoding(token in tricky_text(40), junk in "[ -~]{0,40}") {
+                let _ = query_token(Some(&junk));
+                let encoded = percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC);
+                let query = format!("user_id=me&access_token={encoded}");
+                prop_assert_eq!(query_token(Some(&query)), Some(token));
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! JWTs: the claims, the HS256 keys that issue and verify them, and token lifetimes (`--ttl`).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::secret::check_secret_length;
+use crate::domain::{Actor, Email};
+
+/// Tokens longer than this are refused before any parsing.
+pub(super) const MAX_TOKEN_BYTES: usize = 4096;
+/// The issuer written into and required from every token, so a token minted for another service
+/// with the same secret is not accepted here.
+const ISSUER: &str = "task-mcp";
+
+/// The claims of a token: who (`sub`, an email), and when it is valid.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+/// Signs and checks tokens with one HS256 secret.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> anyhow::Result<Self> {
+        check_secret_length(secret)?;
+        // HS256 pinned: a token signed with anything else (`none`, HS512, RS256 …) is refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
+    }
+
+    /// A token for `email`, valid for `ttl` from now.
+    pub fn issue(&self, email: &Email, ttl: Duration) -> anyhow::Result<String> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims =
+            Claims { sub: email.to_string(), iss: ISSUER.to_owned(), iat: now, exp: now + ttl.as_secs(), nbf: None };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("cannot sign the token")
+    }
+
+    /// The actor a token proves, or why it proves nothing.
+    pub fn verify(&self, token: &str) -> Result<Actor, String> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(format!("the token is longer than {MAX_TOKEN_BYTES} bytes"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|err| match err
+            .kind()
+        {
+            ErrorKind::ExpiredSignature => "the token has expired: get a new one with `task-mcp token`".to_owned(),
+            ErrorKind::ImmatureSignature => "the token is not valid yet (nbf is in the future)".to_owned(),
+            ErrorKind::InvalidSignature => "the token's signature does not match this server's secret".to_owned(),
+            ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                "the token must be signed with HS256".to_owned()
+            }
+            ErrorKind::MissingRequiredClaim(claim) => format!("the token has no {claim:?} claim"),
+            ErrorKind::InvalidIssuer => format!("the token was not issued for {ISSUER}"),
+            _ => "the token is malformed".to_owned(),
+        })?;
+        let email =
+            Email::parse("sub", &data.claims.sub).map_err(|_| "the token's subject is not an email".to_owned())?;
+        Ok(Actor::new(email))
+    }
+}
+
+/// Parses `30d`, `12h`, `45m`, `90s`.
+pub fn parse_ttl(raw: &str) -> anyhow::Result<Duration> {
+    let raw = raw.trim();
+    let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: u64 = number.parse().with_context(|| format!("--ttl {raw:?}: expected e.g. 30d, 12h, 45m"))?;
+    let seconds = match unit {
+        "d" => n.saturating_mul(86_400),
+        "h" => n.saturating_mul(3_600),
+        "m" => n.saturating_mul(60),
+        "s" | "" => n,
+        _ => anyhow::bail!("--ttl {raw:?}: the unit must be d, h, m or s"),
+    };
+    if seconds == 0 || seconds > 366 * 86_400 {
+        anyhow::bail!("--ttl {raw:?}: must be between 1 second and 366 days");
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+    fn sign(claims: serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn a_token_issued_here_proves_its_user() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let token = keys.issue(&Email::parse("e", "Ann@Example.com").unwrap(), Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap().email.as_str(), "ann@example.com");
+    }
+
+    #[test]
+    fn bad_tokens_prove_nothing() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let ok = serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 600});
+        let none_alg = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(ok.to_string())
+        );
+        let cases = [
+            (
+                "expired",
+                sign(
+                    serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": 1, "exp": now() - 3600}),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+            ),
+            (
+                "no exp",
+                sign(serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now()}), Algorithm::HS256, SECRET),
+            ),
+            (
+                "not yet valid",
+                sign(
+                    serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "exp": now() + 7200, "nbf": now() + 3600}),
+                    Algorithm::HS256,
+                    SECRET,
+                ),
+            ),
+            ("wrong secret", sign(ok.clone(), Algorithm::HS256, b"another-secret-another-secret-another")),
+            ("HS512", sign(ok.clone(), Algorithm::HS512, SECRET)),
+            ("alg none", none_alg),
+            (
+                "other issuer",
+                sign(serde_json::json!({"sub": "a@b.c", "iss": "x", "exp": now() + 600}), Algorithm::HS256, SECRET),
+            ),
+            (
+                "not an email",
+                sign(serde_json::json!({"sub": "root", "iss": ISSUER, "exp": now() + 600}), Algorithm::HS256, SECRET),
+            ),
+            ("garbage", "abc.def.ghi".to_owned()),
+            ("oversized", "a".repeat(MAX_TOKEN_BYTES + 1)),
+        ];
+        for (name, token) in cases {
+            assert!(keys.verify(&token).is_err(), "{name} was accepted");
+        }
+        assert!(keys.verify(&sign(ok, Algorithm::HS256, SECRET)).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(JwtKeys::new(b"short").is_err());
+    }
+
+    #[test]
+    fn ttls_parse() {
+        assert_eq!(parse_ttl("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse_ttl("45m").unwrap(), Duration::from_secs(2_700));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("3w").is_err());
+        assert!(parse_ttl("999d").is_err());
+    }
+
+    /// Property tests of token parsing (proptest; `PROPTEST_CASES` raises the 256 cases): no string
+    /// proves anything but a token this server signed, and parsing never panics.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::domain::properties::tricky_text;
+
+        const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+        fn keys() -> JwtKeys {
+            JwtKeys::new(SECRET).expect("a long enough secret")
+        }
+
+        proptest! {
+            #[test]
+            fn no_made_up_token_is_accepted(
+                raw in tricky_text(80),
+                segments in prop::collection::vec("[A-Za-z0-9_-]{0,60}", 1..5),
+            ) {
+                let keys = keys();
+                prop_assert!(keys.verify(&raw).is_err());
+                prop_assert!(keys.verify(&segments.join(".")).is_err());
+            }
+
+            #[test]
+            fn an_issued_token_proves_its_email_and_any_changed_character_breaks_it(
+                local in "[a-z0-9._-]{1,20}",
+                at in any::<prop::sample::Index>(),
+                with in any::<prop::sample::Index>(),
+            ) {
+                let keys = keys();
+                let email = Email::parse("email", &format!("{local}@example.com")).expect("a plain email");
+                let token = keys.issue(&email, Duration::from_secs(600)).expect("a token");
+                prop_assert_eq!(keys.verify(&token).map(|a| a.email), Ok(email));
+                let mut bytes = token.clone().into_bytes();
+                let i = at.index(bytes.len());
+                let replacement = *with.get(BASE64URL);
+                prop_assume!(bytes[i] != replacement && bytes[i] != b'.');
+                bytes[i] = replacement;
+                let forged = String::from_utf8(bytes).expect("ASCII");
+                prop_assert!(keys.verify(&forged).is_err(), "{} accepted after changing byte {}", forged, i);
+            }
+
+            #[test]
+            fn ttls_are_bounded_whatever_is_typed(raw in "[ -~]{0,12}", n in 1u64..=366, unit in prop::sample::select(vec!["d", "h", "m", "s", ""])) {
+                if let Ok(ttl) = parse_ttl(&raw) {
+                    prop_assert!((1..=366 * 86_400).contains(&ttl.as_secs()));
+                }
+                let seconds = n * match unit { "d" => 86_400, "h" => 3_600, "m" => 60, _ => 1 };
+                prop_assert_eq!(parse_ttl(&format!("{n}{unit}")).ok(), Some(Duration::from_secs(seconds)));
+            }
+        }
+    }
+}

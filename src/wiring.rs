@@ -1,0 +1,75 @@
+//! The wired parts every command is built from (settings, store, service, optional Redis publisher),
+//! and their two builders. Below the frontends and the commands: it imports neither.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::events::hub::Hub;
+use crate::events::publisher::RedisPublisher;
+use crate::events::relay::{self, RelayMode};
+use crate::service::TaskService;
+use crate::store::{self, Store};
+
+/// The parts every command is built from.
+#[derive(Clone)]
+pub struct Parts {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub service: TaskService,
+    /// Present when `REDIS_URL` is set.
+    pub publisher: Option<Arc<RedisPublisher>>,
+}
+
+impl Parts {
+    /// For a stdio session, which must keep answering whatever is wrong: a store URL that cannot be
+    /// opened becomes a store whose every call says why, and a malformed `REDIS_URL` is reported and
+    /// left out (events wait in the outbox for a process that can publish them).
+    pub fn build_for_stdio(settings: Settings) -> Self {
+        let store = store::open_or_report(&settings.database_url, settings.pool_size);
+        let service = TaskService::new(store.clone());
+        let publisher = settings.redis_url.as_deref().and_then(|url| {
+            RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)
+                .map_err(|err| tracing::error!("events will not be published from this process: {err}"))
+                .ok()
+                .map(Arc::new)
+        });
+        Self { settings, store, service, publisher }
+    }
+
+    /// Builds the parts without touching the network: pools connect on first use.
+    pub fn build(settings: Settings) -> crate::error::Result<Self> {
+        // No I/O here: the SQLite store creates its directory (owner-only) on first use.
+        let store = store::open(&settings.database_url, settings.pool_size)?;
+        let service = TaskService::new(store.clone());
+        let publisher = match &settings.redis_url {
+            Some(url) => Some(Arc::new(RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)?)),
+            None => None,
+        };
+        Ok(Self { settings, store, service, publisher })
+    }
+
+    /// How long events are kept in the store's log.
+    pub fn event_retention(&self) -> chrono::Duration {
+        chrono::Duration::days(i64::from(self.settings.event_retention_days))
+    }
+
+    /// Starts the outbox relay when a publisher is configured, handing it only what it uses.
+    pub fn spawn_relay(&self, mode: RelayMode, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+        let publisher = self.publisher.clone()?;
+        let signal = self.service.commit_signal();
+        Some(relay::spawn(self.store.clone(), publisher, signal, self.event_retention(), mode, shutdown))
+    }
+
+    /// Without Redis: prunes the event log by age alone.
+    pub fn spawn_pruner(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        relay::spawn_pruner(self.store.clone(), self.event_retention(), shutdown)
+    }
+
+    /// Starts this process's live hub over the store and, when configured, Redis.
+    pub fn start_hub(&self, shutdown: CancellationToken) -> Arc<Hub> {
+        Hub::start(self.store.clone(), self.publisher.clone(), shutdown)
+    }
+}
