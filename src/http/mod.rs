@@ -56,6 +56,8 @@ pub struct Limits {
     /// Failed authentications per client address per window, before 429.
     pub auth_failures: u32,
     pub auth_window: Duration,
+    /// The longest lifetime a JWT may claim (`exp - iat`, and `exp - now`); longer ones are refused.
+    pub token_lifetime: Duration,
     /// Heartbeat comment interval on event streams.
     pub sse_heartbeat: Duration,
     /// How long an event stream may go without the client reading before it is dropped.
@@ -71,6 +73,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             auth_failures: 20,
             auth_window: Duration::from_secs(60),
+            token_lifetime: auth::jwt::DEFAULT_MAX_LIFETIME,
             sse_heartbeat: Duration::from_secs(15),
             slow_client: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
@@ -171,7 +174,7 @@ impl AppState {
     /// The parts of a server over `app`, signing with `secret`. Starts the live hub (which stops with
     /// `shutdown`).
     pub fn new(parts: Parts, config: Config, secret: &[u8], shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let jwt = JwtKeys::new(secret)?;
+        let jwt = JwtKeys::new(secret)?.with_max_lifetime(config.limits.token_lifetime);
         let limiter = FailureLimiter::new(config.limits.auth_failures, config.limits.auth_window);
         let hub = parts.start_hub(shutdown.clone());
         Ok(AppState(Arc::new(Inner {

@@ -126,6 +126,24 @@ fn bad_credentials() -> Vec<(&'static str, Option<String>)> {
             "a valid token with its signature altered",
             Some(format!("Bearer {}", cut_signature(&http::token_for("a@b.c")))),
         ),
+        (
+            "a lifetime past the cap",
+            Some(format!(
+                "Bearer {}",
+                sign(claims(json!({"exp": now() + 401 * 86_400})), Algorithm::HS256, SECRET.as_bytes())
+            )),
+        ),
+        (
+            "valid until the end of time",
+            Some(format!("Bearer {}", sign(claims(json!({"exp": u64::MAX})), Algorithm::HS256, SECRET.as_bytes()))),
+        ),
+        (
+            "issued for longer than the cap",
+            Some(format!(
+                "Bearer {}",
+                sign(claims(json!({"iat": now() - 400 * 86_400})), Algorithm::HS256, SECRET.as_bytes())
+            )),
+        ),
         ("oversized", Some(format!("Bearer {}", "a".repeat(8000)))),
         ("a 64 KiB token", Some(format!("Bearer {}.{}.x", "a".repeat(32 * 1024), "b".repeat(32 * 1024)))),
         ("an API key as a JWT", Some("Bearer tmk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned())),
@@ -222,9 +240,12 @@ async fn failed_authentication_is_rate_limited_per_address() {
     let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry_after), "{retry_after}");
     assert_eq!(error_code(response).await.1, "too_many_attempts");
-    // While blocked, even a good token waits: guessing cannot go on behind a valid one.
+    // While blocked, a good token is still served: others' failures from the same address (a proxy,
+    // a NAT, a web page) must not lock its users out.
     let response = server.get("/api/me").send().await.unwrap();
-    assert_eq!(response.status(), 429);
+    assert_eq!(response.status(), 200);
+    let response = server.client.get(server.url("/api/me")).bearer_auth("forged").send().await.unwrap();
+    assert_eq!(response.status(), 429, "bad credentials still wait");
     // Public routes still answer.
     assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
 }
@@ -366,10 +387,48 @@ async fn failed_attempts_on_rest_the_stream_and_mcp_count_toward_one_limit() {
     let stream = server.client.get(server.url("/api/tasks/stream?access_token=guess.three.x")).send();
     assert_eq!(stream.await.unwrap().status(), 401);
     assert_eq!(server.client.get(server.url("/api/me")).bearer_auth("guess-four").send().await.unwrap().status(), 401);
-    // The address is now refused everywhere, even with credentials that are right.
-    let response = mcp(&key).send().await.unwrap();
-    assert_eq!(error_code(response).await, (429, "too_many_attempts".to_owned()), "/mcp with the right key");
+    // The address is now refused everywhere for bad credentials, and served with right ones.
+    let response = mcp("tmk_guess-five").send().await.unwrap();
+    assert_eq!(error_code(response).await, (429, "too_many_attempts".to_owned()), "/mcp with a wrong key");
+    let stream = server.client.get(server.url("/api/tasks/stream?access_token=guess.six.x"));
+    assert_eq!(stream.send().await.unwrap().status(), 429, "the stream with a wrong token");
+    assert_eq!(server.client.get(server.url("/api/me")).bearer_auth("guess-7").send().await.unwrap().status(), 429);
+    assert_eq!(mcp(&key).send().await.unwrap().status(), 200, "/mcp with the right key");
     let stream = server.client.get(server.url(&format!("/api/tasks/stream?access_token={}", server.token("a@b.c"))));
-    assert_eq!(stream.send().await.unwrap().status(), 429, "the stream with a good token");
-    assert_eq!(server.get("/api/tasks").send().await.unwrap().status(), 429, "REST with a good token");
+    assert_eq!(stream.send().await.unwrap().status(), 200, "the stream with a good token");
+    assert_eq!(server.get("/api/tasks").send().await.unwrap().status(), 200, "REST with a good token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_no_cors_requests_to_the_stream_are_refused_before_they_count() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let mut config = http::config();
+    config.limits.auth_failures = 2;
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    // What `<img src=".../api/tasks/stream?access_token=x">` on another site makes a browser send.
+    for _ in 0..5 {
+        let response = server
+            .client
+            .get(server.url("/api/tasks/stream?access_token=x"))
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "no-cors")
+            .header("sec-fetch-dest", "image")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_code(response).await, (403, "cross_site_request".to_owned()));
+    }
+    // None of them counted: a wrong token is still a plain 401, not a lockout.
+    let response = server.client.get(server.url("/api/me")).bearer_auth("forged").send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    // The dashboard's own EventSource (same origin, cors mode) is served.
+    let response = server
+        .client
+        .get(server.url(&format!("/api/tasks/stream?access_token={}", server.token("a@b.c"))))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "cors")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }

@@ -82,7 +82,14 @@ async fn identify(
     if guard == Guard::Public {
         return Ok(None);
     }
-    state.auth.limiter.check(ip).map_err(ApiError::too_many_attempts)?;
+    if guard == Guard::JwtOrQuery && is_cross_site_no_cors(headers) {
+        // An `<img>` or `<script>` on another site pointing here: never an EventSource of ours (that is
+        // same-origin or CORS). Refused before it counts, so no web page can lock an address out.
+        return Err(ApiError::forbidden(
+            "cross_site_request",
+            "the event stream is not served to cross-site no-cors requests (open it with EventSource or fetch)",
+        ));
+    }
     let presented: Result<Option<String>, String> = match guard {
         Guard::Public => Ok(None),
         Guard::Jwt => bearer(headers).map(|t| t.map(str::to_owned)),
@@ -103,11 +110,10 @@ async fn identify(
             };
             return Err(ApiError::unauthorized(what));
         }
-        Err(message) => {
-            state.auth.limiter.record_failure(ip);
-            return Err(ApiError::unauthorized(message));
-        }
+        Err(message) => return Err(failed(state, ip, message)),
     };
+    // The credential is checked first: a valid one is served even while its address is locked out
+    // (others' failures from behind the same proxy must not lock it out); only failures count.
     let verified = match guard {
         Guard::ApiKey => api_key::verify(&state.service, &credential).await?,
         _ => state.auth.jwt.verify(&credential),
@@ -115,11 +121,28 @@ async fn identify(
     match verified {
         Ok(actor) => Ok(Some(actor)),
         Err(message) => {
-            state.auth.limiter.record_failure(ip);
             tracing::info!(%ip, "authentication failed: {message}");
-            Err(ApiError::unauthorized(message))
+            Err(failed(state, ip, message))
         }
     }
+}
+
+/// A credential that proves nothing: 429 while the address is locked out, else counted and 401.
+fn failed(state: &AppState, ip: IpAddr, message: String) -> ApiError {
+    if let Err(wait) = state.auth.limiter.check(ip) {
+        return ApiError::too_many_attempts(wait);
+    }
+    state.auth.limiter.record_failure(ip);
+    ApiError::unauthorized(message)
+}
+
+/// `Sec-Fetch-Site: cross-site` with `Sec-Fetch-Mode: no-cors`: a request another site's page made
+/// the browser send (an image, a script), not one of our clients.
+fn is_cross_site_no_cors(headers: &HeaderMap) -> bool {
+    let is = |name: &str, value: &str| {
+        headers.get(name).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+    };
+    is("sec-fetch-site", "cross-site") && is("sec-fetch-mode", "no-cors")
 }
 
 /// The authenticated caller of a route. Refuses (401) if the route's layer did not prove one, so a

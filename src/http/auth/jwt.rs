@@ -15,6 +15,9 @@ pub(super) const MAX_TOKEN_BYTES: usize = 4096;
 /// The issuer written into and required from every token, so a token minted for another service
 /// with the same secret is not accepted here.
 const ISSUER: &str = "task-mcp";
+/// The longest lifetime a token may claim unless the server is told otherwise: a token that leaks (in
+/// a proxy's access log, say) must not work forever.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(400 * 86_400);
 
 /// The claims of a token: who (`sub`, an email), and when it is valid.
 #[derive(Debug, Serialize, Deserialize)]
@@ -32,6 +35,8 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The longest `exp - iat` (and `exp - now`) accepted, in seconds.
+    max_lifetime: u64,
 }
 
 impl JwtKeys {
@@ -43,7 +48,18 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.validate_nbf = true;
         validation.leeway = 30;
-        Ok(Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation })
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            max_lifetime: DEFAULT_MAX_LIFETIME.as_secs(),
+        })
+    }
+
+    /// Refuses tokens that claim to be valid for longer than `max` (from their `iat`, or from now).
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max.as_secs();
+        self
     }
 
     /// A token for `email`, valid for `ttl` from now.
@@ -72,6 +88,16 @@ impl JwtKeys {
             ErrorKind::InvalidIssuer => format!("the token was not issued for {ISSUER}"),
             _ => "the token is malformed".to_owned(),
         })?;
+        let (claims, now) = (&data.claims, jsonwebtoken::get_current_timestamp());
+        if claims.exp.saturating_sub(claims.iat) > self.max_lifetime
+            || claims.exp.saturating_sub(now) > self.max_lifetime
+        {
+            return Err(format!(
+                "the token claims a lifetime longer than the {} days this server accepts: get a new one with \
+                 `task-mcp token`",
+                self.max_lifetime / 86_400
+            ));
+        }
         let email =
             Email::parse("sub", &data.claims.sub).map_err(|_| "the token's subject is not an email".to_owned())?;
         Ok(Actor::new(email))
@@ -168,6 +194,23 @@ mod tests {
             assert!(keys.verify(&token).is_err(), "{name} was accepted");
         }
         assert!(keys.verify(&sign(ok, Algorithm::HS256, SECRET)).is_ok());
+    }
+
+    #[test]
+    fn tokens_claiming_more_than_the_maximum_lifetime_are_refused() {
+        let keys = JwtKeys::new(SECRET).unwrap().with_max_lifetime(Duration::from_secs(3600));
+        let claims = |iat: u64, exp: u64| serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": iat, "exp": exp});
+        assert!(keys.verify(&sign(claims(now(), now() + 3000), Algorithm::HS256, SECRET)).is_ok());
+        for (name, iat, exp) in [
+            ("from now", now(), now() + 7200),
+            ("from long ago", now() - 7200, now() + 60),
+            ("the end of time", now(), u64::MAX),
+        ] {
+            let err = keys.verify(&sign(claims(iat, exp), Algorithm::HS256, SECRET)).unwrap_err();
+            assert!(err.contains("lifetime"), "{name}: {err}");
+        }
+        let issued = keys.issue(&Email::parse("e", "a@b.c").unwrap(), Duration::from_secs(7200)).unwrap();
+        assert!(keys.verify(&issued).is_err(), "what this server would issue is held to the same cap");
     }
 
     #[test]
