@@ -226,7 +226,7 @@ pub fn api(state: AppState) -> Api {
             .guard(Guard::JwtOrQuery)
             .query::<sse::StreamQuery>()
             .event_stream()
-            .errors(&[422, 503]),
+            .errors(&[403, 422, 503]),
             sse::stream,
         )
         .add(

@@ -161,7 +161,7 @@ fn error_description(status: u16) -> &'static str {
     match status {
         400 => "The request could not be read (malformed JSON or query).",
         401 => "No valid credential.",
-        403 => "The Origin is not allowed.",
+        403 => "The Origin is not allowed (or, on the stream, a cross-site no-cors request).",
         404 => "Not found (or deleted).",
         409 => "Version conflict (expected_version): details.current is the task now.",
         412 => "Version conflict (If-Match): details.current is the task now.",

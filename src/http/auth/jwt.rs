@@ -11,7 +11,7 @@ use super::secret::check_secret_length;
 use crate::domain::{Actor, Email};
 
 /// Tokens longer than this are refused before any parsing.
-pub(super) const MAX_TOKEN_BYTES: usize = 4096;
+const MAX_TOKEN_BYTES: usize = 4096;
 /// The issuer written into and required from every token, so a token minted for another service
 /// with the same secret is not accepted here.
 const ISSUER: &str = "task-mcp";
