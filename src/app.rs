@@ -139,7 +139,8 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
             crate::events::tail::run(app, assignee, repository, after).await?;
         }
         Command::Doctor => {
-            let app = App::build(settings)?;
+            // Like stdio: a setting that cannot be right is reported in the report, with the rest.
+            let app = App::build_for_stdio(settings);
             let healthy = crate::doctor::run(&app).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
