@@ -65,7 +65,8 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
             commands::events_tail::run(Parts::build(settings)?, assignee, repository, after).await?;
         }
         Command::Doctor => {
-            let parts = Parts::build(settings)?;
+            // Like stdio: a setting that cannot be right is reported in the report, with the rest.
+            let parts = Parts::build_for_stdio(settings);
             let checked = commands::doctor::Checked {
                 store: parts.store.as_ref(),
                 publisher: parts.publisher.as_deref(),

@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Defaults of the flags whose value `doctor` reproduces only when it differs.
+pub const DEFAULT_STREAM_PREFIX: &str = "tasks";
+pub const DEFAULT_STREAM_MAXLEN: usize = 10_000;
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 7;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "task-mcp",
@@ -20,6 +25,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+/// Every flag read from the environment has `hide_env_values`: `--help` shows `[env: NAME]` whatever
+/// the environment that runs it, never a value (some are secrets) nor `NAME=` for one set but empty.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// postgres://user:pass@host/db or sqlite:///path/tasks.db [default: tasks.db in the data directory]
@@ -31,31 +38,31 @@ pub struct GlobalArgs {
     pub redis_url: Option<String>,
 
     /// Key prefix of the Redis streams ({prefix}:user:{id}, {prefix}:repo:{name}, {prefix}:notifications)
-    #[arg(long, env = "TASK_MCP_STREAM_PREFIX", default_value = "tasks", global = true)]
+    #[arg(long, env = "TASK_MCP_STREAM_PREFIX", default_value = DEFAULT_STREAM_PREFIX, global = true, hide_env_values = true)]
     pub stream_prefix: String,
 
     /// Approximate maximum length of each Redis stream
-    #[arg(long, env = "TASK_MCP_STREAM_MAXLEN", default_value_t = 10_000, global = true)]
+    #[arg(long, env = "TASK_MCP_STREAM_MAXLEN", default_value_t = DEFAULT_STREAM_MAXLEN, global = true, hide_env_values = true)]
     pub stream_maxlen: usize,
 
     /// How long published events stay in the store's event log (SSE clients resume from it)
-    #[arg(long, env = "TASK_MCP_EVENT_RETENTION_DAYS", default_value_t = 7, global = true)]
+    #[arg(long, env = "TASK_MCP_EVENT_RETENTION_DAYS", default_value_t = DEFAULT_EVENT_RETENTION_DAYS, global = true, hide_env_values = true)]
     pub event_retention_days: u32,
 
     /// The identity this process acts as (an email) [default: git user.email, else $USER@localhost]
-    #[arg(long, env = "TASK_MCP_USER", global = true)]
+    #[arg(long, env = "TASK_MCP_USER", global = true, hide_env_values = true)]
     pub user: Option<String>,
 
     /// Where the embedded database and generated secrets live [default: the platform's data directory]
-    #[arg(long, env = "TASK_MCP_DATA_DIR", global = true)]
+    #[arg(long, env = "TASK_MCP_DATA_DIR", global = true, hide_env_values = true)]
     pub data_dir: Option<PathBuf>,
 
     /// Maximum database connections of this process
-    #[arg(long, env = "TASK_MCP_POOL_SIZE", global = true)]
+    #[arg(long, env = "TASK_MCP_POOL_SIZE", global = true, hide_env_values = true)]
     pub pool_size: Option<usize>,
 
     /// Log filter, e.g. info, debug, task_mcp=trace (logs go to stderr)
-    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true, hide_env_values = true)]
     pub log_level: String,
 }
 
@@ -82,11 +89,11 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to bind
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    #[arg(long, env = "HOST", default_value = "127.0.0.1", hide_env_values = true)]
     pub host: IpAddr,
 
     /// Port to bind (0 picks a free one)
-    #[arg(long, env = "PORT", default_value_t = 8000)]
+    #[arg(long, env = "PORT", default_value_t = 8000, hide_env_values = true)]
     pub port: u16,
 
     /// HS256 secret for JWTs, at least 32 bytes [default on loopback: generated in the data directory]
@@ -94,15 +101,15 @@ pub struct ServeArgs {
     pub jwt_secret: Option<String>,
 
     /// Comma-separated origins allowed by CORS and on /mcp (e.g. https://tasks.example.com)
-    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', hide_env_values = true)]
     pub cors_origins: Vec<String>,
 
     /// Comma-separated Host header values accepted on /mcp, besides the bind address and localhost
-    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',', hide_env_values = true)]
     pub allowed_hosts: Vec<String>,
 
     /// Public base URL printed in the dashboard link [default: http://HOST:PORT]
-    #[arg(long, env = "PUBLIC_URL")]
+    #[arg(long, env = "PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
 }
 

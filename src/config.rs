@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{DEFAULT_EVENT_RETENTION_DAYS, DEFAULT_STREAM_MAXLEN, DEFAULT_STREAM_PREFIX, GlobalArgs};
 use crate::domain::{Actor, Email};
 use crate::error::{Error, Result};
-use crate::store::redact_url;
+use crate::store::{redact_url, url_with_password_placeholder};
 
 /// The file name of the embedded database inside the data directory.
 pub const SQLITE_FILE: &str = "tasks.db";
@@ -68,6 +68,37 @@ impl Settings {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite://")
     }
+
+    /// The environment an MCP client must give this binary to open the same store, act as the same
+    /// identity (`email`, as resolved) and publish to the same bus: every setting that differs from
+    /// the default, passwords replaced by [`crate::store::PASSWORD_PLACEHOLDER`] (never printed).
+    pub fn client_env(&self, email: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        let default_url = format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display());
+        if self.database_url != default_url {
+            env.push(("DATABASE_URL", url_with_password_placeholder(&self.database_url)));
+        }
+        // The data directory holds the embedded file (and `serve`'s generated secret).
+        if default_data_dir().ok().as_deref() != Some(self.data_dir.as_path()) {
+            env.push(("TASK_MCP_DATA_DIR", self.data_dir.display().to_string()));
+        }
+        if let Some(email) = email {
+            env.push(("TASK_MCP_USER", email.to_owned()));
+        }
+        if let Some(url) = &self.redis_url {
+            env.push(("REDIS_URL", url_with_password_placeholder(url)));
+            if self.stream_prefix != DEFAULT_STREAM_PREFIX {
+                env.push(("TASK_MCP_STREAM_PREFIX", self.stream_prefix.clone()));
+            }
+            if self.stream_maxlen != DEFAULT_STREAM_MAXLEN {
+                env.push(("TASK_MCP_STREAM_MAXLEN", self.stream_maxlen.to_string()));
+            }
+        }
+        if self.event_retention_days != DEFAULT_EVENT_RETENTION_DAYS {
+            env.push(("TASK_MCP_EVENT_RETENTION_DAYS", self.event_retention_days.to_string()));
+        }
+        env
+    }
 }
 
 /// `$TASK_MCP_DATA_DIR`, else the platform's data directory (XDG on Linux) + `task-mcp`.
@@ -79,19 +110,35 @@ pub fn default_data_dir() -> Result<PathBuf> {
 
 /// The identity this process acts as: `--user`, else git's `user.email`, else `$USER@localhost`.
 pub fn resolve_actor(user: Option<&str>) -> Result<Actor> {
+    resolve_actor_with_notice(user).map(|(actor, _)| actor)
+}
+
+/// Like [`resolve_actor`], with a notice for a person when the identity is a made-up `@localhost`
+/// address (no `TASK_MCP_USER`, no git `user.email`): tasks would carry an address nobody reads.
+pub fn resolve_actor_with_notice(user: Option<&str>) -> Result<(Actor, Option<String>)> {
     if let Some(raw) = user {
-        return Ok(Actor::new(Email::parse("TASK_MCP_USER", raw)?));
+        return Ok((Actor::new(Email::parse("TASK_MCP_USER", raw)?), None));
     }
     if let Some(email) = git_user_email().and_then(|e| Email::parse("user.email", &e).ok()) {
-        return Ok(Actor::new(email));
+        return Ok((Actor::new(email), None));
     }
     let name = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .ok()
         .map(|n| n.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).collect::<String>())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "user".to_owned());
-    Ok(Actor::new(Email::parse("USER", &format!("{name}@localhost"))?))
+        .filter(|n| !n.is_empty());
+    let why = if name.is_some() {
+        "made up from $USER: no TASK_MCP_USER, no git user.email"
+    } else {
+        "made up: no TASK_MCP_USER, no git user.email, no $USER"
+    };
+    let actor = Actor::new(Email::parse("USER", &format!("{}@localhost", name.as_deref().unwrap_or("user")))?);
+    let notice = format!(
+        "acting as {} ({why}); set TASK_MCP_USER to your email \
+         so that \"me\" and your tasks carry it",
+        actor.email
+    );
+    Ok((actor, Some(notice)))
 }
 
 fn git_user_email() -> Option<String> {

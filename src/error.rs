@@ -9,6 +9,12 @@ pub enum Error {
     #[error("{0}")]
     Invalid(ValidationError),
 
+    /// A setting of the process (an environment variable or flag, named in the error) that cannot be
+    /// right, such as a `DATABASE_URL` of an unknown scheme: retrying will not help, the setting must
+    /// change. Not the caller's input, and not an outage.
+    #[error("{0}")]
+    Config(ValidationError),
+
     /// The thing named does not exist (or was deleted).
     #[error("{what} {id} was not found")]
     NotFound { what: &'static str, id: String },
@@ -44,6 +50,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid_argument",
+            Error::Config(_) => "configuration_error",
             Error::NotFound { .. } => "not_found",
             Error::Conflict { .. } => "version_conflict",
             Error::Unavailable(_) => "unavailable",

@@ -1,4 +1,4 @@
-//! The machine the figures come from, and the targets of issue 7 against what this run measured.
+//! The machine the figures come from, and the performance targets against what this run measured.
 
 use std::path::Path;
 use std::time::Duration;
@@ -111,10 +111,22 @@ impl Report {
         }
     }
 
+    /// The performance targets, what this run measured and whether each was met.
     pub fn targets(&self) -> Table {
-        let mut table = Table::new("Targets (issue 7)", &["store", "target", "measured", ""]);
+        let mut table = Table::new("Performance targets", &["store", "target", "measured", ""]);
         for row in &self.rows {
             table.row(row.clone());
+        }
+        table
+    }
+
+    /// The same figures without verdicts: a smoke run (a debug build, tiny counts) checks that every
+    /// section runs, and its numbers say nothing about the targets.
+    pub fn figures_only(&self) -> Table {
+        let mut table =
+            Table::new("Figures of this smoke run (not compared with the targets)", &["store", "target", "measured"]);
+        for row in &self.rows {
+            table.row(row.iter().take(3).cloned().collect());
         }
         table
     }

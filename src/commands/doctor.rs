@@ -1,11 +1,14 @@
 //! `task-mcp doctor`: which store and bus are in use, whether each answers, the schema version, and
-//! the client configuration snippets for this binary. Its output is for a person, on stdout.
+//! the client configuration snippets for this binary, which reproduce the settings it ran with (so a
+//! client opens the same store as the same identity). Its output is for a person, on stdout; a
+//! setting that cannot be right is reported in its place, and the rest of the report still printed.
 
 use std::time::Duration;
 
 use crate::config::{self, Settings};
+use crate::error::Error;
 use crate::events::publisher::RedisPublisher;
-use crate::store::Store;
+use crate::store::{PASSWORD_PLACEHOLDER, Store};
 
 /// What the diagnosis checks: the store, the bus (when configured) and the settings.
 pub struct Checked<'a> {
@@ -24,6 +27,10 @@ pub async fn run(app: Checked<'_>) -> bool {
     println!("data dir:   {}", app.settings.data_dir.display());
     match tokio::time::timeout(Duration::from_secs(10), app.store.migrate()).await {
         Ok(Ok(version)) => println!("            answers; schema version {version}"),
+        Ok(Err(err @ Error::Config(_))) => {
+            healthy = false;
+            println!("            CANNOT BE USED: {err}");
+        }
         Ok(Err(err)) => {
             healthy = false;
             println!("            DOES NOT ANSWER: {err}");
@@ -48,37 +55,71 @@ pub async fn run(app: Checked<'_>) -> bool {
                 }
             }
         }
-        None => println!("bus:        none (REDIS_URL unset): `serve` follows the store's event log"),
+        None => match app.settings.redis_url.as_deref() {
+            // Left out at start (see `Parts::build_for_stdio`): say why.
+            Some(url) => {
+                healthy = false;
+                let reason = RedisPublisher::new(url, &app.settings.stream_prefix, app.settings.stream_maxlen)
+                    .err()
+                    .map_or_else(|| "it was left out".to_owned(), |err| err.to_string());
+                println!("bus:        REDIS_URL CANNOT BE USED: {reason}");
+            }
+            None => println!("bus:        none (REDIS_URL unset): `serve` follows the store's event log"),
+        },
     }
-    match tokio::task::spawn_blocking({
+    let identity = match tokio::task::spawn_blocking({
         let user = app.settings.user.clone();
-        move || config::resolve_actor(user.as_deref())
+        move || config::resolve_actor_with_notice(user.as_deref())
     })
     .await
     {
-        Ok(Ok(actor)) => println!("identity:   {} (\"me\")", actor.email),
+        Ok(Ok((actor, notice))) => {
+            println!("identity:   {} (\"me\")", actor.email);
+            if let Some(notice) = notice {
+                println!("            NOTE: {notice}");
+            }
+            Some(actor.email.to_string())
+        }
         Ok(Err(err)) => {
             healthy = false;
             println!("identity:   INVALID: {err}");
+            None
         }
-        Err(err) => println!("identity:   unknown: {err}"),
-    }
+        Err(err) => {
+            println!("identity:   unknown: {err}");
+            None
+        }
+    };
 
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "task-mcp".to_owned());
-    let mut env = serde_json::Map::new();
-    if !app.settings.is_sqlite() {
-        env.insert("DATABASE_URL".into(), "postgres://USER:PASSWORD@HOST/DB".into());
-    }
-    if app.publisher.is_some() {
-        env.insert("REDIS_URL".into(), "redis://HOST:6379".into());
-    }
+    let vars = app.settings.client_env(identity.as_deref());
+    let env: serde_json::Map<String, serde_json::Value> =
+        vars.iter().map(|(name, value)| ((*name).to_owned(), value.as_str().into())).collect();
     let server = serde_json::json!({ "command": exe, "args": [], "env": env });
     let desktop = serde_json::json!({ "mcpServers": { "task-mcp": server } });
+    println!();
+    println!("To hook up a client with these settings (the same store, as the same identity):");
+    if vars.iter().any(|(_, value)| value.contains(PASSWORD_PLACEHOLDER)) {
+        println!("(replace {PASSWORD_PLACEHOLDER} with the password: it is never printed)");
+    }
     println!();
     println!("Claude Desktop (claude_desktop_config.json) and Cursor (.cursor/mcp.json):");
     println!("{}", serde_json::to_string_pretty(&desktop).unwrap_or_default());
     println!();
     println!("Claude Code:");
-    println!("  claude mcp add task-mcp -- {exe}");
+    let flags: String =
+        vars.iter().map(|(name, value)| format!(" --env {}", shell_word(&format!("{name}={value}")))).collect();
+    println!("  claude mcp add task-mcp{flags} -- {}", shell_word(&exe));
     healthy
+}
+
+/// A word as a POSIX shell reads it back unchanged: as it is when it holds no special character,
+/// else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }

@@ -117,6 +117,14 @@ impl From<Error> for ApiError {
                 let message = ValidationError::to_string(&v);
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_details(details)
             }
+            Error::Config(v) => {
+                // The server's own setting, not the request: a 500 that says which setting (never a
+                // secret: the messages carry redacted URLs), with no Retry-After.
+                tracing::error!("configuration error: {v}");
+                let details = json!({ "setting": v.field, "accepted": v.accepted });
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, ValidationError::to_string(&v))
+                    .with_details(details)
+            }
             Error::NotFound { what, ref id } => {
                 let details = json!({ "what": what, "id": id });
                 ApiError::new(StatusCode::NOT_FOUND, code, err.to_string()).with_details(details)

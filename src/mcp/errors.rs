@@ -52,6 +52,10 @@ impl ToolError {
                 text.push_str(" Nothing was changed.");
                 text
             }
+            Error::Config(v) => format!(
+                "The server is misconfigured: {v}. Retrying will not help: the setting must be fixed where the server \
+                 is configured (the MCP client's configuration), then the server restarted. Nothing was changed."
+            ),
             Error::NotFound { what, id } => {
                 format!("No {what} with id {id} exists (or it was deleted). Nothing was changed.")
             }
@@ -87,6 +91,7 @@ impl ToolError {
                 }
                 (self.0.to_string(), details)
             }
+            Error::Config(v) => (self.0.to_string(), json!({ "setting": v.field, "accepted": v.accepted })),
             Error::NotFound { what, id } => (self.0.to_string(), json!({ "what": what, "id": id })),
             Error::Conflict { expected, current } => (
                 self.0.to_string(),

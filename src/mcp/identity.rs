@@ -81,8 +81,16 @@ impl ProcessIdentity {
             .get_or_init(|| async {
                 let user = self.user.clone();
                 // `resolve_actor` may run `git config`: keep it off the async workers.
-                match tokio::task::spawn_blocking(move || crate::config::resolve_actor(user.as_deref())).await {
-                    Ok(Ok(actor)) => Ok(actor),
+                match tokio::task::spawn_blocking(move || crate::config::resolve_actor_with_notice(user.as_deref()))
+                    .await
+                {
+                    Ok(Ok((actor, notice))) => {
+                        // Once per process (the cell is filled once), at start: `process` warms it up.
+                        if let Some(notice) = notice {
+                            tracing::warn!("{notice}");
+                        }
+                        Ok(actor)
+                    }
                     Ok(Err(Error::Invalid(err))) => Err(err),
                     Ok(Err(other)) => Err(ValidationError::new("TASK_MCP_USER", other.to_string())),
                     Err(join) => Err(ValidationError::new("TASK_MCP_USER", format!("could not be resolved: {join}"))),

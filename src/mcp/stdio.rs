@@ -3,6 +3,8 @@
 //! once stdin closes and the calls in flight have answered. stdout carries protocol frames only; a
 //! line that is not a message gets a JSON-RPC error there ([`LineTransport`]), never silence.
 
+use std::io::IsTerminal;
+
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +16,11 @@ use crate::mcp::{ActorSource, TaskServer};
 use crate::wiring::Parts;
 
 pub async fn run(app: Parts) -> anyhow::Result<()> {
+    if std::io::stdin().is_terminal() {
+        // Someone ran it by hand: without this it looks hung. Plain lines for a person, not a log
+        // record; never when a client drives it (stdin is a pipe then).
+        eprintln!("{TERMINAL_NOTICE}");
+    }
     let shutdown = CancellationToken::new();
     // Publishes each commit's events to Redis (when REDIS_URL is set); stops with `shutdown`.
     let relay = app.spawn_relay(RelayMode::AfterCommits, shutdown.clone());
@@ -42,6 +49,11 @@ pub async fn run(app: Parts) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What a person who started the server in a terminal reads on stderr.
+pub const TERMINAL_NOTICE: &str = "task-mcp is an MCP server: it talks JSON-RPC on stdin/stdout, and an MCP client \
+(Claude, Cursor, VS Code) normally starts it. It is waiting for a client now (Ctrl-D ends it).\n\
+To try it by hand: `task-mcp doctor` (what it uses, how to hook up a client) or `task-mcp serve` (REST API and dashboard).";
 
 /// Connects the pool and applies migrations in the background, so the first tool call finds them
 /// ready; if the database is down, says so once in the log (tool calls then report it themselves).

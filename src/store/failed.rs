@@ -1,4 +1,5 @@
-//! A store that could not be opened (a malformed `DATABASE_URL`): every call answers with the reason,
+//! A store that could not be opened (a malformed `DATABASE_URL`): every call answers with the reason
+//! (a configuration error naming the setting, not an outage that retrying would outlast),
 //! so the stdio server keeps running and tells the agent what is wrong instead of exiting.
 
 use async_trait::async_trait;
@@ -10,21 +11,34 @@ use super::{
     TaskUpdate,
 };
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey, ValidationError};
 use crate::error::{Error, Result};
 
 pub struct FailedStore {
     location: String,
-    reason: String,
+    reason: Reason,
+}
+
+enum Reason {
+    /// A setting that cannot be right: every call says which, as a configuration error.
+    Config(ValidationError),
+    Other(String),
 }
 
 impl FailedStore {
     pub fn new(location: String, error: &Error) -> Self {
-        Self { location, reason: error.to_string() }
+        let reason = match error {
+            Error::Config(setting) | Error::Invalid(setting) => Reason::Config(setting.clone()),
+            other => Reason::Other(other.to_string()),
+        };
+        Self { location, reason }
     }
 
     fn error(&self) -> Error {
-        Error::Unavailable(format!("the store cannot be opened: {}", self.reason))
+        match &self.reason {
+            Reason::Config(setting) => Error::Config(setting.clone()),
+            Reason::Other(reason) => Error::Unavailable(format!("the store cannot be opened: {reason}")),
+        }
     }
 }
 

@@ -224,19 +224,38 @@ pub fn api_key_name_taken(name: &KeyName) -> Error {
 }
 
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` or `sqlite://path`.
-/// Connecting is lazy: this never waits on the network.
+/// Connecting is lazy: this never waits on the network. A URL that cannot be right is a
+/// configuration error (`Error::Config`) naming `DATABASE_URL`: no retry will make it work.
 pub fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
+    open_url(url, pool_size).map_err(|err| match err {
+        crate::error::Error::Invalid(setting) => crate::error::Error::Config(setting),
+        other => other,
+    })
+}
+
+fn open_url(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::open(url, pool_size)?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?))
     } else {
-        Err(crate::error::Error::invalid(
-            "DATABASE_URL",
-            "must start with postgres://, postgresql:// or sqlite:// (for example sqlite:///home/me/tasks.db)",
+        Err(crate::error::Error::Invalid(
+            crate::domain::ValidationError::new(
+                "DATABASE_URL",
+                format!(
+                    "{} is not a database URL task-mcp can open: it must start with postgres://, postgresql:// \
+                     or sqlite:// (or be unset, for the embedded file in the data directory)",
+                    redact_url(url)
+                ),
+            )
+            .with_accepted(ACCEPTED_URLS),
         ))
     }
 }
+
+/// The forms of `DATABASE_URL` [`open`] accepts, as examples.
+pub const ACCEPTED_URLS: [&str; 3] =
+    ["postgres://USER:PASSWORD@HOST:5432/DB", "postgresql://USER@HOST/DB", "sqlite:///path/to/tasks.db"];
 
 /// Like [`open`], but a URL that cannot be opened gives a store whose every call reports why, so a
 /// long-lived stdio session can keep answering (and say what is wrong) instead of exiting.
@@ -252,26 +271,40 @@ pub fn open_or_report(url: &str, pool_size: usize) -> Arc<dyn Store> {
 
 /// A database URL with its password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
+    replace_password(url, "***")
+}
+
+/// What a URL's password becomes in a configuration printed for a person to paste (who fills it in).
+pub const PASSWORD_PLACEHOLDER: &str = "PASSWORD";
+
+/// A URL with its password (if any) replaced by [`PASSWORD_PLACEHOLDER`].
+pub fn url_with_password_placeholder(url: &str) -> String {
+    replace_password(url, PASSWORD_PLACEHOLDER)
+}
+
+fn replace_password(url: &str, with: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
     let (authority, tail) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    let tail = redact_query_password(tail);
+    let tail = replace_query_password(tail, with);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            Some((user, _password)) => format!("{scheme}://{user}:{with}@{host}{tail}"),
             None => format!("{scheme}://{userinfo}@{host}{tail}"),
         },
         None => format!("{scheme}://{authority}{tail}"),
     }
 }
 
-fn redact_query_password(tail: &str) -> String {
+fn replace_query_password(tail: &str, with: &str) -> String {
     let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
     let params: Vec<String> = query
         .split('&')
-        .map(|p| if p.to_ascii_lowercase().starts_with("password=") { "password=***".to_owned() } else { p.to_owned() })
+        .map(
+            |p| if p.to_ascii_lowercase().starts_with("password=") { format!("password={with}") } else { p.to_owned() },
+        )
         .collect();
     format!("{path}?{}", params.join("&"))
 }

@@ -12,7 +12,7 @@ use crate::http_auth::documented_routes;
 use crate::support::http::{self, ServeProcess, SseReader, TestServer, error_code};
 use crate::support::{self, Backend, TestStore};
 
-/// The routes issue 4 asks for, plus health, metrics and the document itself.
+/// The routes of the REST API and MCP over HTTP, plus health, metrics and the document itself.
 const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tasks"),
     ("POST", "/api/tasks"),

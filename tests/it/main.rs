@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod cli;
 mod events_redis;
 mod faults;
 mod http_auth;

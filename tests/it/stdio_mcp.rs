@@ -634,8 +634,9 @@ async fn a_malformed_database_url_is_reported_by_every_call_and_the_server_keeps
     for url in ["mysql://root@127.0.0.1/tasks", "postgres://u:s3cret@[::1/broken"] {
         let mut mcp = Server::connect(url, USER).await;
         let error = mcp.fail("get_tasks", json!({})).await;
-        assert_eq!(error.code(), "unavailable", "{}", error.text);
-        assert!(error.text.contains("DATABASE_URL") || error.text.contains("cannot be opened"), "{}", error.text);
+        // A setting that cannot be right, not an outage: no retry will help.
+        assert_eq!(error.code(), "configuration_error", "{}", error.text);
+        assert!(error.text.contains("DATABASE_URL"), "{}", error.text);
         assert!(!error.text.contains("s3cret"), "{}", error.text);
         assert!(mcp.request("tools/list", json!({})).await["result"]["tools"].is_array(), "still serving");
         let (status, _) = mcp.close().await;

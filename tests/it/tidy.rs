@@ -288,3 +288,67 @@ fn no_module_imports_another_that_imports_it_back() {
         panic!("an import cycle between top-level modules: {cycle}");
     }
 }
+
+/// The word the product never follows with a number: it names things by what they are, not by the
+/// ticket that asked for them (readers of the code, docs and output have no tracker).
+const TRACKER_WORD: &str = "issue";
+
+/// The byte offsets where `text` refers to a ticket by number: the word, an optional plural `s`, spaces or `#`, digits.
+fn ticket_references(text: &str) -> Vec<usize> {
+    let lower = text.to_ascii_lowercase();
+    lower
+        .match_indices(TRACKER_WORD)
+        .filter(|(at, _)| {
+            let own_word = lower[..*at].chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric());
+            let after = &lower[at + TRACKER_WORD.len()..];
+            let after = after.strip_prefix('s').unwrap_or(after).trim_start_matches([' ', '#']);
+            own_word && after.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(|(at, _)| at)
+        .collect()
+}
+
+#[test]
+fn the_ticket_check_finds_numbered_references_only() {
+    for text in ["{w} 7", "see {W} #12.", "({w}s 3 and 4)", "{W}#5"] {
+        let text = text.replace("{w}", TRACKER_WORD).replace("{W}", &TRACKER_WORD.to_uppercase());
+        assert_eq!(ticket_references(&text).len(), 1, "{text}");
+    }
+    for text in ["an {w} with the store", "reissue 7", "{w}d 3 times", "{w}: none"] {
+        let text = text.replace("{w}", TRACKER_WORD);
+        assert!(ticket_references(&text).is_empty(), "{text}");
+    }
+}
+
+fn text_files(path: &Path, found: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let Ok(entries) = std::fs::read_dir(path) else { return };
+        for entry in entries {
+            text_files(&entry.expect("directory entry").path(), found);
+        }
+    } else {
+        found.push(path.to_path_buf());
+    }
+}
+
+#[test]
+fn code_docs_scripts_and_output_name_things_by_what_they_are_not_by_ticket_numbers() {
+    let mut files = Vec::new();
+    for top in ["src", "tests", "examples", "scripts", "docs", "README.md", "ARCHITECTURE.md"] {
+        text_files(&root().join(top), &mut files);
+    }
+    files.sort();
+    assert!(files.len() > 50, "expected the whole tree, found {} files", files.len());
+    let mut found = Vec::new();
+    for path in files {
+        // Binary files (images, fonts) hold no prose.
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let relative = path.strip_prefix(root()).expect("under the root").display().to_string();
+        for at in ticket_references(&text) {
+            let line = text[..at].matches('\n').count() + 1;
+            let shown = text[at..].lines().next().unwrap_or_default();
+            found.push(format!("{relative}:{line}: {shown}"));
+        }
+    }
+    assert!(found.is_empty(), "references to ticket numbers (name the thing instead):\n{}", found.join("\n"));
+}

@@ -1,4 +1,4 @@
-//! Zero configuration (issue 5): with an empty HOME and no URLs the binary serves MCP over stdio on an
+//! Zero configuration: with an empty HOME and no URLs the binary serves MCP over stdio on an
 //! embedded SQLite file and `serve` streams its changes; several stdio processes and `serve` share one
 //! SQLite file without errors or lost updates, and every event reaches an SSE client.
 

@@ -226,6 +226,13 @@ impl Inner {
     /// rule the database keeps (`Invalid`), or a bug (`Internal`, logged here, once).
     fn pg_error(&self, e: &tokio_postgres::Error) -> Error {
         if let Some(db) = e.as_db_error() {
+            if db.code() == &SqlState::INVALID_CATALOG_NAME {
+                return self.unavailable(format_args!(
+                    "{}; create it with `{}`",
+                    db.message(),
+                    self.createdb_command()
+                ));
+            }
             if is_unavailable(db.code()) {
                 return self.unavailable(db.message());
             }
@@ -238,6 +245,27 @@ impl Inner {
         let detail = chain(e);
         tracing::error!(store = %self.location, "PostgreSQL error: {detail}");
         Error::Internal(format!("PostgreSQL error: {detail}"))
+    }
+}
+
+impl Inner {
+    /// The `createdb` line that makes the database this URL names (on a fresh server, a newcomer's
+    /// usual first error).
+    fn createdb_command(&self) -> String {
+        let config = &self.config;
+        let mut command = String::from("createdb");
+        if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
+            command.push_str(&format!(" -h {host}"));
+        }
+        if let Some(port) = config.get_ports().first().filter(|p| **p != 5432) {
+            command.push_str(&format!(" -p {port}"));
+        }
+        if let Some(user) = config.get_user() {
+            command.push_str(&format!(" -U {user}"));
+        }
+        command.push(' ');
+        command.push_str(config.get_dbname().or(config.get_user()).unwrap_or("DB"));
+        command
     }
 }
 

@@ -65,7 +65,7 @@ async fn try_execute(url: &str, sql: &str) -> Result<(), tokio_postgres::Error> 
 }
 
 /// The same server URL naming another database.
-fn with_database(url: &str, database: &str) -> String {
+pub fn with_database(url: &str, database: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
     let (location, query) = match rest.split_once('?') {
         Some((location, query)) => (location, format!("?{query}")),
