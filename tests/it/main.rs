@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod events_outbox;
 mod events_redis;
 mod faults;
 mod http_auth;
