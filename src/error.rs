@@ -1,7 +1,7 @@
 //! The one error type of the service and stores: callers branch on its variants, and each frontend
 //! maps it once (to an MCP tool error, to an HTTP status and body).
 
-use crate::domain::{Task, ValidationError};
+use crate::domain::{Task, ValidationError, VersionConflict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,6 +63,12 @@ impl Error {
 impl From<ValidationError> for Error {
     fn from(err: ValidationError) -> Self {
         Error::Invalid(err)
+    }
+}
+
+impl From<VersionConflict> for Error {
+    fn from(conflict: VersionConflict) -> Self {
+        Error::Conflict { expected: conflict.expected, current: conflict.current }
     }
 }
 

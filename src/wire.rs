@@ -212,7 +212,7 @@ impl From<&domain::Event> for EventJson {
         Self {
             kind: e.kind.to_string(),
             task_id: e.task_id,
-            task: e.task.clone(),
+            task: task_value(&e.task),
             timestamp: rfc3339(e.created_at),
             seq: e.seq,
             actor: e.actor.clone(),
@@ -220,7 +220,8 @@ impl From<&domain::Event> for EventJson {
     }
 }
 
-/// The task JSON stored in an event row.
+/// A task as the JSON value events carry (`task` in SSE `data:`, `task_data` in Redis entries). A
+/// `Value` keeps its keys sorted, as these have always been written.
 pub fn task_value(task: &domain::Task) -> serde_json::Value {
     serde_json::to_value(TaskJson::from(task)).unwrap_or(serde_json::Value::Null)
 }
@@ -228,4 +229,32 @@ pub fn task_value(task: &domain::Task) -> serde_json::Value {
 /// Timestamps as the contract writes them: RFC 3339, UTC, microseconds.
 pub fn timestamp(t: DateTime<Utc>) -> String {
     rfc3339(t)
+}
+
+impl TaskJson {
+    /// The task this JSON describes, as read back from a Redis entry; `None` when a value is not one
+    /// the domain knows.
+    pub fn to_task(&self) -> Option<domain::Task> {
+        let time = |raw: &str| DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc));
+        Some(domain::Task {
+            id: self.id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            status: domain::Status::from_stored(&self.status)?,
+            priority: domain::Priority::from_stored(&self.priority)?,
+            complexity: domain::Complexity::from_stored(&self.complexity)?,
+            assignee_id: self.assignee_id,
+            assignee_email: self.assignee_email.clone(),
+            repository: self.repository.clone(),
+            created_by: self.created_by.clone(),
+            updated_by: self.updated_by.clone(),
+            created_at: time(&self.created_at)?,
+            updated_at: time(&self.updated_at)?,
+            version: self.version,
+            deleted_at: match &self.deleted_at {
+                Some(raw) => Some(time(raw)?),
+                None => None,
+            },
+        })
+    }
 }

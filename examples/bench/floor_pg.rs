@@ -80,7 +80,8 @@ impl PgFloor {
             ))
             .await?,
             update: p("UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, complexity = $6, \
-                 assignee_id = $7, repository_id = $8, updated_by = $9, version = version + 1 \
+                 assignee_id = $7, repository_id = $8, updated_by = $9, version = version + 1, \
+                 updated_at = GREATEST(now(), updated_at) \
                  WHERE id = $1 RETURNING updated_at, version"
                 .into())
             .await?,

@@ -1,15 +1,17 @@
-//! Pure domain types and rules: values, validated text, tasks, change diffs and event kinds.
-//! Knows nothing about SQL, rmcp, axum or Redis.
+//! Pure domain types and rules: values, validated text, tasks, change diffs, event kinds, and the
+//! rules of every write (`write`). Knows nothing about SQL, rmcp, axum or Redis.
 
 mod change;
 #[cfg(test)]
 pub(crate) mod properties;
 mod text;
 mod values;
+mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
 pub use text::{CommentText, Description, Email, IdempotencyKey, KeyName, Label, RepoName, SearchText, Title};
 pub use values::{Complexity, Priority, Status};
+pub use write::{Record, TaskDraft, VersionConflict, check_version, commented, deleted, updated_at};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -172,15 +174,15 @@ pub struct HistoryEntry {
 }
 
 /// One row of the event log (the transactional outbox).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Global, increasing; the SSE id and the consumers' duplicate filter.
     pub seq: i64,
     pub kind: EventKind,
     pub task_id: Uuid,
     pub actor: String,
-    /// The task as it was after the change, as the public JSON shape.
-    pub task: serde_json::Value,
+    /// The task as it was after the change (a comment leaves it as it was).
+    pub task: Task,
     pub assignee_id: Option<Uuid>,
     /// The assignee before a reassignment, so they hear that the task left them.
     pub previous_assignee_id: Option<Uuid>,

@@ -2,18 +2,16 @@
 //! for all clients) or, without Redis, the store's event log, and broadcasts events in `seq` order,
 //! each once. A gap in what Redis delivers is filled from the store, which holds every committed event.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::domain::{Event, EventKind};
+use crate::domain::Event;
+use crate::events::entry;
 use crate::events::publisher::RedisPublisher;
 use crate::store::Store;
 
@@ -268,9 +266,9 @@ impl Hub {
                     *backoff = Duration::from_millis(200);
                     let entries = reply.map(|r| r.keys).unwrap_or_default();
                     for key in entries {
-                        for entry in key.ids {
-                            *last_id = Some(entry.id.clone());
-                            if let Some(event) = parse_entry(&entry.map)
+                        for read in key.ids {
+                            *last_id = Some(read.id.clone());
+                            if let Some(event) = entry::parse(&read.map)
                                 && let Err(err) = self.deliver(Some(event)).await
                             {
                                 tracing::debug!("live feed could not fill a gap from the store: {err}");
@@ -307,28 +305,4 @@ fn stream_id_less(a: &str, b: &str) -> bool {
         (ms.parse::<u64>().unwrap_or(0), n.parse::<u64>().unwrap_or(0))
     };
     parse(a) < parse(b)
-}
-
-/// Rebuilds an event from the fields the publisher wrote.
-pub fn parse_entry(map: &HashMap<String, redis::Value>) -> Option<Event> {
-    let text = |name: &str| -> Option<String> { map.get(name).and_then(|v| redis::from_redis_value_ref(v).ok()) };
-    let seq: i64 = text("seq")?.parse().ok()?;
-    let kind = EventKind::from_stored(&text("event_type")?)?;
-    let task_id = Uuid::parse_str(&text("task_id")?).ok()?;
-    let task: serde_json::Value = serde_json::from_str(&text("task_data")?).ok()?;
-    let created_at: DateTime<Utc> = DateTime::parse_from_rfc3339(&text("timestamp")?).ok()?.with_timezone(&Utc);
-    let assignee_id = task.get("assignee_id").and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok());
-    let repository = task.get("repository").and_then(|v| v.as_str()).map(str::to_owned);
-    let previous_assignee_id = text("previous_assignee_id").and_then(|s| Uuid::parse_str(&s).ok());
-    Some(Event {
-        seq,
-        kind,
-        task_id,
-        actor: text("actor").unwrap_or_default(),
-        task,
-        assignee_id,
-        previous_assignee_id,
-        repository,
-        created_at,
-    })
 }

@@ -12,8 +12,8 @@ use tokio::sync::Mutex;
 
 use crate::domain::Event;
 use crate::error::{Error, Result};
+use crate::events::entry;
 use crate::store::{EventSink, redact_url};
-use crate::wire;
 
 pub struct RedisPublisher {
     client: redis::Client,
@@ -185,22 +185,6 @@ impl RedisPublisher {
         let result: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
         result.map(|_| ()).map_err(|e| self.unavailable(e))
     }
-
-    /// The fields of a stream entry for an event.
-    pub fn fields(event: &Event) -> Vec<(&'static str, String)> {
-        let mut fields = vec![
-            ("event_type", event.kind.to_string()),
-            ("task_id", event.task_id.to_string()),
-            ("task_data", event.task.to_string()),
-            ("timestamp", wire::timestamp(event.created_at)),
-            ("seq", event.seq.to_string()),
-            ("actor", event.actor.clone()),
-        ];
-        if let Some(previous) = event.previous_assignee_id {
-            fields.push(("previous_assignee_id", previous.to_string()));
-        }
-        fields
-    }
 }
 
 #[async_trait]
@@ -213,7 +197,7 @@ impl EventSink for RedisPublisher {
         let mut pipe = redis::pipe();
         pipe.cmd("GET").arg(self.epoch_key());
         for event in events {
-            let fields = Self::fields(event);
+            let fields = entry::fields(event);
             for stream in self.streams_for(event) {
                 pipe.xadd_maxlen(stream, StreamMaxlen::Approx(self.maxlen), "*", &fields).ignore();
             }

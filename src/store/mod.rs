@@ -2,6 +2,7 @@
 //! Each write method is one transaction that writes the change, its history rows and its event row.
 
 pub mod failed;
+pub(crate) mod payload;
 pub mod postgres;
 pub mod sqlite;
 
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use crate::domain::KeyName;
 use crate::domain::{
     Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName, Repository,
-    SearchText, Status, Task, TaskPatch, Title, User, UserKey,
+    SearchText, Status, Task, TaskDraft, TaskPatch, Title, User, UserKey,
 };
 use crate::error::{Error, Result};
 
@@ -39,6 +40,21 @@ pub struct NewTask {
     pub actor: String,
     /// A retried create with the same key (from the same actor) returns the first task.
     pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl NewTask {
+    /// The fields the new task starts with, once its assignee is resolved (the domain builds the task).
+    pub(crate) fn draft(&self, assignee: Option<User>) -> TaskDraft<'_> {
+        TaskDraft {
+            title: &self.title,
+            description: self.description.as_ref(),
+            status: self.status,
+            priority: self.priority,
+            complexity: self.complexity,
+            assignee,
+            repository: self.repository.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -97,7 +97,7 @@ async fn several_store_instances_writing_one_file_at_once_lose_no_update_and_log
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.seq, i as i64 + 1, "seqs are contiguous and in order");
         // Seq order is commit order: the task in event N is at version N.
-        assert_eq!(event.task["version"], serde_json::json!(i as i64 + 1));
+        assert_eq!(event.task.version, i as i64 + 1);
     }
     assert_eq!(stores[0].event_bounds().await.unwrap().latest, 1 + total as i64);
 }
@@ -436,8 +436,7 @@ async fn several_processes_writing_one_file_at_once_lose_no_update_and_log_every
     let expected = 1 + 2 * writers * UPDATES;
     assert_eq!(events.len(), expected, "one event per change");
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=expected as i64).collect::<Vec<_>>());
-    let versions: Vec<i64> =
-        events.iter().filter(|e| e.task_id == task.id).map(|e| e.task["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> = events.iter().filter(|e| e.task_id == task.id).map(|e| e.task.version).collect();
     assert_eq!(versions, (1..=last.version).collect::<Vec<_>>(), "seq order is commit order");
     // The other processes' commits reached this process's watcher.
     tokio::time::timeout(Duration::from_secs(2), commits.wait_for(|seq| *seq >= expected as i64))

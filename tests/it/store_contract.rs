@@ -77,6 +77,7 @@ contract!(
     keyset_pages_cover_tasks_with_equal_timestamps_once,
     the_keyset_cursor_breaks_ties_by_id,
     timestamps_keep_microsecond_precision,
+    updated_at_never_goes_backwards_when_the_clock_does,
     every_change_writes_one_event_of_the_right_kind_in_seq_order,
     failed_calls_write_no_event,
     a_reassignment_event_names_the_previous_assignee,
@@ -229,7 +230,7 @@ impl Sink {
 async fn give_every_task_the_same_updated_at(ts: &TestStore, backend: Backend) {
     const SQL: &str = "UPDATE tasks SET updated_at = (SELECT max(updated_at) FROM tasks)";
     match backend {
-        // Replica mode skips the trigger that would set updated_at to now().
+        // Replica mode skips triggers: the value written is the value kept.
         Backend::Postgres => {
             crate::support::pg::execute(&ts.url, &format!("SET session_replication_role = replica; {SQL}")).await
         }
@@ -908,10 +909,45 @@ async fn timestamps_keep_microsecond_precision(backend: Backend) {
     let listed = store.list_tasks(&query(1)).await.unwrap();
     assert_eq!(listed[0].updated_at, task.updated_at);
     let event = &all_events(store).await[0];
-    assert_eq!(event.task["updated_at"], wire::timestamp(task.updated_at));
+    assert_eq!(wire::task_value(&event.task)["updated_at"], wire::timestamp(task.updated_at));
     // A cursor carrying the exact microsecond excludes the row (and only it).
     let after = TaskQuery { after: Some(PageCursor::after(&task)), ..query(10) };
     assert!(store.list_tasks(&after).await.unwrap().is_empty());
+}
+
+async fn updated_at_never_goes_backwards_when_the_clock_does(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let task = create(store, new_task("from the future")).await;
+    // As if the task was last changed by a writer whose clock ran an hour ahead.
+    let ahead = (Utc::now() + TimeDelta::hours(1)).timestamp_micros();
+    match backend {
+        Backend::Postgres => {
+            let sql = format!("UPDATE tasks SET updated_at = to_timestamp(0) + interval '{ahead} microseconds'");
+            crate::support::pg::execute(&ts.url, &sql).await
+        }
+        Backend::Sqlite => {
+            let path = ts.url.strip_prefix("sqlite://").expect("a sqlite:// URL").to_owned();
+            tokio::task::spawn_blocking(move || {
+                let conn = rusqlite::Connection::open(path).expect("open the SQLite file");
+                conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+                conn.execute("UPDATE tasks SET updated_at = ?1", [ahead]).expect("move updated_at ahead");
+            })
+            .await
+            .expect("join");
+        }
+    }
+    let updated = store.update_task(update(&task, status_patch(Status::InProgress))).await.unwrap();
+    assert_eq!(updated.updated_at.timestamp_micros(), ahead, "an update keeps the later time");
+    assert_eq!(store.get_task(task.id).await.unwrap().unwrap(), updated);
+    let deleted = store
+        .delete_task(TaskDeletion { task_id: task.id, actor: ANN.into(), reason: None, expected_version: None })
+        .await
+        .unwrap();
+    assert_eq!(deleted.updated_at.timestamp_micros(), ahead, "so does a deletion");
+    assert!(deleted.deleted_at.unwrap() < deleted.updated_at, "deleted now, by this writer's clock");
+    let events = all_events(store).await;
+    assert_eq!(wire::task_value(&events[2].task)["updated_at"], wire::timestamp(deleted.updated_at));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -958,14 +994,19 @@ async fn every_change_writes_one_event_of_the_right_kind_in_seq_order(backend: B
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "seq increases");
     let after = [&unassigned, &assigned, &edited, &given, &done, &commented, &deleted];
     for (event, task) in events.iter().zip(after) {
-        assert_eq!(event.task, wire::task_value(task), "{:?} carries the task after the change", event.kind);
+        assert_eq!(
+            wire::task_value(&event.task),
+            wire::task_value(task),
+            "{:?} carries the task after the change",
+            event.kind
+        );
         assert_eq!(event.assignee_id, task.assignee_id);
         assert_eq!(event.repository, task.repository);
     }
     assert_eq!(events[0].actor, ANN);
     assert_eq!(events[2].actor, BOB);
     assert_eq!(events[5].actor, ANN);
-    assert_eq!(events[6].task["deleted_at"], wire::timestamp(deleted.deleted_at.unwrap()));
+    assert_eq!(wire::task_value(&events[6].task)["deleted_at"], wire::timestamp(deleted.deleted_at.unwrap()));
 }
 
 async fn failed_calls_write_no_event(backend: Backend) {

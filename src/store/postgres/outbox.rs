@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use uuid::Uuid;
+use tokio_postgres::types::Json;
 
 use super::rows::{self, EVENT_COLUMNS};
 use super::{Inner, Outcome};
-use crate::domain::{Event, EventKind, Task};
+use crate::domain::{Event, Record};
+use crate::store::payload::Payload;
 use crate::store::{EventBounds, EventSink};
-use crate::wire;
 
 /// The advisory lock key that makes seq order commit order ("tmcp-evt" in ASCII).
 const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
@@ -29,13 +29,7 @@ pub(super) const CHANNEL: &str = channel!();
 /// transaction that draws a seq commits before any other can draw the next one: seq order is commit
 /// order, and a reader that has seen seq N has seen every committed event below N. The NOTIFY is
 /// delivered at commit, in commit order.
-pub(super) async fn append(
-    tx: &Transaction<'_>,
-    kind: EventKind,
-    task: &Task,
-    actor: &str,
-    previous_assignee_id: Option<Uuid>,
-) -> Outcome<i64> {
+pub(super) async fn append(tx: &Transaction<'_>, record: &Record) -> Outcome<i64> {
     let statement = tx
         .prepare_cached(concat!(
             "WITH ordered AS (SELECT pg_advisory_xact_lock($1)), ",
@@ -47,17 +41,18 @@ pub(super) async fn append(
             "', seq::text) FROM appended"
         ))
         .await?;
+    let task = &record.task;
     let row = tx
         .query_one(
             &statement,
             &[
                 &EVENT_ORDER_LOCK,
-                &kind.as_str(),
+                &record.kind.as_str(),
                 &task.id,
-                &actor,
-                &wire::task_value(task),
+                &record.actor,
+                &Json(Payload::of(task)),
                 &task.assignee_id,
-                &previous_assignee_id,
+                &record.previous_assignee_id,
                 &task.repository,
             ],
         )

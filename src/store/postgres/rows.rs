@@ -2,11 +2,13 @@
 //! does not know (a status the schema should have refused) is an internal error, never a panic.
 
 use tokio_postgres::Row;
+use tokio_postgres::types::Json;
 
 use super::{Fail, Outcome};
 use crate::domain::{Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User};
 use crate::error::Error;
 use crate::store::ApiKey;
+use crate::store::payload::Stored;
 
 /// A task with its assignee's email and its repository's name, read in one query.
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
@@ -100,7 +102,7 @@ pub(super) fn event(row: &Row) -> Outcome<Event> {
         kind: known(row.try_get(1)?, "event type", EventKind::from_stored)?,
         task_id: row.try_get(2)?,
         actor: row.try_get(3)?,
-        task: row.try_get(4)?,
+        task: row.try_get::<_, Json<Stored>>(4)?.0.into_task().map_err(|e| Fail::Store(Error::Internal(e)))?,
         assignee_id: row.try_get(5)?,
         previous_assignee_id: row.try_get(6)?,
         repository: row.try_get(7)?,

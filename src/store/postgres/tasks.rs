@@ -11,19 +11,19 @@ use uuid::Uuid;
 use super::rows::{self, COMMENT_COLUMNS, HISTORY_COLUMNS, TASK_COLUMN_COUNT, TASK_COLUMNS, TASK_FROM};
 use super::{Inner, Outcome, lookup, outbox};
 use crate::domain::{
-    Comment, EventKind, FieldChange, HistoryEntry, IdempotencyKey, Task, diff_tasks, event_kind_for_update,
+    Comment, HistoryEntry, IdempotencyKey, Record, Task, TaskPatch, User, check_version, commented, deleted,
 };
 use crate::error::Error;
 use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
-use crate::wire;
 
 /// The `ON CONFLICT` target names the partial unique index on (created_by, idempotency_key): a
-/// concurrent create with the same key waits for the first, then inserts nothing.
+/// concurrent create with the same key waits for the first, then inserts nothing. The times are the
+/// transaction's `now()`, returned so the domain builds the task as created then.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
      repository_id, created_by, updated_by, idempotency_key) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
      ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-     RETURNING created_at, updated_at";
+     RETURNING created_at";
 
 /// How a write locks the task row it changes.
 #[derive(Clone, Copy)]
@@ -34,40 +34,33 @@ enum Lock {
     Share,
 }
 
-/// A live task, locked for the rest of the transaction, with its repository id. Missing or
-/// deleted: `NotFound`.
-async fn lock_live(tx: &Transaction<'_>, id: Uuid, lock: Lock) -> Outcome<(Task, Option<Uuid>)> {
+/// A live task, locked for the rest of the transaction.
+struct Locked {
+    task: Task,
+    repository_id: Option<Uuid>,
+    /// The transaction's `now()`: the time of the change (history and event rows default to it too).
+    now: DateTime<Utc>,
+}
+
+/// Reads and locks a live task. Missing or deleted: `NotFound`.
+async fn lock_live(tx: &Transaction<'_>, id: Uuid, lock: Lock) -> Outcome<Locked> {
     let mode = match lock {
         Lock::Update => "UPDATE",
         Lock::Share => "SHARE",
     };
-    let sql = format!("SELECT {TASK_COLUMNS}, t.repository_id FROM {TASK_FROM} WHERE t.id = $1 FOR {mode} OF t");
+    let sql = format!("SELECT {TASK_COLUMNS}, t.repository_id, now() FROM {TASK_FROM} WHERE t.id = $1 FOR {mode} OF t");
     let statement = tx.prepare_cached(&sql).await?;
     let row = tx.query_opt(&statement, &[&id]).await?.ok_or_else(|| Error::task_not_found(id))?;
     let task = rows::task(&row)?;
     if task.deleted_at.is_some() {
         return Err(Error::task_not_found(id).into());
     }
-    Ok((task, row.try_get(TASK_COLUMN_COUNT)?))
+    Ok(Locked { task, repository_id: row.try_get(TASK_COLUMN_COUNT)?, now: row.try_get(TASK_COLUMN_COUNT + 1)? })
 }
 
-fn check_version(task: &Task, expected: Option<i64>) -> Outcome<()> {
-    match expected {
-        Some(expected) if expected != task.version => {
-            Err(Error::Conflict { expected, current: Box::new(task.clone()) }.into())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Appends history rows in one statement; `ORDER BY ord` keeps their order in the identity column.
-async fn write_history(
-    tx: &Transaction<'_>,
-    task_id: Uuid,
-    changes: &[FieldChange],
-    changed_by: &str,
-    comment: Option<&str>,
-) -> Outcome<()> {
+/// Appends a change's history rows in one statement; `ORDER BY ord` keeps their order in the identity
+/// column.
+async fn write_history(tx: &Transaction<'_>, record: &Record) -> Outcome<()> {
     let statement = tx
         .prepare_cached(
             "INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment) \
@@ -76,29 +69,20 @@ async fn write_history(
              ORDER BY h.ord",
         )
         .await?;
+    let changes = &record.history;
     let ids: Vec<Uuid> = changes.iter().map(|_| Uuid::now_v7()).collect();
     let fields: Vec<&str> = changes.iter().map(|c| c.field).collect();
     let olds: Vec<Option<&str>> = changes.iter().map(|c| c.old_value.as_deref()).collect();
     let news: Vec<Option<&str>> = changes.iter().map(|c| c.new_value.as_deref()).collect();
-    tx.execute(&statement, &[&task_id, &ids, &fields, &olds, &news, &changed_by, &comment]).await?;
+    tx.execute(&statement, &[&record.task.id, &ids, &fields, &olds, &news, &record.actor, &record.comment]).await?;
     Ok(())
 }
 
-/// Writes a change's history rows and then its event, pipelined: `try_join` polls the history insert
-/// first, so it is sent (and run by the server) first, and the second statement goes out without
-/// waiting for the first one's answer. Returns the event's seq.
-async fn record(
-    tx: &Transaction<'_>,
-    changes: &[FieldChange],
-    comment: Option<&str>,
-    kind: EventKind,
-    task: &Task,
-    actor: &str,
-    previous_assignee_id: Option<Uuid>,
-) -> Outcome<i64> {
-    let history = write_history(tx, task.id, changes, actor, comment);
-    let event = outbox::append(tx, kind, task, actor, previous_assignee_id);
-    let ((), seq) = futures::future::try_join(history, event).await?;
+/// Writes what a change records, its history rows and then its event, pipelined: `try_join` polls the
+/// history insert first, so it is sent (and run by the server) first, and the second statement goes
+/// out without waiting for the first one's answer. Returns the event's seq.
+async fn write_record(tx: &Transaction<'_>, record: &Record) -> Outcome<i64> {
+    let ((), seq) = futures::future::try_join(write_history(tx, record), outbox::append(tx, record)).await?;
     Ok(seq)
 }
 
@@ -112,6 +96,26 @@ async fn find_by_idempotency_key(
     client.query_opt(&statement, &[&actor, &key.as_str()]).await?.map(|row| rows::task(&row)).transpose()
 }
 
+/// The new task's assignee (created on first use by email) and repository id (created on first use),
+/// both looked up at once, pipelined on the transaction's connection.
+async fn resolve_references(tx: &Transaction<'_>, new: &NewTask) -> Outcome<(Option<User>, Option<Uuid>)> {
+    futures::future::try_join(
+        async {
+            match &new.assignee {
+                Some(key) => lookup::resolve_user(tx, "assignee_id", key).await.map(Some),
+                None => Ok(None),
+            }
+        },
+        async {
+            match &new.repository {
+                Some(name) => lookup::repository_id(tx, name).await.map(Some),
+                None => Ok(None),
+            }
+        },
+    )
+    .await
+}
+
 pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> {
     let mut client = inner.conn().await?;
     // A retry finds the first task without writing anything (not even a user or repository).
@@ -121,26 +125,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
         return Ok(CreatedTask { task, replayed: true });
     }
     let tx = client.transaction().await?;
-    // Both lookups are pipelined on the transaction's connection.
-    let (assignee, repository_id) = futures::future::try_join(
-        async {
-            match &new.assignee {
-                Some(key) => lookup::resolve_user(&tx, "assignee_id", key).await.map(Some),
-                None => Ok(None),
-            }
-        },
-        async {
-            match &new.repository {
-                Some(name) => lookup::repository_id(&tx, name).await.map(Some),
-                None => Ok(None),
-            }
-        },
-    )
-    .await?;
+    let (assignee, repository_id) = resolve_references(&tx, &new).await?;
     let id = Uuid::now_v7();
-    let description = new.description.as_ref().map(|d| d.as_str());
-    let assignee_id = assignee.as_ref().map(|u| u.id);
-    let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
     let statement = tx.prepare_cached(INSERT_TASK).await?;
     let inserted = tx
         .query_opt(
@@ -148,14 +134,14 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
             &[
                 &id,
                 &new.title.as_str(),
-                &description,
+                &new.description.as_ref().map(|d| d.as_str()),
                 &new.status.as_str(),
                 &new.priority.as_str(),
                 &new.complexity.as_str(),
-                &assignee_id,
+                &assignee.as_ref().map(|u| u.id),
                 &repository_id,
                 &new.actor,
-                &idempotency_key,
+                &new.idempotency_key.as_ref().map(|k| k.as_str()),
             ],
         )
         .await?;
@@ -169,124 +155,80 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
         return Ok(CreatedTask { task, replayed: true });
     };
-    let task = Task {
-        id,
-        title: new.title.into_inner(),
-        description: new.description.map(|d| d.into_inner()),
-        status: new.status,
-        priority: new.priority,
-        complexity: new.complexity,
-        assignee_id,
-        assignee_email: assignee.map(|u| u.email),
-        repository: new.repository.map(|r| r.into_inner()),
-        created_by: new.actor.clone(),
-        updated_by: new.actor,
-        created_at: row.try_get(0)?,
-        updated_at: row.try_get(1)?,
-        version: 1,
-        deleted_at: None,
-    };
-    let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
-    let seq = record(&tx, &[created], None, EventKind::for_creation(&task), &task, &task.created_by, None).await?;
+    let record = new.draft(assignee).create(id, &new.actor, row.try_get(0)?);
+    let seq = write_record(&tx, &record).await?;
     tx.commit().await?;
     inner.committed(seq);
-    Ok(CreatedTask { task, replayed: false })
+    Ok(CreatedTask { task: record.task, replayed: false })
+}
+
+/// The patch's assignee resolved to a user (`None` when the patch leaves the assignee alone).
+async fn resolve_assignee(tx: &Transaction<'_>, patch: &TaskPatch) -> Outcome<Option<Option<User>>> {
+    match &patch.assignee {
+        Some(Some(key)) => Ok(Some(Some(lookup::resolve_user(tx, "assignee_id", key).await?))),
+        Some(None) => Ok(Some(None)),
+        None => Ok(None),
+    }
+}
+
+/// Writes a changed task's row (its version and `updated_at` as the domain set them).
+async fn write_task(tx: &Transaction<'_>, task: &Task, repository_id: Option<Uuid>) -> Outcome<()> {
+    let statement = tx
+        .prepare_cached(
+            "UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, complexity = $6, \
+             assignee_id = $7, repository_id = $8, updated_by = $9, updated_at = $10, version = $11 \
+             WHERE id = $1",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[
+            &task.id,
+            &task.title,
+            &task.description,
+            &task.status.as_str(),
+            &task.priority.as_str(),
+            &task.complexity.as_str(),
+            &task.assignee_id,
+            &repository_id,
+            &task.updated_by,
+            &task.updated_at,
+            &task.version,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn update(inner: &Inner, update: TaskUpdate) -> Outcome<Task> {
     let mut client = inner.conn().await?;
     let tx = client.transaction().await?;
-    let (old, old_repository_id) = lock_live(&tx, update.task_id, Lock::Update).await?;
-    check_version(&old, update.expected_version)?;
-    let patch = update.patch;
-    if patch.is_empty() {
-        return Ok(old);
-    }
-
-    let mut new = old.clone();
-    if let Some(title) = patch.title {
-        new.title = title.into_inner();
-    }
-    if let Some(description) = patch.description {
-        new.description = description.map(|d| d.into_inner());
-    }
-    if let Some(status) = patch.status {
-        new.status = status;
-    }
-    if let Some(priority) = patch.priority {
-        new.priority = priority;
-    }
-    if let Some(complexity) = patch.complexity {
-        new.complexity = complexity;
-    }
-    if let Some(assignee) = patch.assignee {
-        let user = match assignee {
-            Some(key) => Some(lookup::resolve_user(&tx, "assignee_id", &key).await?),
-            None => None,
-        };
-        new.assignee_id = user.as_ref().map(|u| u.id);
-        new.assignee_email = user.map(|u| u.email);
-    }
-    let mut repository_id = old_repository_id;
-    if let Some(repository) = patch.repository {
-        match repository {
-            Some(name) if Some(name.as_str()) == old.repository.as_deref() => {}
-            Some(name) => {
-                repository_id = Some(lookup::repository_id(&tx, &name).await?);
-                new.repository = Some(name.into_inner());
-            }
-            None => {
-                repository_id = None;
-                new.repository = None;
-            }
-        }
-    }
-    let changes = diff_tasks(&old, &new);
-    if changes.is_empty() {
+    let Locked { task: old, repository_id, now } = lock_live(&tx, update.task_id, Lock::Update).await?;
+    check_version(&old, update.expected_version).map_err(Error::from)?;
+    let patch = &update.patch;
+    let assignee = resolve_assignee(&tx, patch).await?;
+    let comment = update.comment.as_ref().map(|c| c.as_str());
+    let Some(record) = patch.apply(&old, assignee, &update.actor, comment, now) else {
         // Nothing changed, so nothing was created either: dropping the transaction rolls back.
         return Ok(old);
-    }
-
-    let statement = tx
-        .prepare_cached(
-            "UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, complexity = $6, \
-             assignee_id = $7, repository_id = $8, updated_by = $9, version = version + 1 \
-             WHERE id = $1 RETURNING updated_at, version",
-        )
-        .await?;
-    let row = tx
-        .query_one(
-            &statement,
-            &[
-                &new.id,
-                &new.title,
-                &new.description,
-                &new.status.as_str(),
-                &new.priority.as_str(),
-                &new.complexity.as_str(),
-                &new.assignee_id,
-                &repository_id,
-                &update.actor,
-            ],
-        )
-        .await?;
-    new.updated_at = row.try_get(0)?;
-    new.version = row.try_get(1)?;
-    new.updated_by = update.actor;
-
-    let comment = update.comment.as_ref().map(|c| c.as_str());
-    let previous_assignee = if old.assignee_id != new.assignee_id { old.assignee_id } else { None };
-    let kind = event_kind_for_update(&old, &new);
-    let seq = record(&tx, &changes, comment, kind, &new, &new.updated_by, previous_assignee).await?;
+    };
+    // The repository's id, looked up (created on first use) only when the repository changes.
+    let repository_id = match &patch.repository {
+        Some(Some(name)) if record.task.repository != old.repository => Some(lookup::repository_id(&tx, name).await?),
+        Some(None) => None,
+        _ => repository_id,
+    };
+    write_task(&tx, &record.task, repository_id).await?;
+    let seq = write_record(&tx, &record).await?;
     tx.commit().await?;
     inner.committed(seq);
-    Ok(new)
+    Ok(record.task)
 }
 
 pub(super) async fn add_comment(inner: &Inner, new: NewComment) -> Outcome<(Comment, Task)> {
     let mut client = inner.conn().await?;
     let tx = client.transaction().await?;
-    let (task, _) = lock_live(&tx, new.task_id, Lock::Share).await?;
+    let Locked { task, .. } = lock_live(&tx, new.task_id, Lock::Share).await?;
     let statement = tx
         .prepare_cached(&format!(
             "INSERT INTO task_comments (id, task_id, comment, author) VALUES ($1, $2, $3, $4) RETURNING {COMMENT_COLUMNS}"
@@ -294,8 +236,7 @@ pub(super) async fn add_comment(inner: &Inner, new: NewComment) -> Outcome<(Comm
         .await?;
     let row = tx.query_one(&statement, &[&Uuid::now_v7(), &task.id, &new.comment.as_str(), &new.author]).await?;
     let comment = rows::comment(&row)?;
-    let change = FieldChange { field: "comment", old_value: None, new_value: Some(comment.comment.clone()) };
-    let seq = record(&tx, &[change], None, EventKind::TaskCommented, &task, &new.author, None).await?;
+    let seq = write_record(&tx, &commented(&task, &comment)).await?;
     tx.commit().await?;
     inner.committed(seq);
     Ok((comment, task))
@@ -304,26 +245,20 @@ pub(super) async fn add_comment(inner: &Inner, new: NewComment) -> Outcome<(Comm
 pub(super) async fn delete(inner: &Inner, deletion: TaskDeletion) -> Outcome<Task> {
     let mut client = inner.conn().await?;
     let tx = client.transaction().await?;
-    let (mut task, _) = lock_live(&tx, deletion.task_id, Lock::Update).await?;
-    check_version(&task, deletion.expected_version)?;
+    let Locked { task: old, now, .. } = lock_live(&tx, deletion.task_id, Lock::Update).await?;
+    check_version(&old, deletion.expected_version).map_err(Error::from)?;
+    let record = deleted(&old, &deletion.actor, deletion.reason.as_ref().map(|r| r.as_str()), now);
+    let task = &record.task;
     let statement = tx
         .prepare_cached(
-            "UPDATE tasks SET deleted_at = now(), updated_by = $2, version = version + 1 \
-             WHERE id = $1 RETURNING deleted_at, updated_at, version",
+            "UPDATE tasks SET deleted_at = $2, updated_at = $3, updated_by = $4, version = $5 WHERE id = $1",
         )
         .await?;
-    let row = tx.query_one(&statement, &[&task.id, &deletion.actor]).await?;
-    let deleted_at: DateTime<Utc> = row.try_get(0)?;
-    task.deleted_at = Some(deleted_at);
-    task.updated_at = row.try_get(1)?;
-    task.version = row.try_get(2)?;
-    task.updated_by = deletion.actor;
-    let change = FieldChange { field: "deleted", old_value: None, new_value: Some(wire::timestamp(deleted_at)) };
-    let reason = deletion.reason.as_ref().map(|r| r.as_str());
-    let seq = record(&tx, &[change], reason, EventKind::TaskDeleted, &task, &task.updated_by, None).await?;
+    tx.execute(&statement, &[&task.id, &task.deleted_at, &task.updated_at, &task.updated_by, &task.version]).await?;
+    let seq = write_record(&tx, &record).await?;
     tx.commit().await?;
     inner.committed(seq);
-    Ok(task)
+    Ok(record.task)
 }
 
 pub(super) async fn get(inner: &Inner, id: Uuid) -> Outcome<Option<Task>> {

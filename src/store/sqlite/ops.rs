@@ -11,12 +11,12 @@ use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
 use crate::domain::KeyName;
 use crate::domain::{
-    Comment, Event, EventKind, FieldChange, HistoryEntry, RepoName, Repository, Task, User, UserKey, diff_tasks,
-    event_kind_for_update,
+    Comment, Event, HistoryEntry, Record, RepoName, Repository, Task, TaskPatch, User, UserKey, check_version,
+    commented, deleted,
 };
 use crate::error::Error;
+use crate::store::payload::Payload;
 use crate::store::{ApiKey, CreatedTask, EventBounds, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
-use crate::wire;
 
 fn task_by(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> rusqlite::Result<Option<Task>> {
     let sql = format!("SELECT {} {} WHERE {condition}", rows::TASK_COLUMNS, rows::TASK_FROM);
@@ -96,59 +96,41 @@ pub(super) fn list_repositories(conn: &Connection) -> rusqlite::Result<Vec<Repos
     .collect()
 }
 
-/// Writes the event row of a change; returns its seq.
-fn insert_event(
-    conn: &Connection,
-    kind: EventKind,
-    task: &Task,
-    actor: &str,
-    previous_assignee_id: Option<Uuid>,
-    at: DateTime<Utc>,
-) -> rusqlite::Result<i64> {
-    let json = wire::task_value(task).to_string();
+/// Writes what a change records: its history rows, then its event row. Returns the event's seq.
+fn write_record(conn: &Connection, record: &Record, at: DateTime<Utc>) -> rusqlite::Result<i64> {
+    let task = &record.task;
+    let mut history = conn.prepare_cached(
+        "INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for change in &record.history {
+        history.execute(params![
+            uuid_text(Uuid::now_v7()),
+            uuid_text(task.id),
+            change.field,
+            change.old_value,
+            change.new_value,
+            record.actor,
+            record.comment,
+            micros(at),
+        ])?;
+    }
     conn.prepare_cached(
         "INSERT INTO events (event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, \
                              created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        kind.as_str(),
+        record.kind.as_str(),
         uuid_text(task.id),
-        actor,
-        json,
+        record.actor,
+        Payload::of(task).to_text(),
         task.assignee_id.map(uuid_text),
-        previous_assignee_id.map(uuid_text),
+        record.previous_assignee_id.map(uuid_text),
         task.repository,
         micros(at),
     ])?;
     Ok(conn.last_insert_rowid())
-}
-
-fn insert_history(
-    conn: &Connection,
-    task_id: Uuid,
-    changes: &[FieldChange],
-    actor: &str,
-    comment: Option<&str>,
-    at: DateTime<Utc>,
-) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    for change in changes {
-        stmt.execute(params![
-            uuid_text(Uuid::now_v7()),
-            uuid_text(task_id),
-            change.field,
-            change.old_value,
-            change.new_value,
-            actor,
-            comment,
-            micros(at),
-        ])?;
-    }
-    Ok(())
 }
 
 /// Creates a task (or finds the one an earlier create with the same idempotency key made).
@@ -161,37 +143,15 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
             return Ok((CreatedTask { task, replayed: true }, None));
         }
     }
-    let assignee = match &new.assignee {
-        Some(key) => Some(resolve_user(conn, "assignee_id", key)?),
-        None => None,
-    };
-    let repository_id = match &new.repository {
-        Some(name) => Some(repository_id(conn, name)?),
-        None => None,
-    };
-    let now = rows::now();
-    let task = Task {
-        id: Uuid::now_v7(),
-        title: new.title.as_str().to_owned(),
-        description: new.description.as_ref().map(|d| d.as_str().to_owned()),
-        status: new.status,
-        priority: new.priority,
-        complexity: new.complexity,
-        assignee_id: assignee.as_ref().map(|u| u.id),
-        assignee_email: assignee.map(|u| u.email),
-        repository: new.repository.as_ref().map(|r| r.as_str().to_owned()),
-        created_by: new.actor.clone(),
-        updated_by: new.actor.clone(),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        deleted_at: None,
-    };
+    let assignee = new.assignee.as_ref().map(|key| resolve_user(conn, "assignee_id", key)).transpose()?;
+    let repository_id = new.repository.as_ref().map(|name| repository_id(conn, name)).transpose()?;
+    let record = new.draft(assignee).create(Uuid::now_v7(), &new.actor, rows::now());
+    let task = &record.task;
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
                             search_text) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, NULL, ?13, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -204,74 +164,49 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         repository_id,
         task.created_by,
         task.updated_by,
-        micros(now),
-        micros(now),
+        micros(task.created_at),
+        micros(task.updated_at),
+        task.version,
         new.idempotency_key.as_ref().map(|k| k.as_str()),
         rows::search_text(&task.title, task.description.as_deref()),
     ])?;
-    let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
-    insert_history(conn, task.id, &[created], &new.actor, None, now)?;
-    let seq = insert_event(conn, EventKind::for_creation(&task), &task, &new.actor, None, now)?;
-    Ok((CreatedTask { task, replayed: false }, Some(seq)))
+    let seq = write_record(conn, &record, task.created_at)?;
+    Ok((CreatedTask { task: record.task, replayed: false }, Some(seq)))
 }
 
 /// The task to change: it must exist, not be deleted, and be at `expected_version` when one is given.
 fn task_to_change(conn: &Connection, id: Uuid, expected_version: Option<i64>) -> Outcome<Task> {
     let task = live_task(conn, id)?.ok_or_else(|| Error::task_not_found(id))?;
-    if let Some(expected) = expected_version.filter(|expected| *expected != task.version) {
-        return Err(Error::Conflict { expected, current: Box::new(task) }.into());
-    }
+    check_version(&task, expected_version).map_err(Error::from)?;
     Ok(task)
+}
+
+/// The patch's assignee resolved to a user (`None` when the patch leaves the assignee alone).
+fn resolve_assignee(conn: &Connection, patch: &TaskPatch) -> Outcome<Option<Option<User>>> {
+    match &patch.assignee {
+        Some(Some(key)) => Ok(Some(Some(resolve_user(conn, "assignee_id", key)?))),
+        Some(None) => Ok(Some(None)),
+        None => Ok(None),
+    }
 }
 
 /// Applies a patch; a patch that changes nothing writes nothing. Returns the seq of the event written.
 pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Task, Option<i64>)> {
     let old = task_to_change(conn, update.task_id, update.expected_version)?;
-    let patch = &update.patch;
-    let mut new = old.clone();
-    if let Some(title) = &patch.title {
-        new.title = title.as_str().to_owned();
-    }
-    if let Some(description) = &patch.description {
-        new.description = description.as_ref().map(|d| d.as_str().to_owned());
-    }
-    if let Some(status) = patch.status {
-        new.status = status;
-    }
-    if let Some(priority) = patch.priority {
-        new.priority = priority;
-    }
-    if let Some(complexity) = patch.complexity {
-        new.complexity = complexity;
-    }
-    if let Some(assignee) = &patch.assignee {
-        let user = match assignee {
-            Some(key) => Some(resolve_user(conn, "assignee_id", key)?),
-            None => None,
-        };
-        new.assignee_id = user.as_ref().map(|u| u.id);
-        new.assignee_email = user.map(|u| u.email);
-    }
-    let mut repository_id: Option<Option<String>> = None;
-    if let Some(repository) = &patch.repository {
-        let name = repository.as_ref().map(|r| r.as_str().to_owned());
-        if name != old.repository {
-            repository_id = Some(match repository {
-                Some(repo) => Some(self::repository_id(conn, repo)?),
-                None => None,
-            });
-            new.repository = name;
-        }
-    }
-    let changes = diff_tasks(&old, &new);
-    if changes.is_empty() {
-        return Ok((old, None));
-    }
+    let assignee = resolve_assignee(conn, &update.patch)?;
+    let comment = update.comment.as_ref().map(|c| c.as_str());
     let now = rows::now();
-    new.version = old.version + 1;
-    // Never backwards, even if this machine's clock was set back (as PostgreSQL's trigger does).
-    new.updated_at = now.max(old.updated_at);
-    new.updated_by = update.actor.clone();
+    let Some(record) = update.patch.apply(&old, assignee, &update.actor, comment, now) else {
+        return Ok((old, None));
+    };
+    let task = &record.task;
+    // The repository's id, looked up (created on first use) only when the repository changes.
+    let repository_id = match &update.patch.repository {
+        Some(name) if task.repository != old.repository => {
+            Some(name.as_ref().map(|n| repository_id(conn, n)).transpose()?)
+        }
+        _ => None,
+    };
     conn.prepare_cached(
         "UPDATE tasks SET title = ?2, description = ?3, status = ?4, priority = ?5, complexity = ?6, \
                           assignee_id = ?7, \
@@ -280,25 +215,22 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
          WHERE id = ?1",
     )?
     .execute(params![
-        uuid_text(new.id),
-        new.title,
-        new.description,
-        new.status.as_str(),
-        new.priority.as_str(),
-        new.complexity.as_str(),
-        new.assignee_id.map(uuid_text),
+        uuid_text(task.id),
+        task.title,
+        task.description,
+        task.status.as_str(),
+        task.priority.as_str(),
+        task.complexity.as_str(),
+        task.assignee_id.map(uuid_text),
         repository_id.is_some(),
         repository_id.flatten(),
-        new.updated_by,
-        micros(new.updated_at),
-        new.version,
-        rows::search_text(&new.title, new.description.as_deref()),
+        task.updated_by,
+        micros(task.updated_at),
+        task.version,
+        rows::search_text(&task.title, task.description.as_deref()),
     ])?;
-    let comment = update.comment.as_ref().map(|c| c.as_str());
-    insert_history(conn, new.id, &changes, &update.actor, comment, now)?;
-    let previous_assignee = if old.assignee_id != new.assignee_id { old.assignee_id } else { None };
-    let seq = insert_event(conn, event_kind_for_update(&old, &new), &new, &update.actor, previous_assignee, now)?;
-    Ok((new, Some(seq)))
+    let seq = write_record(conn, &record, now)?;
+    Ok((record.task, Some(seq)))
 }
 
 pub(super) fn add_comment(conn: &Connection, new: &NewComment) -> Outcome<((Comment, Task), i64)> {
@@ -320,29 +252,27 @@ pub(super) fn add_comment(conn: &Connection, new: &NewComment) -> Outcome<((Comm
         comment.author,
         micros(comment.created_at)
     ])?;
-    let change = FieldChange { field: "comment", old_value: None, new_value: Some(comment.comment.clone()) };
-    insert_history(conn, task.id, &[change], &new.author, None, comment.created_at)?;
-    let seq = insert_event(conn, EventKind::TaskCommented, &task, &new.author, None, comment.created_at)?;
+    let seq = write_record(conn, &commented(&task, &comment), comment.created_at)?;
     Ok(((comment, task), seq))
 }
 
 pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome<(Task, i64)> {
     let old = task_to_change(conn, deletion.task_id, deletion.expected_version)?;
     let now = rows::now();
-    let mut task = old.clone();
-    task.deleted_at = Some(now);
-    task.updated_at = now.max(old.updated_at);
-    task.updated_by = deletion.actor.clone();
-    task.version = old.version + 1;
+    let record = deleted(&old, &deletion.actor, deletion.reason.as_ref().map(|r| r.as_str()), now);
+    let task = &record.task;
     conn.prepare_cached(
         "UPDATE tasks SET deleted_at = ?2, updated_at = ?3, updated_by = ?4, version = ?5 WHERE id = ?1",
     )?
-    .execute(params![uuid_text(task.id), micros(now), micros(task.updated_at), task.updated_by, task.version])?;
-    let change = FieldChange { field: "deleted", old_value: None, new_value: Some(wire::timestamp(now)) };
-    let reason = deletion.reason.as_ref().map(|r| r.as_str());
-    insert_history(conn, task.id, &[change], &deletion.actor, reason, now)?;
-    let seq = insert_event(conn, EventKind::TaskDeleted, &task, &deletion.actor, None, now)?;
-    Ok((task, seq))
+    .execute(params![
+        uuid_text(task.id),
+        task.deleted_at.map(micros),
+        micros(task.updated_at),
+        task.updated_by,
+        task.version
+    ])?;
+    let seq = write_record(conn, &record, now)?;
+    Ok((record.task, seq))
 }
 
 pub(super) fn list_comments(conn: &Connection, task_id: Uuid) -> rusqlite::Result<Vec<Comment>> {

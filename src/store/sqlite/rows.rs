@@ -7,7 +7,7 @@ use rusqlite::types::Type;
 use uuid::Uuid;
 
 use crate::domain::{Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Status, Task, User};
-use crate::store::ApiKey;
+use crate::store::{ApiKey, payload};
 
 /// Now, at the precision stored (PostgreSQL keeps microseconds too), so what a write returns equals
 /// what a later read returns.
@@ -137,7 +137,7 @@ pub(super) fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
         kind: get_closed(row, 1, EventKind::from_stored)?,
         task_id: get_uuid(row, 2)?,
         actor: row.get(3)?,
-        task: serde_json::from_str(&task).map_err(|e| conversion(4, Type::Text, format!("task JSON: {e}")))?,
+        task: payload::from_text(&task).map_err(|e| conversion(4, Type::Text, e))?,
         assignee_id: get_opt_uuid(row, 5)?,
         previous_assignee_id: get_opt_uuid(row, 6)?,
         repository: row.get(7)?,
