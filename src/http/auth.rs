@@ -418,7 +418,7 @@ async fn verify_api_key(state: &AppState, key: &str) -> Result<Result<Actor, Str
     if key.len() > MAX_TOKEN_BYTES || !key.starts_with(API_KEY_PREFIX) {
         return Ok(Err("not an API key of this server (they start with tmk_)".to_owned()));
     }
-    match state.app.store.find_api_key(&hash_api_key(key)).await? {
+    match state.app.store.find_api_key(&hash_api_key(key)).await.map_err(ApiError::before_authentication)? {
         Some((_, user)) => match Email::parse("user", &user.email) {
             Ok(email) => Ok(Ok(Actor::new(email))),
             Err(_) => Ok(Err("the API key's user has no valid email".to_owned())),
