@@ -30,11 +30,12 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::{from_fn_with_state, map_request};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::app::App;
 use crate::cli::ServeArgs;
@@ -323,8 +324,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::cors(&state.config.allowed_origins()))
         .layer(from_fn_with_state(state.clone(), middleware::guard_origin))
         .layer(from_fn_with_state(state.clone(), middleware::limit_body))
-        .layer(from_fn(middleware::security_headers))
-        .layer(from_fn(middleware::request_id))
+        .layer(middleware::security_headers())
+        .layer(middleware::trace())
+        .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(middleware::REQUEST_ID, middleware::NewRequestId))
+        .layer(map_request(middleware::drop_unsafe_request_id))
         .with_state(state)
 }
 
