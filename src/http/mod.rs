@@ -175,12 +175,16 @@ impl AppState {
         let jwt = JwtKeys::new(secret)?;
         let limiter = FailureLimiter::new(config.limits.auth_failures, config.limits.auth_window);
         let hub = Hub::start(&app, shutdown.clone());
+        let metrics = metrics::Metrics::new({
+            let (hub, store) = (hub.clone(), app.store.clone());
+            move || metrics::Live { sse_clients: hub.subscriber_count(), pool: store.pool_status() }
+        });
         Ok(AppState(Arc::new(Inner {
             service: app.service.clone(),
             app,
             auth: AuthState { jwt, limiter },
             hub,
-            metrics: metrics::Metrics::default(),
+            metrics,
             config,
             shutdown,
             openapi: OnceLock::new(),

@@ -197,6 +197,33 @@ async fn metrics_count_requests_by_route_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_are_counted_as_other_and_keep_metrics_small() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestStore::new(Backend::Sqlite).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for i in 0..100 {
+        // A 10 KB method name, different each time: hyper accepts it as a token.
+        let method = format!("{}{i}", "M".repeat(10 * 1024));
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request = format!("{method} /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut response)).await.unwrap().unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 4"), "{}", String::from_utf8_lossy(&response));
+    }
+    let text = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.len() < 64 * 1024, "a scrape of {} bytes after 100 made-up methods", text.len());
+    assert!(!text.contains("MMMM"), "a made-up method became a label");
+    let other: u64 = text
+        .lines()
+        .filter(|line| line.starts_with(r#"http_requests_total{method="other","#))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(other, 100, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_streams_and_finishes_requests_in_flight() {
     let db = TestStore::new(Backend::Postgres).await;
     let server = TestServer::start(support::app(&db.url, None)).await;
