@@ -5,7 +5,7 @@
 //! Modules: `auth` (JWT, API keys, rate limit, commands), `errors` (the one error response),
 //! `extract` (request parsing), `tasks` and `directory` (REST handlers), `sse` (the event stream),
 //! `mcp` (MCP over Streamable HTTP), `health`, `metrics`, `openapi` (route table + document),
-//! `middleware` (request id, limits, Origin and CORS).
+//! `hosts` (the Host names every route answers to), `middleware` (request id, limits, Origin and CORS).
 
 pub mod auth;
 pub mod dashboard;
@@ -13,6 +13,7 @@ pub mod directory;
 pub mod errors;
 pub mod extract;
 pub mod health;
+pub mod hosts;
 pub mod mcp;
 pub mod metrics;
 pub mod middleware;
@@ -327,6 +328,7 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::cors(&state.config.allowed_origins()))
         .layer(from_fn_with_state(state.clone(), middleware::guard_origin))
+        .layer(from_fn_with_state(Arc::<[String]>::from(hosts::allowed(&state.config)), hosts::guard))
         .layer(from_fn_with_state(state.clone(), middleware::limit_body))
         .layer(middleware::security_headers())
         .layer(middleware::trace())
@@ -463,7 +465,7 @@ pub async fn serve(app: App, args: ServeArgs) -> anyhow::Result<()> {
         && server.state().config.public_url.is_none()
     {
         tracing::warn!(
-            "/mcp accepts only loopback Host headers: set ALLOWED_HOSTS (or PUBLIC_URL) to the names clients use"
+            "only loopback Host headers are answered: set ALLOWED_HOSTS (or PUBLIC_URL) to the names clients use"
         );
     }
     if let Some(link) = server.dashboard_link().await {

@@ -347,3 +347,55 @@ async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
     }
     eprintln!("SIGTERM with 1000 open streams: exited 0 in {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_a_host_it_does_not_answer_to_and_serves_the_allowed_ones() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let config = task_mcp::http::Config {
+        public_url: Some("https://tasks.example.com".to_owned()),
+        allowed_hosts: vec!["intranet.example:8443".to_owned()],
+        ..http::config()
+    };
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let mut routes: Vec<(Method, String)> =
+        documented_routes(&server).await.into_iter().map(|(method, path, _)| (method, path)).collect();
+    for path in ["/", "/assets/app.js", "/mcp", "/no/such/route"] {
+        routes.push((Method::GET, path.to_owned()));
+    }
+    routes.push((Method::POST, "/mcp".to_owned()));
+    let foreign = [
+        "attacker.example".to_owned(),
+        format!("attacker.example:{port}"),
+        format!("localhost.attacker.example:{port}"),
+        "tasks.example.com.attacker.example".to_owned(),
+        "intranet.example:9999".to_owned(),
+    ];
+    let allowed = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "tasks.example.com".to_owned(),
+        "intranet.example:8443".to_owned(),
+    ];
+    for (method, path) in &routes {
+        let send = |host: &str| {
+            let mut request = server.as_user(method.clone(), path, "tester@example.com").header("host", host);
+            if [Method::POST, Method::PATCH, Method::PUT].contains(method) {
+                request = request.json(&json!({}));
+            }
+            request.timeout(Duration::from_secs(5)).send()
+        };
+        for host in &foreign {
+            let response = send(host).await.unwrap();
+            assert_eq!(
+                error_code(response).await,
+                (403, "host_not_allowed".to_owned()),
+                "{method} {path} Host: {host}"
+            );
+        }
+        for host in &allowed {
+            let status = send(host).await.unwrap().status().as_u16();
+            assert!(status != 403 && status != 421, "{method} {path} Host: {host} got {status}");
+        }
+    }
+}
