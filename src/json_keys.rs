@@ -1,6 +1,7 @@
-//! Duplicate keys in JSON input, found so the frontends can refuse them: serde_json keeps the last
-//! of `{"title": "a", "title": "b"}` without a word, so a client (or a proxy that checked the first)
-//! would not know which value was stored.
+//! What is wrong with JSON input, read the same way by both frontends: duplicate keys, found so they
+//! can be refused (serde_json keeps the last of `{"title": "a", "title": "b"}` without a word, so a
+//! client, or a proxy that checked the first, would not know which value was stored); and the field
+//! a serde error message names, without serde_json's position.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -72,6 +73,24 @@ impl<'de> Visitor<'de> for Check<'_> {
             seen.insert(key);
         }
         Ok(())
+    }
+}
+
+/// The first `name` in a serde message such as "unknown field `id`" or "missing field `task_id`".
+/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
+/// An empty name names nothing (the caller falls back to the whole input).
+pub fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let rest = &message[start..];
+    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
+}
+
+/// serde_json appends " at line 1 column 42": useless once the field is named.
+pub fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
+        _ => message.to_owned(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! - [`domain`]: pure types and rules (statuses, validated text, diffs, event kinds). No I/O.
 //! - [`error`]: the one error enum; each frontend maps it once.
 //! - [`wire`]: the JSON shapes of the public contract (tasks, pages, events), shared by all frontends;
-//!   [`json_keys`]: duplicate keys in JSON input, found so both frontends refuse them.
+//!   [`json_keys`]: what is wrong with JSON input (duplicate keys, the field a serde message names),
+//!   read once for both frontends.
 //! - [`store`]: the storage trait and its PostgreSQL and SQLite backends (change + history + event
 //!   in one transaction).
 //! - [`service`]: every use case, called by both frontends.

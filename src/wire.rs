@@ -86,12 +86,40 @@ impl From<&domain::Task> for TaskSummaryJson {
     }
 }
 
+/// How much of each task a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    #[default]
+    Summary,
+    Full,
+}
+
+impl Detail {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, domain::ValidationError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "summary" => Ok(Detail::Summary),
+            "full" => Ok(Detail::Full),
+            _ => Err(domain::ValidationError::new(field, format!("{raw:?} is not a detail level"))
+                .with_accepted(["summary", "full"])),
+        }
+    }
+}
+
 /// A listed task, in the detail asked for.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum TaskItemJson {
     Full(TaskJson),
     Summary(TaskSummaryJson),
+}
+
+impl TaskItemJson {
+    pub fn new(task: &domain::Task, detail: Detail) -> Self {
+        match detail {
+            Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(task)),
+            Detail::Full => TaskItemJson::Full(TaskJson::from(task)),
+        }
+    }
 }
 
 /// One page of tasks.
@@ -101,6 +129,13 @@ pub struct TaskPageJson {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+impl TaskPageJson {
+    /// A page of `tasks`, each in `detail`.
+    pub fn new(tasks: &[domain::Task], next_cursor: Option<String>, detail: Detail) -> Self {
+        Self { tasks: tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect(), next_cursor }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -122,6 +157,14 @@ impl From<&domain::Comment> for CommentJson {
             created_at: rfc3339(c.created_at),
         }
     }
+}
+
+/// `add_task_comment`'s result: the comment, and the task's version after it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CommentAddedJson {
+    pub comment: CommentJson,
+    /// The task's version after the comment (pass it as expected_version next).
+    pub task_version: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -218,6 +261,12 @@ impl From<&domain::Event> for EventJson {
             actor: e.actor.clone(),
         }
     }
+}
+
+/// What a follower of the feed gets in place of events it can no longer be given (`type` "resync"
+/// and the latest `seq`: re-read, then follow from there), as an SSE `data:` or a line of `events tail`.
+pub fn resync_text(latest_seq: i64) -> String {
+    serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string()
 }
 
 /// A task as the JSON value events carry (`task` in SSE `data:`, `task_data` in Redis entries). A

@@ -48,7 +48,7 @@ pub async fn run(
                 Some(json) => json.clone(),
                 None => serde_json::to_string(&EventJson::from(&live.event))?,
             },
-            FeedItem::Resync { latest_seq } => serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string(),
+            FeedItem::Resync { latest_seq } => crate::wire::resync_text(latest_seq),
         };
         writeln!(out, "{line}")?;
         out.flush()?;

@@ -213,6 +213,12 @@ impl PageCursor {
     }
 }
 
+/// An optional input as given: absent, null and blank all mean "not given" (models often send `""`
+/// for arguments they mean to leave out; forms send `status=` for "any").
+pub fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
 /// Parses an id argument such as `task_id`.
 pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, ValidationError> {
     Uuid::parse_str(raw.trim()).map_err(|_| ValidationError::new(field, format!("{raw:?} is not a valid UUID")))

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::wire::TaskJson;
 
 const INTERNAL_MESSAGE: &str = "the server met an internal error (the details are in its log); nothing was changed";
+const UNAVAILABLE_MESSAGE: &str = "the service is unavailable for now; retry later";
 
 /// An HTTP error response. Build it from a service [`Error`] or with one of the constructors.
 #[derive(Debug)]
@@ -97,6 +98,19 @@ impl ApiError {
     pub fn timeout() -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long and was abandoned")
             .with_header(header::RETRY_AFTER, 1)
+    }
+
+    /// `err` met before the caller is proven: an unavailable store is said without its detail (which
+    /// may name the database's host and name, or the SQLite path), and the detail is logged instead.
+    pub fn before_authentication(err: Error) -> Self {
+        match err {
+            Error::Unavailable(detail) => {
+                tracing::warn!("cannot check a credential: {detail}");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", UNAVAILABLE_MESSAGE)
+                    .with_header(header::RETRY_AFTER, 1)
+            }
+            other => ApiError::from(other),
+        }
     }
 
     /// A version conflict detected through `If-Match`: 412 rather than 409, with the current task.
@@ -199,5 +213,13 @@ mod tests {
             ApiError::from(Error::Unavailable("PostgreSQL at postgres://h/db does not answer".into())).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn before_authentication_unavailable_names_no_database() {
+        let err =
+            ApiError::before_authentication(Error::Unavailable("PostgreSQL at db.internal/tasks: refused".into()));
+        assert_eq!((err.status, err.code), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+        assert!(!err.message.contains("db.internal") && !err.message.contains("tasks"), "{}", err.message);
     }
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::errors::ApiError;
 use crate::domain::{IdempotencyKey, parse_uuid};
+use crate::json_keys::{backticked, strip_position};
 
 /// Fields of a body that a client may not set, and why. Checked before deserializing, so the
 /// answer says why rather than only "unknown field".
@@ -212,24 +213,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
         let Some(value) = parts.headers.get("idempotency-key") else { return Ok(IdempotencyHeader(None)) };
         let raw = value.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be printable ASCII"))?;
         Ok(IdempotencyHeader(Some(IdempotencyKey::parse("Idempotency-Key", raw)?)))
-    }
-}
-
-/// The first `name` in a serde message such as "unknown field `id`".
-/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
-/// An empty name names nothing (the caller falls back to the whole input).
-fn backticked(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let rest = &message[start..];
-    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
-    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
-}
-
-/// serde_json appends " at line 1 column 42": useless once the field is named.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
-        _ => message.to_owned(),
     }
 }
 

@@ -20,6 +20,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use super::AppState;
 use super::auth::{Guard, authenticate};
 use super::errors::ApiError;
+use super::hosts;
 use crate::domain::Actor;
 use crate::error::Error;
 use crate::mcp::framing::{self, Inbound};
@@ -37,7 +38,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     });
     let server = TaskServer::new(state.service.clone(), actors);
     let config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts(state))
+        .with_allowed_hosts(hosts::allowed(&state.config))
         .with_allowed_origins(state.config.allowed_origins())
         .enforce_origin_validation()
         .with_legacy_session_mode(false)
@@ -48,44 +49,21 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let service =
         StreamableHttpService::new(move || Ok(server.clone()), Arc::new(NeverSessionManager::default()), config);
     let guard = from_fn_with_state((state.clone(), Guard::ApiKey), authenticate);
-    let hosts: Arc<[String]> = allowed_hosts(state).into();
     Router::new()
         .route_service("/mcp", service)
-        .route_layer(from_fn_with_state((state.clone(), hosts), check_message))
+        .route_layer(from_fn_with_state(state.clone(), check_message))
         .route_layer(guard)
-}
-
-/// Whether the request's Host is one `/mcp` answers to (as rmcp checks it; stricter is safe: a host
-/// refused here is left for rmcp to judge). A rebinding page gets rmcp's 403 whatever its body.
-fn host_allowed(headers: &axum::http::HeaderMap, hosts: &[String]) -> bool {
-    let normal = |authority: &str| -> Option<(String, Option<u16>)> {
-        let authority: axum::http::uri::Authority = authority.trim().parse().ok()?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        Some((host, authority.port_u16()))
-    };
-    let Some((host, port)) = headers.get(header::HOST).and_then(|h| h.to_str().ok()).and_then(normal) else {
-        return false;
-    };
-    hosts.iter().any(|allowed| {
-        // A bare IPv6 address ("::1") is not an authority until bracketed.
-        let allowed = if allowed.matches(':').count() > 1 && !allowed.starts_with('[') {
-            format!("[{allowed}]")
-        } else {
-            allowed.clone()
-        };
-        normal(&allowed).is_some_and(|(h, p)| h == host && p.is_none_or(|p| Some(p) == port))
-    })
 }
 
 /// Reads a POSTed JSON body once and answers the messages rmcp would refuse without saying why;
 /// the rest goes on to rmcp unchanged. Other content types are left to rmcp (415).
-async fn check_message(State((state, hosts)): State<(AppState, Arc<[String]>)>, req: Request, next: Next) -> Response {
+async fn check_message(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    if req.method() != Method::POST || !json || !host_allowed(req.headers(), &hosts) {
+    if req.method() != Method::POST || !json {
         return next.run(req).await;
     }
     let limit = state.config.limits.body_bytes;
@@ -109,45 +87,6 @@ async fn check_message(State((state, hosts)): State<(AppState, Arc<[String]>)>, 
         Inbound::Refused(refusal) => {
             let status = if refusal.unreadable() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             (status, Json(refusal.to_json())).into_response()
-        }
-    }
-}
-
-/// Host headers `/mcp` answers to: loopback names, the bound address, `ALLOWED_HOSTS`, and the host of
-/// `PUBLIC_URL`. Anything else may be a DNS-rebinding page and gets 403.
-fn allowed_hosts(state: &AppState) -> Vec<String> {
-    let config = &state.config;
-    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
-    if !config.host.is_unspecified() {
-        hosts.push(config.host.to_string());
-    }
-    hosts.extend(config.allowed_hosts.iter().cloned());
-    if let Some(public) = config.public_url.as_deref()
-        && let Some((_, rest)) = public.split_once("://")
-        && let Some(authority) = rest.split('/').next().filter(|a| !a.is_empty())
-    {
-        hosts.push(authority.to_owned());
-    }
-    hosts
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_match_as_rmcp_matches_them_or_stricter() {
-        let hosts: Vec<String> = ["localhost", "127.0.0.1", "::1", "example.com:8080"].map(String::from).to_vec();
-        let allowed = |host: &str| {
-            let mut headers = axum::http::HeaderMap::new();
-            headers.insert(header::HOST, HeaderValue::from_str(host).unwrap());
-            host_allowed(&headers, &hosts)
-        };
-        for host in ["localhost:1234", "LOCALHOST", "127.0.0.1:80", "[::1]:3000", "example.com:8080"] {
-            assert!(allowed(host), "{host}");
-        }
-        for host in ["example.com:9090", "example.com", "attacker.example", "localhost.attacker.example", "", "a b"] {
-            assert!(!allowed(host), "{host}");
         }
     }
 }

@@ -1,115 +1,170 @@
-//! `GET /metrics` in the Prometheus text format: requests by route and status, a latency histogram,
-//! SSE clients, events sent and relayed, pool use. The registry belongs to one server (not a global
-//! recorder), so tests that start several servers in one process each see their own counts.
+//! `GET /metrics` in the Prometheus text format (`prometheus-client`): requests by method, route and
+//! status, a latency histogram, SSE clients, events sent and relayed, pool use. The registry belongs
+//! to one server (not a global recorder), so tests that start several servers in one process each see
+//! their own counts. Every label is taken from a bounded set, whatever a request says: a method
+//! outside the standard ones is `other`, a route is the matched template (never the raw path), a
+//! status is a number.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use super::AppState;
+use crate::store::PoolStatus;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Default)]
-struct RouteStats {
-    by_status: BTreeMap<u16, u64>,
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum_seconds: f64,
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
 }
 
-/// One server's counters.
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// The method as a label: the standard ones by name, anything else (hyper accepts any token, of
+/// any length) as `other`, so made-up methods cannot grow the number of series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// One server's metrics and the registry that renders them.
 pub struct Metrics {
-    /// Keyed by (method, route template): the template, never the raw path, so ids don't explode the
-    /// number of series.
-    routes: Mutex<BTreeMap<(String, String), RouteStats>>,
-    sse_events_sent: AtomicU64,
-    sse_streams_opened: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    sse_events_sent: Counter,
+    sse_streams_opened: Counter,
+}
+
+/// What is read when scraped rather than counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    pub sse_clients: usize,
+    /// `None` for a store without a pool (SQLite).
+    pub pool: Option<PoolStatus>,
 }
 
 impl Metrics {
-    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = routes.entry((method.to_owned(), route.to_owned())).or_default();
-        *stats.by_status.entry(status).or_default() += 1;
-        stats.count += 1;
-        stats.sum_seconds += seconds;
-        if let Some(i) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            stats.buckets[i] += 1;
-        }
+    /// The metrics of a server; `live` is asked at each scrape.
+    pub fn new(live: impl Fn() -> Live + Send + Sync + 'static) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method (other for non-standard ones), route template and status",
+            requests.clone(),
+        );
+        let durations: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer (to the response head for streams)",
+            durations.clone(),
+        );
+        let sse_streams_opened = Counter::default();
+        registry.register("sse_streams_opened", "Server-Sent Events streams opened", sse_streams_opened.clone());
+        let sse_events_sent = Counter::default();
+        registry.register("sse_events_sent", "Events written to SSE clients", sse_events_sent.clone());
+        registry.register(
+            "task_mcp_build",
+            "The running version",
+            Info::new(VersionLabels { version: env!("CARGO_PKG_VERSION") }),
+        );
+        registry.register_collector(Box::new(AtScrape(Box::new(live))));
+        Self { registry, requests, durations, sse_events_sent, sse_streams_opened }
+    }
+
+    fn record(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
+        self.requests.get_or_create(&RequestLabels { method, route: route.to_owned(), status }).inc();
+        self.durations.get_or_create(&RouteLabels { method, route: route.to_owned() }).observe(seconds);
     }
 
     pub fn sse_event_sent(&self) {
-        self.sse_events_sent.fetch_add(1, Ordering::Relaxed);
+        self.sse_events_sent.inc();
     }
 
     pub fn sse_stream_opened(&self) {
-        self.sse_streams_opened.fetch_add(1, Ordering::Relaxed);
+        self.sse_streams_opened.inc();
     }
 
     /// The exposition text.
-    pub fn render(&self, sse_clients: usize, pool: Option<crate::store::PoolStatus>) -> String {
+    pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP http_requests_total HTTP requests answered, by method, route and status.\n");
-        out.push_str("# TYPE http_requests_total counter\n");
-        for ((method, route), stats) in routes.iter() {
-            for (status, n) in &stats.by_status {
-                let _ = writeln!(
-                    out,
-                    "http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
+        if let Err(err) = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry) {
+            tracing::warn!("cannot render the metrics: {err}");
         }
-        out.push_str("# HELP http_request_duration_seconds Time to answer (to the response head for streams).\n");
-        out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for ((method, route), stats) in routes.iter() {
-            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(stats.buckets.iter()) {
-                cumulative += n;
-                let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
-            }
-            let _ = writeln!(out, "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", stats.count);
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", stats.sum_seconds);
-            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", stats.count);
-        }
-        drop(routes);
-        let gauges: [(&str, &str, &str, u64); 4] = [
-            ("sse_clients", "gauge", "Connected Server-Sent Events clients.", sse_clients as u64),
-            (
-                "sse_streams_opened_total",
-                "counter",
-                "Server-Sent Events streams opened.",
-                self.sse_streams_opened.load(Ordering::Relaxed),
-            ),
-            (
-                "sse_events_sent_total",
-                "counter",
-                "Events written to SSE clients.",
-                self.sse_events_sent.load(Ordering::Relaxed),
-            ),
-            (
-                "events_relayed_total",
-                "counter",
-                "Events this process published to Redis from the outbox.",
-                crate::events::events_relayed(),
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
-        if let Some(pool) = pool {
+        out
+    }
+}
+
+/// The metrics read when scraped: SSE clients, events relayed, the pool.
+struct AtScrape(Box<dyn Fn() -> Live + Send + Sync>);
+
+impl std::fmt::Debug for AtScrape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtScrape").finish_non_exhaustive()
+    }
+}
+
+impl AtScrape {
+    fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: usize) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+        let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+        gauge.encode(metric)
+    }
+}
+
+impl Collector for AtScrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let live = (self.0)();
+        Self::gauge(&mut encoder, "sse_clients", "Connected Server-Sent Events clients.", live.sse_clients)?;
+        let relayed = ConstCounter::new(crate::events::events_relayed());
+        let metric = encoder.encode_descriptor(
+            "events_relayed",
+            "Events this process published to Redis from the outbox.",
+            None,
+            relayed.metric_type(),
+        )?;
+        relayed.encode(metric)?;
+        if let Some(pool) = live.pool {
             let pool_gauges = [
                 ("db_pool_connections", "Connections open in the pool.", pool.size),
                 ("db_pool_connections_idle", "Open connections not in use.", pool.available),
@@ -117,37 +172,27 @@ impl Metrics {
                 ("db_pool_waiting", "Callers waiting for a connection.", pool.waiting),
             ];
             for (name, help, value) in pool_gauges {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+                Self::gauge(&mut encoder, name, help, value)?;
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP task_mcp_build_info The running version.\n# TYPE task_mcp_build_info gauge\n\
-             task_mcp_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        out
+        Ok(())
     }
-}
-
-fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// The layer that counts every request under its route template.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(req).await;
-    let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    state.metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = route.as_deref().unwrap_or(UNMATCHED);
+    state.metrics.record(&method, route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let body = state.metrics.render(state.hub.subscriber_count(), state.parts.store.pool_status());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    let body = state.metrics.render();
+    ([(header::CONTENT_TYPE, prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], body).into_response()
 }
 
 #[cfg(test)]
@@ -155,14 +200,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn methods_outside_the_standard_ones_are_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes("X".repeat(10_000).as_bytes()).unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&Method::from_bytes(b"get").unwrap()), "other");
+    }
+
+    #[test]
     fn the_exposition_counts_by_route_and_status() {
-        let metrics = Metrics::default();
-        metrics.record("GET", "/api/tasks/{id}", 200, 0.003);
-        metrics.record("GET", "/api/tasks/{id}", 404, 0.2);
-        let text = metrics.render(2, None);
-        assert!(text.contains("http_requests_total{method=\"GET\",route=\"/api/tasks/{id}\",status=\"404\"} 1"));
+        let metrics = Metrics::new(|| Live { sse_clients: 2, pool: None });
+        metrics.record(&Method::GET, "/api/tasks/{id}", 200, 0.003);
+        metrics.record(&Method::GET, "/api/tasks/{id}", 404, 0.2);
+        let text = metrics.render();
+        assert!(
+            text.contains("http_requests_total{method=\"GET\",route=\"/api/tasks/{id}\",status=\"404\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("le=\"+Inf\"} 2"), "{text}");
-        assert!(text.contains("sse_clients 2"));
+        assert!(text.contains("sse_clients 2"), "{text}");
+        assert!(text.contains("task_mcp_build_info{version=\""), "{text}");
     }
 }

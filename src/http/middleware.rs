@@ -1,24 +1,27 @@
 //! The layers every request goes through: a request id (kept if the client sent a sane one) on the
-//! response and in a tracing span around all of the request's logs; the body size limit; the time
-//! limit; the Origin guard and CORS; a few security headers.
+//! response and in a tracing span around all of the request's logs (tower-http's request-id and trace
+//! layers); the body size limit; the time limit; the Origin guard and CORS; a few security headers
+//! (tower-http's set-header). The body and time limits are ours: they answer with the JSON error
+//! body, where tower-http's answer with an empty or plain-text one.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tracing::Instrument;
+use tower_http::request_id::{MakeRequestId, RequestId};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use super::AppState;
 use super::errors::ApiError;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the request being served (in the request's extensions).
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 /// A client-sent id is kept only if it is short and plain, so it cannot forge log lines.
 fn sane_request_id(value: &HeaderValue) -> Option<String> {
@@ -30,38 +33,67 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
     ok.then(|| text.to_owned())
 }
 
-/// Gives the request an id, runs it inside a span carrying that id, logs one line when it ends, and
-/// returns the id in `X-Request-ID`. The span records the path only: a query string may hold a token.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(sane_request_id)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.uri().path(),
-        user = tracing::field::Empty,
-    );
-    let quiet = matches!(req.uri().path(), "/health" | "/metrics");
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| {
-        if quiet {
-            tracing::debug!(status, elapsed_ms, "answered");
-        } else {
-            tracing::info!(status, elapsed_ms, "answered");
-        }
-    });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
+/// Drops a client-sent `X-Request-ID` that is not sane, so the request gets a fresh one.
+pub async fn drop_unsafe_request_id(mut req: Request) -> Request {
+    if req.headers().get(&REQUEST_ID).is_some_and(|v| sane_request_id(v).is_none()) {
+        req.headers_mut().remove(&REQUEST_ID);
     }
-    response
+    req
+}
+
+/// A fresh request id: a random UUID, 32 hex digits.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()).ok().map(RequestId::new)
+    }
+}
+
+/// The span around a request: its id, method and path (never the query string: it may hold a
+/// token), and the user once known. Health checks and scrapes get a debug span, so they are quiet.
+fn request_span(req: &axum::http::Request<Body>) -> Span {
+    let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let (method, path) = (req.method(), req.uri().path());
+    if matches!(path, "/health" | "/metrics") {
+        tracing::debug_span!("request", request_id = %id, %method, %path, user = tracing::field::Empty)
+    } else {
+        tracing::info_span!("request", request_id = %id, %method, %path, user = tracing::field::Empty)
+    }
+}
+
+/// One line when a request is answered, at its span's level.
+fn log_answer(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let elapsed_ms = latency.as_secs_f64() * 1000.0;
+    if span.metadata().is_some_and(|m| *m.level() == tracing::Level::INFO) {
+        tracing::info!(status, elapsed_ms, "answered");
+    } else {
+        tracing::debug!(status, elapsed_ms, "answered");
+    }
+}
+
+pub type Trace = TraceLayer<
+    SharedClassifier<ServerErrorsAsFailures>,
+    fn(&axum::http::Request<Body>) -> Span,
+    (),
+    fn(&Response, Duration, &Span),
+    (),
+    (),
+    (),
+>;
+
+/// The tracing layer: a span per request ([`request_span`]), one line per answer ([`log_answer`]);
+/// failures are logged where they happen (a 500 once, by the error mapping), not again here.
+pub fn trace() -> Trace {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&axum::http::Request<Body>) -> Span)
+        .on_request(())
+        .on_response(log_answer as fn(&Response, Duration, &Span))
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
 }
 
 /// Refuses a body announced larger than the limit at once (413 with the JSON error), before reading
@@ -154,13 +186,12 @@ pub fn cors(origins: &[String]) -> CorsLayer {
         .max_age(Duration::from_secs(600))
 }
 
-/// Headers every response carries.
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("no-referrer"));
-    response
+/// Headers every response carries: no MIME sniffing; no referrer unless a route chose one.
+pub fn security_headers() -> (SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>) {
+    (
+        SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+    )
 }
 
 #[cfg(test)]

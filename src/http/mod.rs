@@ -5,7 +5,7 @@
 //! Modules: `auth` (JWT, secret, API keys, rate limit, the guard), `errors` (the one error response),
 //! `extract` (request parsing), `tasks` and `directory` (REST handlers), `sse` (the event stream),
 //! `mcp` (MCP over Streamable HTTP), `health`, `metrics`, `openapi` (route table + document),
-//! `middleware` (request id, limits, Origin and CORS).
+//! `hosts` (the Host names every route answers to), `middleware` (request id, limits, Origin and CORS).
 
 pub mod auth;
 pub mod dashboard;
@@ -13,6 +13,7 @@ pub mod directory;
 pub mod errors;
 pub mod extract;
 pub mod health;
+pub mod hosts;
 pub mod mcp;
 pub mod metrics;
 pub mod middleware;
@@ -30,11 +31,12 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::{from_fn_with_state, map_request};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::cli::ServeArgs;
 use crate::events::hub::Hub;
@@ -177,12 +179,16 @@ impl AppState {
         let jwt = JwtKeys::new(secret)?.with_max_lifetime(config.limits.token_lifetime);
         let limiter = FailureLimiter::new(config.limits.auth_failures, config.limits.auth_window);
         let hub = parts.start_hub(shutdown.clone());
+        let metrics = metrics::Metrics::new({
+            let (hub, store) = (hub.clone(), parts.store.clone());
+            move || metrics::Live { sse_clients: hub.subscriber_count(), pool: store.pool_status() }
+        });
         Ok(AppState(Arc::new(Inner {
             service: parts.service.clone(),
             parts,
             auth: AuthState { jwt, limiter },
             hub,
-            metrics: metrics::Metrics::default(),
+            metrics,
             config,
             shutdown,
             openapi: OnceLock::new(),
@@ -325,9 +331,13 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(middleware::cors(&state.config.allowed_origins()))
         .layer(from_fn_with_state(state.clone(), middleware::guard_origin))
+        .layer(from_fn_with_state(Arc::<[String]>::from(hosts::allowed(&state.config)), hosts::guard))
         .layer(from_fn_with_state(state.clone(), middleware::limit_body))
-        .layer(from_fn(middleware::security_headers))
-        .layer(from_fn(middleware::request_id))
+        .layer(middleware::security_headers())
+        .layer(middleware::trace())
+        .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(middleware::REQUEST_ID, middleware::NewRequestId))
+        .layer(map_request(middleware::drop_unsafe_request_id))
         .with_state(state)
 }
 
@@ -458,7 +468,7 @@ pub async fn serve(parts: Parts, args: ServeArgs) -> anyhow::Result<()> {
         && server.state().config.public_url.is_none()
     {
         tracing::warn!(
-            "/mcp accepts only loopback Host headers: set ALLOWED_HOSTS (or PUBLIC_URL) to the names clients use"
+            "only loopback Host headers are answered: set ALLOWED_HOSTS (or PUBLIC_URL) to the names clients use"
         );
     }
     if let Some(link) = server.dashboard_link().await {

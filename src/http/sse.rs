@@ -111,9 +111,8 @@ fn to_sse(item: FeedItem) -> SseEvent {
             Some(json) => SseEvent::default().id(live.event.seq.to_string()).event(live.event.kind.as_str()).data(json),
             None => SseEvent::default().comment("unserialisable event"),
         },
-        FeedItem::Resync { latest_seq } => SseEvent::default()
-            .id(latest_seq.to_string())
-            .event("resync")
-            .data(serde_json::json!({ "type": "resync", "seq": latest_seq }).to_string()),
+        FeedItem::Resync { latest_seq } => {
+            SseEvent::default().id(latest_seq.to_string()).event("resync").data(crate::wire::resync_text(latest_seq))
+        }
     }
 }

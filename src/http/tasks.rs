@@ -13,10 +13,10 @@ use super::auth::Caller;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, BodyRules, IdempotencyHeader, IfMatch, OptionalJson, TaskId};
 use crate::domain::{
-    CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Task, Title, UserRef,
+    CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Task, Title, UserRef, given,
 };
-use crate::service::{CreateTask, Detail, ListTasks, UpdateTask};
-use crate::wire::{CommentJson, HistoryJson, TaskItemJson, TaskJson, TaskPageJson, TaskSummaryJson};
+use crate::service::{CreateTask, ListTasks, MAX_PAGE_SIZE, UpdateTask};
+use crate::wire::{CommentJson, Detail, HistoryJson, TaskJson, TaskPageJson};
 
 /// The `ETag` of a task at `version`.
 pub fn etag(version: i64) -> String {
@@ -35,11 +35,6 @@ fn task_response(status: StatusCode, task: &Task) -> Response {
 /// `null` and absent differ: absent is `None`, `null` is `Some(None)`.
 fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-/// A blank query parameter means "not given" (forms send `status=` for "any").
-fn given(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty())
 }
 
 fn parse_opt<T, E: Into<ApiError>>(
@@ -112,9 +107,9 @@ pub async fn list(
         }
     }
     let limit = parse_opt(given(query.limit), |raw| {
-        raw.trim()
-            .parse::<u32>()
-            .map_err(|_| ApiError::invalid("limit", format!("{raw:?} is not a page size: give a number from 1 to 200")))
+        raw.trim().parse::<u32>().map_err(|_| {
+            ApiError::invalid("limit", format!("{raw:?} is not a page size: give a number from 1 to {MAX_PAGE_SIZE}"))
+        })
     })?;
     let detail = parse_opt(given(query.detail), |raw| Detail::parse("detail", raw))?.unwrap_or(Detail::Full);
     let request = ListTasks {
@@ -127,15 +122,7 @@ pub async fn list(
         cursor: given(query.cursor),
     };
     let page = state.service.list_tasks(&actor, request).await?;
-    let tasks = page
-        .tasks
-        .iter()
-        .map(|t| match detail {
-            Detail::Full => TaskItemJson::Full(TaskJson::from(t)),
-            Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(t)),
-        })
-        .collect();
-    Ok(Json(TaskPageJson { tasks, next_cursor: page.next_cursor }))
+    Ok(Json(TaskPageJson::new(&page.tasks, page.next_cursor, detail)))
 }
 
 pub async fn get(State(state): State<AppState>, Caller(_): Caller, TaskId(id): TaskId) -> ApiResult<Response> {

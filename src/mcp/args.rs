@@ -137,9 +137,3 @@ pub struct DeleteTaskArgs {
     /// Why, kept in the task's history.
     pub reason: Option<String>,
 }
-
-/// An optional argument as given: absent, null and blank all mean "not given" (models often send
-/// `""` for arguments they mean to leave out).
-pub fn given(value: Option<String>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty())
-}

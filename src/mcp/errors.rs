@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::domain::ValidationError;
 use crate::error::Error;
+use crate::json_keys::{backticked, strip_position};
 use crate::wire::TaskJson;
 
 /// A failed tool call. Every error a tool meets becomes one of these (never a protocol error), so
@@ -124,24 +125,6 @@ const INTERNAL_MESSAGE: &str =
 impl IntoCallToolResult for ToolError {
     fn into_call_tool_result(self) -> Result<CallToolResponse, rmcp::ErrorData> {
         Ok(self.into_result().into())
-    }
-}
-
-/// The first `name` in a serde message such as "missing field `task_id`".
-/// An unknown name may hold a backtick itself: it ends where serde's list of expected names begins.
-/// An empty name names nothing (the caller falls back to the whole input).
-fn backticked(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let rest = &message[start..];
-    let len = rest.rfind("`, expected").or_else(|| rest.rfind('`'))?;
-    Some(rest[..len].to_owned()).filter(|name| !name.is_empty())
-}
-
-/// serde_json appends " at line 1 column 42" to messages: meaningless for tool arguments.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) if message[i..].contains(" column ") => message[..i].to_owned(),
-        _ => message.to_owned(),
     }
 }
 

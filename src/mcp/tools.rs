@@ -9,12 +9,10 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use super::args::{
     AddTaskCommentArgs, Args, CreateTaskArgs, DeleteTaskArgs, GetTaskArgs, GetTasksArgs, UpdateTaskArgs,
-    UpdateTaskStatusArgs, given,
+    UpdateTaskStatusArgs,
 };
 use super::errors::ToolError;
 use super::identity::ActorSource;
@@ -22,10 +20,10 @@ use super::output::Structured;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
     CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, Title, UserRef,
-    ValidationError, parse_uuid,
+    ValidationError, given, parse_uuid,
 };
-use crate::service::{CreateTask, Detail, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
-use crate::wire::{CommentJson, HistoryJson, TaskDetailJson, TaskItemJson, TaskJson, TaskPageJson, TaskSummaryJson};
+use crate::service::{CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
+use crate::wire::{CommentAddedJson, CommentJson, Detail, HistoryJson, TaskDetailJson, TaskJson, TaskPageJson};
 
 /// What the server tells the model about the workflow, once, at connection.
 pub const INSTRUCTIONS: &str = "A task list shared by agents and people. Typical flow: get_tasks \
@@ -33,14 +31,6 @@ pub const INSTRUCTIONS: &str = "A task list shared by agents and people. Typical
 update_task_status to in_progress when you start and completed (or blocked, with a comment) when you stop; \
 add_task_comment to report progress; create_task for new work. Pass the task's version as expected_version \
 when changing it: on a version_conflict error, re-read and decide again. Users are a UUID, an email or \"me\" (you).";
-
-/// `add_task_comment`'s result: the comment, and the task's version after it.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct CommentAddedJson {
-    pub comment: CommentJson,
-    /// The task's version after the comment (pass it as expected_version next).
-    pub task_version: i64,
-}
 
 /// The MCP server: the tools over one [`TaskService`], acting as its [`ActorSource`] says.
 #[derive(Clone)]
@@ -118,15 +108,7 @@ impl TaskServer {
         };
         let actor = self.actors.actor(&ext, None).await?;
         let page = self.service.list_tasks(&actor, request).await?;
-        let tasks = page
-            .tasks
-            .iter()
-            .map(|t| match detail {
-                Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(t)),
-                Detail::Full => TaskItemJson::Full(TaskJson::from(t)),
-            })
-            .collect();
-        Ok(Structured(TaskPageJson { tasks, next_cursor: page.next_cursor }))
+        Ok(Structured(TaskPageJson::new(&page.tasks, page.next_cursor, detail)))
     }
 
     /// One task with every field, its comments and its change history (oldest first).

@@ -11,32 +11,13 @@ use uuid::Uuid;
 
 use crate::domain::{
     Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName,
-    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey, UserRef, ValidationError,
+    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
 use crate::store::{CreatedTask, EventBounds, NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 200;
-
-/// How much of each task a listing returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Detail {
-    #[default]
-    Summary,
-    Full,
-}
-
-impl Detail {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "summary" => Ok(Detail::Summary),
-            "full" => Ok(Detail::Full),
-            _ => Err(ValidationError::new(field, format!("{raw:?} is not a detail level"))
-                .with_accepted(["summary", "full"])),
-        }
-    }
-}
 
 /// A listing request, already parsed.
 #[derive(Debug, Clone, Default)]

@@ -182,3 +182,20 @@ async fn mcp_refuses_foreign_origins_and_rebinding_hosts() {
         assert_eq!(response.status(), 403, "Origin: {origin}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_call_while_the_database_is_down_says_unavailable_without_naming_it() {
+    // Nothing listens on port 1: the database is down from the start.
+    let url = "postgres://postgres@127.0.0.1:1/secret_tasks_db?connect_timeout=2";
+    let server = TestServer::start(support::app(url, None)).await;
+    let key = format!("tmk_{}", "a".repeat(40));
+    let response = mcp(&server, &key, &initialize()).send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 503, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{text}");
+    for detail in ["127.0.0.1:1", "secret_tasks_db", "PostgreSQL"] {
+        assert!(!text.contains(detail), "the refusal names {detail:?}: {text}");
+    }
+}

@@ -197,6 +197,33 @@ async fn metrics_count_requests_by_route_and_status() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_are_counted_as_other_and_keep_metrics_small() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestStore::new(Backend::Sqlite).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let address = server.base.trim_start_matches("http://").to_owned();
+    for i in 0..100 {
+        // A 10 KB method name, different each time: hyper accepts it as a token.
+        let method = format!("{}{i}", "M".repeat(10 * 1024));
+        let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let request = format!("{method} /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut response)).await.unwrap().unwrap();
+        assert!(response.starts_with(b"HTTP/1.1 4"), "{}", String::from_utf8_lossy(&response));
+    }
+    let text = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.len() < 64 * 1024, "a scrape of {} bytes after 100 made-up methods", text.len());
+    assert!(!text.contains("MMMM"), "a made-up method became a label");
+    let other: u64 = text
+        .lines()
+        .filter(|line| line.starts_with(r#"http_requests_total{method="other","#))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(other, 100, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_ends_streams_and_finishes_requests_in_flight() {
     let db = TestStore::new(Backend::Postgres).await;
     let server = TestServer::start(support::app(&db.url, None)).await;
@@ -319,4 +346,56 @@ async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
         assert!(stream.ends_within(Duration::from_secs(2)).await);
     }
     eprintln!("SIGTERM with 1000 open streams: exited 0 in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_a_host_it_does_not_answer_to_and_serves_the_allowed_ones() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let config = task_mcp::http::Config {
+        public_url: Some("https://tasks.example.com".to_owned()),
+        allowed_hosts: vec!["intranet.example:8443".to_owned()],
+        ..http::config()
+    };
+    let server = TestServer::start_with(support::app(&db.url, None), config).await;
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let mut routes: Vec<(Method, String)> =
+        documented_routes(&server).await.into_iter().map(|(method, path, _)| (method, path)).collect();
+    for path in ["/", "/assets/app.js", "/mcp", "/no/such/route"] {
+        routes.push((Method::GET, path.to_owned()));
+    }
+    routes.push((Method::POST, "/mcp".to_owned()));
+    let foreign = [
+        "attacker.example".to_owned(),
+        format!("attacker.example:{port}"),
+        format!("localhost.attacker.example:{port}"),
+        "tasks.example.com.attacker.example".to_owned(),
+        "intranet.example:9999".to_owned(),
+    ];
+    let allowed = [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "tasks.example.com".to_owned(),
+        "intranet.example:8443".to_owned(),
+    ];
+    for (method, path) in &routes {
+        let send = |host: &str| {
+            let mut request = server.as_user(method.clone(), path, "tester@example.com").header("host", host);
+            if [Method::POST, Method::PATCH, Method::PUT].contains(method) {
+                request = request.json(&json!({}));
+            }
+            request.timeout(Duration::from_secs(5)).send()
+        };
+        for host in &foreign {
+            let response = send(host).await.unwrap();
+            assert_eq!(
+                error_code(response).await,
+                (403, "host_not_allowed".to_owned()),
+                "{method} {path} Host: {host}"
+            );
+        }
+        for host in &allowed {
+            let status = send(host).await.unwrap().status().as_u16();
+            assert!(status != 403 && status != 421, "{method} {path} Host: {host} got {status}");
+        }
+    }
 }

@@ -26,6 +26,7 @@ pub(super) async fn verify(service: &TaskService, key: &str) -> Result<Result<Ac
     match service.verify_api_key(key).await {
         Ok(actor) => Ok(Ok(actor)),
         Err(Error::Unauthorized(why)) => Ok(Err(why)),
-        Err(err) => Err(err.into()),
+        // Before authentication the caller learns only that the store is unavailable, not which.
+        Err(err) => Err(ApiError::before_authentication(err)),
     }
 }
