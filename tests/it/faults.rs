@@ -460,7 +460,7 @@ async fn an_sse_client_that_never_reads_is_dropped_and_the_others_keep_getting_e
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let db = TestStore::new(Backend::Postgres).await;
     let mut config = http::config();
-    config.limits.slow_client = Duration::from_secs(2);
+    config.limits.slow_client = Duration::from_secs(5);
     let server = TestServer::start_with(crate::support::app(&db.url, None), config).await;
     let token = server.token(USER);
 

@@ -233,7 +233,7 @@ async fn a_change_through_either_of_two_servers_reaches_the_clients_of_both() {
 async fn a_client_that_stops_reading_is_dropped_and_holds_up_no_other_client() {
     let db = TestStore::new(Backend::Sqlite).await;
     let mut config = http::config();
-    config.limits.slow_client = Duration::from_secs(1);
+    config.limits.slow_client = Duration::from_secs(3);
     let server = TestServer::start_with(support::app(&db.url, None), config).await;
     let mut reading = open(&server, "", None).await;
     let mut stalled = open(&server, "", None).await;
