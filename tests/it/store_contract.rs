@@ -70,6 +70,7 @@ contract!(
     changing_an_unknown_task_is_not_found,
     a_comment_is_stored_with_its_author_and_listed_oldest_first,
     a_task_reads_back_with_its_comments_and_history_in_one_call,
+    a_task_detail_read_during_concurrent_updates_shows_one_moment,
     listing_filters_by_assignee_repository_status_and_priority_together,
     the_query_filter_matches_title_and_description_case_insensitively,
     like_metacharacters_in_a_query_match_literally,
@@ -1322,4 +1323,35 @@ async fn a_task_reads_back_with_its_comments_and_history_in_one_call(backend: Ba
         .unwrap();
     assert_eq!(store.get_task_detail(task.id).await.unwrap(), None, "a deleted task has no detail");
     assert_eq!(store.get_task_detail(Uuid::now_v7()).await.unwrap(), None, "nor has an unknown id");
+}
+
+async fn a_task_detail_read_during_concurrent_updates_shows_one_moment(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.clone();
+    let task = create(store.as_ref(), new_task("t0")).await;
+    let writer = tokio::spawn({
+        let (store, task) = (store.clone(), task.clone());
+        async move {
+            for i in 1..=150 {
+                let patch = TaskPatch { title: Some(title(&format!("t{i}"))), ..TaskPatch::default() };
+                store.update_task(update(&task, patch)).await.unwrap();
+            }
+        }
+    });
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let detail = store.get_task_detail(task.id).await.unwrap().expect("the task is there");
+        // Each update is one version and one title row: the history read with a task is exactly
+        // that task's (never a later change's).
+        let titles: Vec<&str> = detail
+            .history
+            .iter()
+            .filter(|h| h.field_changed == "title")
+            .filter_map(|h| h.new_value.as_deref())
+            .collect();
+        assert_eq!(titles.len() as i64, detail.task.version - 1, "read {reads}: {titles:?} with {:?}", detail.task);
+        assert_eq!(titles.last().copied().unwrap_or("t0"), detail.task.title.as_str(), "read {reads}");
+        reads += 1;
+    }
+    writer.await.unwrap();
 }

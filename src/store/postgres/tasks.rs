@@ -347,6 +347,40 @@ pub(super) async fn list_history(inner: &Inner, task_id: Uuid) -> Outcome<Vec<Hi
     client.query(&statement, &[&task_id]).await?.iter().map(rows::history).collect()
 }
 
+/// The task, its comments and its history as of one moment: one read-only `REPEATABLE READ`
+/// transaction on one connection (three separate reads could pair a task with history written
+/// after it). The three queries are pipelined; the snapshot is the first one's.
+pub(super) async fn get_detail(inner: &Inner, id: Uuid) -> Outcome<Option<crate::store::StoredTaskDetail>> {
+    let mut client = inner.conn().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let task = tx
+        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.deleted_at IS NULL"))
+        .await?;
+    let comments = tx
+        .prepare_cached(&format!("SELECT {COMMENT_COLUMNS} FROM task_comments WHERE task_id = $1 ORDER BY n"))
+        .await?;
+    let history =
+        tx.prepare_cached(&format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = $1 ORDER BY n")).await?;
+    let (task, comments, history) = futures::future::try_join3(
+        tx.query_opt(&task, &[&id]),
+        tx.query(&comments, &[&id]),
+        tx.query(&history, &[&id]),
+    )
+    .await?;
+    tx.commit().await?;
+    let Some(task) = task else { return Ok(None) };
+    Ok(Some(crate::store::StoredTaskDetail {
+        task: rows::task(&task)?,
+        comments: comments.iter().map(rows::comment).collect::<Outcome<_>>()?,
+        history: history.iter().map(rows::history).collect::<Outcome<_>>()?,
+    }))
+}
+
 /// One query: only the filters given appear in the SQL (each combination is its own prepared
 /// statement), so the planner can pick the index that leads with the filtered column.
 pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>> {
