@@ -29,6 +29,7 @@ fn new_task(title: &str) -> NewTask {
         repository: None,
         actor: "tester@example.com".into(),
         idempotency_key: None,
+        owner: "tester@example.com".into(),
     }
 }
 

@@ -17,12 +17,12 @@ use crate::error::Error;
 use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
 use crate::wire;
 
-/// The `ON CONFLICT` target names the partial unique index on (created_by, idempotency_key): a
-/// concurrent create with the same key waits for the first, then inserts nothing.
+/// The `ON CONFLICT` target names the partial unique index on (idempotency_owner, idempotency_key):
+/// a concurrent create with the same key from the same user waits for the first, then inserts nothing.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-     repository_id, created_by, updated_by, idempotency_key) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-     ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12) \
+     ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING created_at, updated_at";
 
 /// How a write locks the task row it changes.
@@ -102,23 +102,28 @@ async fn record(
     Ok(seq)
 }
 
+/// The task `owner` made with `key`, and the fingerprint of the request that made it.
 async fn find_by_idempotency_key(
     client: &impl GenericClient,
-    actor: &str,
+    owner: &str,
     key: &IdempotencyKey,
-) -> Outcome<Option<Task>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.created_by = $1 AND t.idempotency_key = $2");
+) -> Outcome<Option<(Task, Option<String>)>> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS}, t.idempotency_fingerprint FROM {TASK_FROM} \
+         WHERE t.idempotency_owner = $1 AND t.idempotency_key = $2"
+    );
     let statement = client.prepare_cached(&sql).await?;
-    client.query_opt(&statement, &[&actor, &key.as_str()]).await?.map(|row| rows::task(&row)).transpose()
+    let Some(row) = client.query_opt(&statement, &[&owner, &key.as_str()]).await? else { return Ok(None) };
+    Ok(Some((rows::task(&row)?, row.try_get(TASK_COLUMN_COUNT)?)))
 }
 
 pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> {
     let mut client = inner.conn().await?;
     // A retry finds the first task without writing anything (not even a user or repository).
     if let Some(key) = &new.idempotency_key
-        && let Some(task) = find_by_idempotency_key(&client, &new.actor, key).await?
+        && let Some((task, fingerprint)) = find_by_idempotency_key(&client, &new.owner, key).await?
     {
-        return Ok(CreatedTask { task, replayed: true });
+        return Ok(new.replay(task, fingerprint.as_deref())?);
     }
     let tx = client.transaction().await?;
     // Both lookups are pipelined on the transaction's connection.
@@ -141,6 +146,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
     let description = new.description.as_ref().map(|d| d.as_str());
     let assignee_id = assignee.as_ref().map(|u| u.id);
     let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
+    let idempotency_owner = idempotency_key.map(|_| new.owner.as_str());
+    let fingerprint = idempotency_key.map(|_| new.fingerprint());
     let statement = tx.prepare_cached(INSERT_TASK).await?;
     let inserted = tx
         .query_opt(
@@ -156,6 +163,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
                 &repository_id,
                 &new.actor,
                 &idempotency_key,
+                &idempotency_owner,
+                &fingerprint,
             ],
         )
         .await?;
@@ -164,10 +173,10 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
         // included) and answer with theirs.
         tx.rollback().await?;
         let key = new.idempotency_key.as_ref().ok_or_else(|| Error::Internal("a task insert was skipped".into()))?;
-        let task = find_by_idempotency_key(&client, &new.actor, key)
+        let (task, fingerprint) = find_by_idempotency_key(&client, &new.owner, key)
             .await?
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
-        return Ok(CreatedTask { task, replayed: true });
+        return Ok(new.replay(task, fingerprint.as_deref())?);
     };
     let task = Task {
         id,

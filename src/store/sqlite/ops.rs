@@ -155,9 +155,19 @@ fn insert_history(
 pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedTask, Option<i64>)> {
     if let Some(key) = &new.idempotency_key {
         // Inside the write transaction: no other create with this key can slip in between.
-        let earlier = task_by(conn, "t.created_by = ?1 AND t.idempotency_key = ?2", params![new.actor, key.as_str()])?;
-        if let Some(task) = earlier {
-            return Ok((CreatedTask { task, replayed: true }, None));
+        let sql = format!(
+            "SELECT {}, t.idempotency_fingerprint {} WHERE t.idempotency_owner = ?1 AND t.idempotency_key = ?2",
+            rows::TASK_COLUMNS,
+            rows::TASK_FROM
+        );
+        let earlier = conn
+            .prepare_cached(&sql)?
+            .query_row(params![new.owner, key.as_str()], |row| {
+                Ok((rows::task(row)?, row.get::<_, Option<String>>(rows::TASK_COLUMN_COUNT)?))
+            })
+            .optional()?;
+        if let Some((task, fingerprint)) = earlier {
+            return Ok((new.replay(task, fingerprint.as_deref())?, None));
         }
     }
     let assignee = match &new.assignee {
@@ -189,8 +199,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
-                            search_text) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, NULL, ?13, ?14)",
+                            search_text, idempotency_owner, idempotency_fingerprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, NULL, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -207,6 +217,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         micros(now),
         new.idempotency_key.as_ref().map(|k| k.as_str()),
         rows::search_text(&task.title, task.description.as_deref()),
+        new.idempotency_key.as_ref().map(|_| new.owner.as_str()),
+        new.idempotency_key.as_ref().map(|_| new.fingerprint()),
     ])?;
     let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
     insert_history(conn, task.id, &[created], &new.actor, None, now)?;
