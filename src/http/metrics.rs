@@ -85,7 +85,7 @@ impl Metrics {
             let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", stats.count);
         }
         drop(routes);
-        let gauges: [(&str, &str, &str, u64); 4] = [
+        let gauges: [(&str, &str, &str, u64); 5] = [
             ("sse_clients", "gauge", "Connected Server-Sent Events clients.", sse_clients as u64),
             (
                 "sse_streams_opened_total",
@@ -104,6 +104,12 @@ impl Metrics {
                 "counter",
                 "Events this process published to Redis from the outbox.",
                 crate::events::events_relayed(),
+            ),
+            (
+                "redis_entries_set_aside_total",
+                "counter",
+                "Stream entries a Redis stream refused (a key of another type); the event reached its other streams.",
+                crate::events::stream_entries_set_aside(),
             ),
         ];
         for (name, kind, help, value) in gauges {
