@@ -8,3 +8,16 @@ UPDATE tasks SET idempotency_owner = created_by WHERE idempotency_key IS NOT NUL
 DROP INDEX tasks_idempotency;
 CREATE UNIQUE INDEX tasks_idempotency_owner_key ON tasks (idempotency_owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
+
+-- How far pruning has gone: any event at or below this seq may be gone from the log. The oldest seq
+-- kept says nothing about holes above it (pruning skips events not yet published), so a client that
+-- resumes from below this mark is told to resync rather than replayed with a silent gap. One row.
+CREATE TABLE event_log_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    pruned_through INTEGER NOT NULL
+) STRICT;
+-- A log pruned before this version: what lies below the oldest event kept is gone.
+INSERT INTO event_log_state (id, pruned_through)
+VALUES (1, coalesce((SELECT min(seq) - 1 FROM events),
+                    (SELECT seq FROM sqlite_sequence WHERE name = 'events'),
+                    0));

@@ -141,6 +141,9 @@ pub struct EventBounds {
     pub oldest: Option<i64>,
     /// The largest seq ever written (0 when none).
     pub latest: i64,
+    /// Pruning's watermark: any event at or below it may be gone (0 when none ever was). Events above
+    /// it are all kept, so a resume from at or above it replays without a gap.
+    pub pruned_through: i64,
 }
 
 /// How a store's connection pool is used, for `/metrics`.

@@ -424,8 +424,12 @@ pub(super) fn events_after(conn: &Connection, after_seq: i64, limit: u32) -> rus
 pub(super) const LATEST_SEQ: &str = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)";
 
 pub(super) fn event_bounds(conn: &Connection) -> rusqlite::Result<EventBounds> {
-    let sql = format!("SELECT (SELECT min(seq) FROM events), ({LATEST_SEQ})");
-    conn.prepare_cached(&sql)?.query_row([], |row| Ok(EventBounds { oldest: row.get(0)?, latest: row.get(1)? }))
+    let sql = format!(
+        "SELECT (SELECT min(seq) FROM events), ({LATEST_SEQ}), \
+                coalesce((SELECT pruned_through FROM event_log_state), 0)"
+    );
+    conn.prepare_cached(&sql)?
+        .query_row([], |row| Ok(EventBounds { oldest: row.get(0)?, latest: row.get(1)?, pruned_through: row.get(2)? }))
 }
 
 pub(super) fn unpublished_events(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Event>> {
@@ -449,14 +453,21 @@ pub(super) fn prune_events(
     include_unpublished: bool,
     batch: u32,
 ) -> rusqlite::Result<u64> {
-    let deleted = conn
+    let gone: Vec<i64> = conn
         .prepare_cached(
             "DELETE FROM events WHERE seq IN ( \
                  SELECT seq FROM events WHERE created_at < ?1 AND (?2 OR published_at IS NOT NULL) \
-                 ORDER BY seq LIMIT ?3)",
+                 ORDER BY seq LIMIT ?3) \
+             RETURNING seq",
         )?
-        .execute(params![micros(before), include_unpublished, batch])?;
-    Ok(deleted as u64)
+        .query_map(params![micros(before), include_unpublished, batch], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // The watermark moves in the same transaction: a resume from below it is told to resync.
+    if let Some(highest) = gone.iter().max() {
+        conn.prepare_cached("UPDATE event_log_state SET pruned_through = max(pruned_through, ?1)")?
+            .execute([highest])?;
+    }
+    Ok(gone.len() as u64)
 }
 
 fn api_key_by(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<ApiKey>> {
