@@ -111,6 +111,18 @@ pub struct ServeArgs {
     /// Public base URL printed in the dashboard link [default: http://HOST:PORT]
     #[arg(long, env = "PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
+
+    /// Open connections at most; beyond, a new one is answered 503 with Retry-After
+    #[arg(long, env = "TASK_MCP_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// Open event streams (SSE) at most, in all; beyond, 503 with Retry-After
+    #[arg(long, env = "TASK_MCP_MAX_STREAMS", default_value_t = crate::http::DEFAULT_MAX_STREAMS)]
+    pub max_streams: usize,
+
+    /// Open event streams (SSE) at most per user (per credential's identity); beyond, 503 with Retry-After
+    #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", default_value_t = crate::http::DEFAULT_MAX_STREAMS_PER_USER)]
+    pub max_streams_per_user: usize,
 }
 
 /// `token --user EMAIL`: the global `--user` names whom the token speaks for.

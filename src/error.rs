@@ -23,6 +23,14 @@ pub enum Error {
     #[error("version conflict: task {} is at version {}, not {expected}", current.id, current.version)]
     Conflict { expected: i64, current: Box<Task> },
 
+    /// An idempotency key this user already used, sent again with a different request: a retry must
+    /// repeat the first request, a new task needs a new key. Names the key and the task it made.
+    #[error(
+        "the idempotency key {key:?} was already used by you for a different request (it made task {task_id}): \
+         a retry must repeat the same fields; send a new key for a new task"
+    )]
+    IdempotencyConflict { key: String, task_id: String },
+
     /// A backend (the database, Redis) cannot be reached. The message says which, and where
     /// (never with a password).
     #[error("{0}")]
@@ -53,6 +61,7 @@ impl Error {
             Error::Config(_) => "configuration_error",
             Error::NotFound { .. } => "not_found",
             Error::Conflict { .. } => "version_conflict",
+            Error::IdempotencyConflict { .. } => "idempotency_conflict",
             Error::Unavailable(_) => "unavailable",
             Error::Unauthorized(_) => "unauthorized",
             Error::Internal(_) => "internal",

@@ -29,6 +29,8 @@ impl Serve {
             .with("RUST_LOG", "info")
             .command()
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            // One token opens every stream of the fan-out and idle measurements.
+            .args(["--max-streams-per-user", "100000", "--max-streams", "100000", "--max-connections", "100000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -183,7 +183,9 @@ async fn replay(service: &TaskService, filter: &EventFilter, requested: i64, tx:
             return None;
         }
     };
-    let pruned = bounds.oldest.is_some_and(|oldest| requested.saturating_add(1) < oldest);
+    // Below the watermark some events may be gone (the oldest kept says nothing of holes above it).
+    let pruned =
+        requested < bounds.pruned_through || bounds.oldest.is_some_and(|oldest| requested.saturating_add(1) < oldest);
     let from_elsewhere = requested > bounds.latest || requested < 0;
     if pruned || from_elsewhere {
         if !tx.send(FeedItem::Resync { latest_seq: bounds.latest }).await {
@@ -201,6 +203,12 @@ async fn replay(service: &TaskService, filter: &EventFilter, requested: i64, tx:
             }
         };
         let full = batch.len() == REPLAY_BATCH as usize;
+        // A hole after `last` (or the end of the log) is either a seq never committed, or events pruned
+        // since the bounds were read: then the watermark has passed `last`, and the client resyncs.
+        if batch.first().is_none_or(|first| first.seq != last + 1) && pruned_past(service, last).await {
+            let position = bounds.latest.max(last);
+            return tx.send(FeedItem::Resync { latest_seq: position }).await.then_some(position);
+        }
         for event in batch {
             last = event.seq;
             if filter.matches(&event) && !tx.send(FeedItem::Event(Arc::new(LiveEvent::new(event)))).await {
@@ -211,4 +219,10 @@ async fn replay(service: &TaskService, filter: &EventFilter, requested: i64, tx:
             return Some(last);
         }
     }
+}
+
+/// Whether pruning has passed `last` (any event after it may be gone). A store that cannot answer
+/// says no: the replay goes on with what it read.
+async fn pruned_past(service: &TaskService, last: i64) -> bool {
+    service.event_bounds().await.is_ok_and(|bounds| bounds.pruned_through > last)
 }

@@ -19,3 +19,15 @@ pub fn events_relayed() -> u64 {
 fn count_relayed(n: usize) {
     EVENTS_RELAYED.fetch_add(n as u64, Ordering::Relaxed);
 }
+
+/// Stream entries not written because their stream refused them (a key of another type), while the
+/// event went to its other streams (for `/metrics`).
+static ENTRIES_SET_ASIDE: AtomicU64 = AtomicU64::new(0);
+
+pub fn stream_entries_set_aside() -> u64 {
+    ENTRIES_SET_ASIDE.load(Ordering::Relaxed)
+}
+
+fn count_set_aside(n: usize) {
+    ENTRIES_SET_ASIDE.fetch_add(n as u64, Ordering::Relaxed);
+}

@@ -195,16 +195,21 @@ impl EventSink for RedisPublisher {
         }
         let mut conn = self.connection().await?;
         let mut pipe = redis::pipe();
+        // Each command answers for itself: one stream refusing its entry must not hide that the
+        // others took theirs (retrying the batch would add those again).
+        pipe.ignore_errors();
         pipe.cmd("GET").arg(self.epoch_key());
+        let mut targets = Vec::new();
         for event in events {
             let fields = entry::fields(event);
             for stream in self.streams_for(event) {
-                pipe.xadd_maxlen(stream, StreamMaxlen::Approx(self.maxlen), "*", &fields).ignore();
+                pipe.xadd_maxlen(&stream, StreamMaxlen::Approx(self.maxlen), "*", &fields);
+                targets.push((event.seq, stream));
             }
         }
-        let result: redis::RedisResult<(Option<String>,)> = pipe.query_async(&mut conn).await;
-        let result = match result {
-            Ok((epoch,)) => self.check_epoch(&mut conn, epoch).await,
+        let result: redis::RedisResult<Vec<redis::RedisResult<redis::Value>>> = pipe.query_async(&mut conn).await;
+        let result = match result.and_then(|replies| set_aside_refusals(replies, &targets)) {
+            Ok(epoch) => self.check_epoch(&mut conn, epoch).await,
             Err(err) => Err(err),
         };
         if let Err(err) = result {
@@ -215,4 +220,49 @@ impl EventSink for RedisPublisher {
         }
         Ok(())
     }
+}
+
+/// Server errors that say Redis as a whole cannot take writes now (not that one key is wrong): the
+/// batch is retried later rather than its entries set aside.
+const UNAVAILABLE_CODES: &[&str] = &[
+    "OOM",
+    "READONLY",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "NOREPLICAS",
+    "NOAUTH",
+    "MOVED",
+    "ASK",
+];
+
+/// Reads the replies of a publish pipeline: the epoch (first), then one per `(seq, stream)` target.
+/// A stream that refuses an entry for a reason of its own (a key of another type: WRONGTYPE) is set
+/// aside for that event, logged and counted, and the rest of the batch counts as published; an error
+/// that says Redis cannot write at all fails the batch (it is retried).
+fn set_aside_refusals(
+    replies: Vec<redis::RedisResult<redis::Value>>,
+    targets: &[(i64, String)],
+) -> redis::RedisResult<Option<String>> {
+    let mut replies = replies.into_iter();
+    let epoch = match replies.next() {
+        Some(reply) => redis::from_redis_value(reply?)?,
+        None => None,
+    };
+    let mut refused = Vec::new();
+    for (reply, (seq, stream)) in replies.zip(targets) {
+        if let Err(err) = reply {
+            if err.code().is_none_or(|code| UNAVAILABLE_CODES.contains(&code)) {
+                return Err(err);
+            }
+            refused.push((seq, stream, err));
+        }
+    }
+    for (seq, stream, err) in refused {
+        tracing::warn!("event {seq} was not added to the Redis stream {stream} (it went to its other streams): {err}");
+        super::count_set_aside(1);
+    }
+    Ok(epoch)
 }

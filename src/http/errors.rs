@@ -153,6 +153,10 @@ impl From<Error> for ApiError {
                     .with_details(details)
                     .with_header(header::ETAG, super::tasks::etag(current.version))
             }
+            Error::IdempotencyConflict { ref key, ref task_id } => {
+                let details = json!({ "idempotency_key": key, "task_id": task_id });
+                ApiError::new(StatusCode::CONFLICT, code, err.to_string()).with_details(details)
+            }
             Error::Unavailable(message) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).with_header(header::RETRY_AFTER, 1)
             }

@@ -164,6 +164,14 @@ impl Collector for AtScrape {
             relayed.metric_type(),
         )?;
         relayed.encode(metric)?;
+        let set_aside = ConstCounter::new(crate::events::stream_entries_set_aside());
+        let metric = encoder.encode_descriptor(
+            "redis_entries_set_aside",
+            "Stream entries a Redis stream refused (a key of another type); the event reached its other streams.",
+            None,
+            set_aside.metric_type(),
+        )?;
+        set_aside.encode(metric)?;
         if let Some(pool) = live.pool {
             let pool_gauges = [
                 ("db_pool_connections", "Connections open in the pool.", pool.size),

@@ -8,6 +8,8 @@
 //! `hosts` (the Host names every route answers to), `middleware` (request id, limits, Origin and CORS).
 
 pub mod auth;
+pub mod caps;
+mod conn;
 pub mod dashboard;
 pub mod directory;
 pub mod errors;
@@ -32,7 +34,6 @@ use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::middleware::{from_fn_with_state, map_request};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,11 @@ use openapi::{Api, op};
 
 /// The request body limit.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// The default caps (`--max-connections`, `--max-streams`, `--max-streams-per-user`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+pub const DEFAULT_MAX_STREAMS: usize = 15_000;
+pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 100;
 
 /// Limits a deployment rarely changes (tests shorten some).
 #[derive(Debug, Clone)]
@@ -66,6 +72,14 @@ pub struct Limits {
     pub slow_client: Duration,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// How long a client has to send a request's headers, from the moment its connection opens or its
+    /// previous answer ends: a silent, slow or idle connection is closed after it.
+    pub header_timeout: Duration,
+    /// Open connections, beyond which a new one is answered 503.
+    pub max_connections: usize,
+    /// Open event streams in all, and per user.
+    pub max_streams: usize,
+    pub max_streams_per_user: usize,
 }
 
 impl Default for Limits {
@@ -79,6 +93,10 @@ impl Default for Limits {
             sse_heartbeat: Duration::from_secs(15),
             slow_client: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_streams_per_user: DEFAULT_MAX_STREAMS_PER_USER,
         }
     }
 }
@@ -121,7 +139,12 @@ impl Config {
             cors_origins: clean(args.cors_origins),
             allowed_hosts: clean(args.allowed_hosts),
             public_url: args.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()),
-            limits: Limits::default(),
+            limits: Limits {
+                max_connections: args.max_connections.max(1),
+                max_streams: args.max_streams,
+                max_streams_per_user: args.max_streams_per_user,
+                ..Limits::default()
+            },
         }
     }
 
@@ -158,6 +181,8 @@ pub struct Inner {
     pub auth: AuthState,
     pub hub: Arc<Hub>,
     pub metrics: metrics::Metrics,
+    /// The open event streams, capped.
+    pub streams: caps::StreamCaps,
     pub config: Config,
     /// Cancelled when the server stops: event streams end.
     pub shutdown: CancellationToken,
@@ -189,6 +214,7 @@ impl AppState {
             auth: AuthState { jwt, limiter },
             hub,
             metrics,
+            streams: caps::StreamCaps::new(config.limits.max_streams, config.limits.max_streams_per_user),
             config,
             shutdown,
             openapi: OnceLock::new(),
@@ -411,26 +437,29 @@ impl Server {
         });
         let grace = state.config.limits.shutdown_grace;
         let patience = state.config.limits.slow_client;
-        let listener = listener.tap_io(move |tcp| {
+        let serving = conn::Serving {
+            header_timeout: state.config.limits.header_timeout,
+            max_connections: state.config.limits.max_connections,
+        };
+        let tune = move |tcp: &tokio::net::TcpStream| {
             // Answers and events are small writes: each goes out at once rather than waiting for the
             // acknowledgement of the one before (Nagle's algorithm), as latency matters more than packets.
             if let Err(err) = tcp.set_nodelay(true) {
                 tracing::debug!("cannot set TCP_NODELAY on a connection: {err}");
             }
             cut_off_after(tcp, patience)
-        });
-        let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let stopping = {
+        };
+        tokio::spawn({
             let inner = inner.clone();
             async move {
                 shutdown.cancelled().await;
                 tracing::info!("shutting down: no new connections; ending event streams");
                 inner.cancel();
             }
-        };
-        let server = axum::serve(listener, service).with_graceful_shutdown(stopping);
+        });
+        let server = conn::serve(listener, router(state), serving, tune, inner.clone());
         tokio::select! {
-            result = server => result.context("the HTTP server failed")?,
+            _ = server => {}
             _ = async { inner.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("requests still in flight after {} s: stopping anyway", grace.as_secs());
             }
@@ -446,9 +475,9 @@ impl Server {
 /// client stopped reading (a zero window), for `patience` (`TCP_USER_TIMEOUT`). The event stream drops
 /// the subscription of a client that stops reading, but the connection itself would stay open for
 /// as long as the client keeps it (the server's last write waits on the full socket forever).
-fn cut_off_after(tcp: &mut tokio::net::TcpStream, patience: Duration) {
+fn cut_off_after(tcp: &tokio::net::TcpStream, patience: Duration) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(err) = socket2::SockRef::from(&*tcp).set_tcp_user_timeout(Some(patience)) {
+    if let Err(err) = socket2::SockRef::from(tcp).set_tcp_user_timeout(Some(patience)) {
         tracing::debug!("cannot set TCP_USER_TIMEOUT on a connection: {err}");
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]

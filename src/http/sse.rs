@@ -62,6 +62,8 @@ pub async fn stream(
             ApiError::invalid("Last-Event-ID", format!("{raw:?} is not an event id: send the id: of the last event"))
         })?),
     };
+    // Held by the stream for as long as it is open: beyond the caps, 503 with Retry-After.
+    let permit = state.streams.open(actor.email.as_str())?;
     state.metrics.sse_stream_opened();
     // A client that stops reading is dropped after `slow_client`, by the feed itself.
     let patience = Some(state.config.limits.slow_client);
@@ -75,7 +77,10 @@ pub async fn stream(
     // The first frame tells the client how soon to come back after a drop.
     let hello = futures::stream::once(async { Ok(SseEvent::default().retry(RETRY_HINT).comment("connected")) });
     let shutdown = state.shutdown.clone();
-    let body = hello.chain(events).take_until(async move { shutdown.cancelled().await });
+    let body = hello.chain(events).take_until(async move { shutdown.cancelled().await }).map(move |frame| {
+        let _open = &permit;
+        frame
+    });
     let keep_alive = KeepAlive::new().interval(state.config.limits.sse_heartbeat).text("heartbeat");
     let mut response = Sse::new(body).keep_alive(keep_alive).into_response();
     let headers = response.headers_mut();

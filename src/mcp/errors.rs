@@ -69,6 +69,7 @@ impl ToolError {
                     current.id, current.version, current.version
                 )
             }
+            Error::IdempotencyConflict { .. } => format!("{}. Nothing was changed.", self.0),
             Error::Unavailable(message) => {
                 // Not "nothing was changed": a connection lost while a commit was being acknowledged may have
                 // saved the change, so the model is told to look before it repeats one.
@@ -102,6 +103,9 @@ impl ToolError {
                     "current": TaskJson::from(current.as_ref()),
                 }),
             ),
+            Error::IdempotencyConflict { key, task_id } => {
+                (self.0.to_string(), json!({ "idempotency_key": key, "task_id": task_id }))
+            }
             Error::Unavailable(message) | Error::Unauthorized(message) => (message.clone(), Value::Null),
             Error::Internal(_) => (INTERNAL_MESSAGE.to_owned(), Value::Null),
         };

@@ -173,6 +173,7 @@ impl TaskService {
             repository: request.repository,
             actor: actor.label.to_string(),
             idempotency_key: request.idempotency_key,
+            owner: actor.email.as_str().to_owned(),
         };
         let created = self.store.create_task(new).await?;
         if !created.replayed {

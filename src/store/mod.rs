@@ -38,8 +38,46 @@ pub struct NewTask {
     pub assignee: Option<UserKey>,
     pub repository: Option<RepoName>,
     pub actor: String,
-    /// A retried create with the same key (from the same actor) returns the first task.
+    /// A retried create with the same key (from the same user) returns the first task.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The acting user (their email), whose keys `idempotency_key` is one of: keys belong to a user,
+    /// not to the free-text `actor` label (two users may share a label; one user may use two).
+    pub owner: String,
+}
+
+impl NewTask {
+    /// What a retry must repeat, as a digest: the task's fields as asked (not the label, which only
+    /// names the author).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let assignee = match &self.assignee {
+            Some(UserKey::Id(id)) => format!("id:{id}"),
+            Some(UserKey::Email(email)) => format!("email:{}", email.as_str()),
+            None => String::new(),
+        };
+        let fields = serde_json::json!([
+            self.title.as_str(),
+            self.description.as_ref().map(|d| d.as_str()),
+            self.status.as_str(),
+            self.priority.as_str(),
+            self.complexity.as_str(),
+            assignee,
+            self.repository.as_ref().map(|r| r.as_str()),
+        ]);
+        hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+    }
+
+    /// The answer to this create when its key already made `earlier` (whose request had
+    /// `fingerprint`, unknown for tasks made before fingerprints were kept): the first task, or
+    /// `IdempotencyConflict` when this request asks for something else.
+    pub fn replay(&self, earlier: Task, fingerprint: Option<&str>) -> Result<CreatedTask> {
+        match (fingerprint, &self.idempotency_key) {
+            (Some(first), Some(key)) if first != self.fingerprint() => {
+                Err(Error::IdempotencyConflict { key: key.as_str().to_owned(), task_id: earlier.id.to_string() })
+            }
+            _ => Ok(CreatedTask { task: earlier, replayed: true }),
+        }
+    }
 }
 
 impl NewTask {
@@ -120,6 +158,9 @@ pub struct EventBounds {
     pub oldest: Option<i64>,
     /// The largest seq ever written (0 when none).
     pub latest: i64,
+    /// Pruning's watermark: any event at or below it may be gone (0 when none ever was). Events above
+    /// it are all kept, so a resume from at or above it replays without a gap.
+    pub pruned_through: i64,
 }
 
 /// How a store's connection pool is used, for `/metrics`.

@@ -397,6 +397,45 @@ test('without a token the page asks for one; a token from `task-mcp token` signs
   await other.context().close();
 });
 
+test('a link for another user asks before replacing the sign-in, and staying is the default', async () => {
+  const other = await newPage(browser);
+  const open = async (link) => {
+    await other.goto('about:blank');
+    await other.goto(link);
+  };
+  await open(serve.link);
+  await other.waitForSelector('#app:not([hidden])');
+  assert.equal(await other.textContent('#me'), ALICE);
+
+  const bobLink = `${serve.base}/#token=${await issueToken(dataDir, 'bob.martin@example.com')}`;
+  await open(bobLink);
+  await other.waitForSelector('#switch-user[open]');
+  assert.ok(!other.url().includes('token'), `the token is still in ${other.url()}`);
+  const question = await other.textContent('#switch-user');
+  assert.ok(question.includes(ALICE) && question.includes('bob.martin@example.com'), question);
+  await screenshot(other, 'switch-user.png');
+  await other.keyboard.press('Escape');
+  await other.waitForSelector('#app:not([hidden])');
+  assert.equal(await other.textContent('#me'), ALICE, 'Escape keeps the sign-in');
+
+  await open(bobLink);
+  await other.click('#s-stay');
+  await other.waitForSelector('#app:not([hidden])');
+  assert.equal(await other.textContent('#me'), ALICE);
+
+  await open(bobLink);
+  await other.click('#s-switch');
+  await eventually(async () => (await other.textContent('#me')) === 'bob.martin@example.com', { what: 'signed in as bob' });
+
+  // A fresh link for the one already signed in is taken without a question.
+  await open(`${serve.base}/#token=${await issueToken(dataDir, 'bob.martin@example.com')}`);
+  await other.waitForSelector('#app:not([hidden])');
+  assert.equal(await other.isVisible('#switch-user'), false);
+  assert.equal(await other.textContent('#me'), 'bob.martin@example.com');
+  assert.deepEqual(other.errors, []);
+  await other.context().close();
+});
+
 test('every control has an accessible name, and the page has no script errors', async () => {
   const unnamed = await page.evaluate(() => {
     const bad = [];

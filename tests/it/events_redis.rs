@@ -181,4 +181,34 @@ per_backend!(
     every_event_kind_lands_in_exactly_its_streams,
     two_relays_at_once_publish_every_event_and_skip_none,
     no_event_is_lost_while_redis_is_killed_and_restarted,
+    a_stream_that_refuses_entries_does_not_hold_back_the_events_after_it,
 );
+
+async fn a_stream_that_refuses_entries_does_not_hold_back_the_events_after_it(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let prefix = TestPrefix::new();
+    let app = support::app(&db.url, Some((&prefix.url, &prefix.prefix)));
+    let publisher = app.publisher.clone().unwrap();
+    // The repository stream of "poison" is a plain string: every XADD to it fails with WRONGTYPE.
+    let client = redis::Client::open(prefix.url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let () = redis::Commands::set(&mut conn, prefix.stream("repo:poison"), "x").unwrap();
+    let set_aside_before = task_mcp::events::stream_entries_set_aside();
+
+    let me = actor();
+    let poisoned = app.service.create_task(&me, new_task("poisoned", None, Some("poison"))).await.unwrap().task;
+    let clean = app.service.create_task(&me, new_task("clean", None, Some("clean"))).await.unwrap().task;
+    // Twice: a second round must neither fail nor add again what the first one added.
+    let published = relay::drain(app.store.as_ref(), &publisher).await.expect("the relay goes on");
+    assert_eq!(published, 2);
+    assert_eq!(relay::drain(app.store.as_ref(), &publisher).await.unwrap(), 0, "nothing left pending");
+
+    let task_ids = |stream: &str| -> Vec<String> {
+        prefix.entries(&prefix.stream(stream)).into_iter().map(|e| e["task_id"].clone()).collect()
+    };
+    assert_eq!(task_ids("notifications"), [poisoned.id.to_string(), clean.id.to_string()], "each event once");
+    assert_eq!(task_ids("repo:clean"), [clean.id.to_string()], "the next event reached its streams");
+    let kept: String = redis::Commands::get(&mut conn, prefix.stream("repo:poison")).unwrap();
+    assert_eq!(kept, "x", "the refusing key is left as it was");
+    assert!(task_mcp::events::stream_entries_set_aside() > set_aside_before, "the refusal is counted");
+}

@@ -244,6 +244,31 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_task()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_is_the_callers_own_and_a_different_body_under_it_is_a_409() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let create = |email: &str, title: &str| {
+        server
+            .as_user(reqwest::Method::POST, "/api/tasks", email)
+            .json(&json!({"title": title}))
+            .header("idempotency-key", "plan-7")
+    };
+    let ann = json_of(create("ann@example.com", "Plan").send().await.unwrap()).await;
+    let bob = create("bob@example.com", "Plan").send().await.unwrap();
+    assert_eq!(bob.status(), 201, "another user's key is not ours");
+    assert_ne!(json_of(bob).await["id"], ann["id"]);
+
+    let changed = create("ann@example.com", "Another plan").send().await.unwrap();
+    let body = json_of_status(changed, 409).await;
+    assert_eq!(body["error"]["code"], "idempotency_conflict");
+    assert_eq!(body["error"]["details"]["idempotency_key"], "plan-7");
+    assert_eq!(body["error"]["details"]["task_id"], ann["id"]);
+    assert!(body["error"]["message"].as_str().unwrap().contains("plan-7"), "{body}");
+    let page = json_of(server.get("/api/tasks").send().await.unwrap()).await;
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_without_a_length_is_cut_at_the_limit() {
     let db = TestStore::new(Backend::Postgres).await;
     let server = TestServer::start(support::app(&db.url, None)).await;
@@ -260,4 +285,10 @@ async fn a_body_without_a_length_is_cut_at_the_limit() {
         .await
         .unwrap();
     assert_eq!(error_code(response).await, (413, "payload_too_large".to_owned()));
+}
+
+/// The JSON body of a response that must have `status`.
+async fn json_of_status(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    response.json().await.expect("a JSON body")
 }

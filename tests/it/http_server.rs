@@ -313,6 +313,8 @@ async fn sigterm_with_a_thousand_open_streams_exits_cleanly_within_seconds() {
         ("DATABASE_URL", db.url.as_str()),
         ("TASK_MCP_DATA_DIR", data_dir.path().to_str().unwrap()),
         ("JWT_SECRET", http::SECRET),
+        // One user's thousand streams: above the default cap per user.
+        ("TASK_MCP_MAX_STREAMS_PER_USER", "1000"),
     ]);
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
     let token = http::token_for("watcher@example.com");

@@ -174,6 +174,44 @@ async fn a_stream_filtered_by_an_unknown_user_is_refused_and_creates_nobody(back
 
 per_backend!(a_stream_filtered_by_an_unknown_user_is_refused_and_creates_nobody);
 
+async fn a_resume_from_inside_a_pruned_range_gets_a_resync_though_an_older_event_is_kept(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    for i in 0..5 {
+        create(&server, json!({"title": format!("t{i}")})).await;
+    }
+    let written: Vec<i64> = db.store.events_after(0, 10).await.unwrap().iter().map(|e| e.seq).collect();
+    // The oldest event is not published yet (its relay is late); the three after it are, and are
+    // old enough to prune: the log keeps the first and the last, with a hole between.
+    let (first_pruned, last_pruned) = (written[1], written[3]);
+    match backend {
+        Backend::Postgres => {
+            let sql =
+                format!("UPDATE events SET published_at = now() WHERE seq BETWEEN {first_pruned} AND {last_pruned}");
+            support::pg::execute(&db.url, &sql).await;
+        }
+        Backend::Sqlite => {
+            let path = db.url.strip_prefix("sqlite://").unwrap();
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let sql = "UPDATE events SET published_at = 1 WHERE seq BETWEEN ?1 AND ?2";
+            conn.execute(sql, [first_pruned, last_pruned]).unwrap();
+        }
+    }
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(db.store.prune_events(later, false, 100).await.unwrap(), 3);
+    assert_eq!(db.store.event_bounds().await.unwrap().oldest, Some(written[0]), "the unpublished event is kept");
+
+    let mut stream = open(&server, "", Some(&first_pruned.to_string())).await;
+    let event = stream.next(WAIT).await.expect("an event");
+    assert_eq!(event.event.as_deref(), Some("resync"), "a silent gap instead: {event:?}");
+    assert_eq!(event.json()["seq"], written[4]);
+    // At the watermark nothing after it is missing: a plain replay.
+    let mut stream = open(&server, "", Some(&last_pruned.to_string())).await;
+    assert_eq!(seqs(&take(&mut stream, 1).await), [written[4]]);
+}
+
+per_backend!(a_resume_from_inside_a_pruned_range_gets_a_resync_though_an_older_event_is_kept);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_outside_the_log_get_a_resync_and_garbage_is_refused() {
     let db = TestStore::new(Backend::Postgres).await;

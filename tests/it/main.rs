@@ -9,6 +9,7 @@ mod events_redis;
 mod faults;
 mod http_auth;
 mod http_e2e;
+mod http_limits;
 mod http_mcp;
 mod http_rest;
 mod http_server;

@@ -29,6 +29,7 @@ fn new_task(title: &str) -> NewTask {
         repository: None,
         actor: "tester@example.com".into(),
         idempotency_key: None,
+        owner: "tester@example.com".into(),
     }
 }
 
@@ -320,7 +321,10 @@ async fn a_seq_is_never_reused_even_after_the_newest_events_are_pruned() {
     assert_eq!(store.relay_pending(10, &Accept).await.unwrap(), 5);
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
     assert_eq!(store.prune_events(future, false, 10).await.unwrap(), 5);
-    assert_eq!(store.event_bounds().await.unwrap(), task_mcp::store::EventBounds { oldest: None, latest: 5 });
+    assert_eq!(
+        store.event_bounds().await.unwrap(),
+        task_mcp::store::EventBounds { oldest: None, latest: 5, pruned_through: 5 }
+    );
     // A new instance (a restarted process) continues after 5 too.
     let restarted = store_at(&file.path);
     restarted.create_task(new_task("after pruning")).await.unwrap();

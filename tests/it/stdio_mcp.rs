@@ -36,6 +36,7 @@ on_every_backend!(
     pages_follow_each_other_without_gaps_or_repeats,
     filters_narrow_the_listing,
     a_retried_create_with_the_same_key_returns_the_first_task,
+    an_idempotency_key_belongs_to_the_user_whatever_label_they_write_under,
     a_stale_expected_version_is_a_conflict_carrying_the_current_task,
     every_change_writes_its_history_rows,
     me_is_the_process_identity_whatever_label_is_recorded,
@@ -385,6 +386,25 @@ async fn a_retried_create_with_the_same_key_returns_the_first_task(backend: Back
     let page = mcp.ok("get_tasks", json!({})).await;
     assert_eq!(page["tasks"].as_array().unwrap().len(), 2);
     mcp.close().await;
+}
+
+async fn an_idempotency_key_belongs_to_the_user_whatever_label_they_write_under(backend: Backend) {
+    let (db, mut ann) = connect(backend).await;
+    let mut bob = Server::connect(&db.url, "bob@example.com").await;
+    let plan = |label: &str, title: &str| json!({"title": title, "created_by": label, "idempotency_key": "plan-9"});
+    let first = ann.ok("create_task", plan("Planner Bot", "Plan")).await;
+    let bobs = bob.ok("create_task", plan("Planner Bot", "Plan")).await;
+    assert_ne!(bobs["id"], first["id"], "two users under one label get two tasks");
+    let relabelled = ann.ok("create_task", plan("Reviewer", "Plan")).await;
+    assert_eq!(relabelled["id"], first["id"], "one user under two labels gets one task");
+
+    let refused = ann.fail("create_task", plan("Planner Bot", "Another plan")).await;
+    assert_eq!(refused.structured["error"]["code"], "idempotency_conflict");
+    assert_eq!(refused.structured["error"]["details"]["task_id"], first["id"]);
+    assert!(refused.text.contains("plan-9"), "{}", refused.text);
+    assert_eq!(ann.ok("get_tasks", json!({})).await["tasks"].as_array().unwrap().len(), 2);
+    bob.close().await;
+    ann.close().await;
 }
 
 async fn a_stale_expected_version_is_a_conflict_carrying_the_current_task(backend: Backend) {

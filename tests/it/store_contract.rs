@@ -65,11 +65,15 @@ contract!(
     a_repository_is_created_on_first_use_and_counts_its_open_tasks,
     a_retried_create_with_the_same_idempotency_key_returns_the_first_task,
     the_same_idempotency_key_from_another_actor_creates_another_task,
+    two_users_under_one_label_with_one_key_get_two_tasks,
+    one_user_under_two_labels_with_one_key_gets_one_task,
+    a_key_replayed_with_another_request_is_an_idempotency_conflict_that_writes_nothing,
     concurrent_creates_with_one_idempotency_key_make_one_task,
     a_deleted_task_is_hidden_from_get_and_list_and_cannot_be_changed,
     changing_an_unknown_task_is_not_found,
     a_comment_is_stored_with_its_author_and_listed_oldest_first,
     a_task_reads_back_with_its_comments_and_history_in_one_call,
+    a_task_detail_read_during_concurrent_updates_shows_one_moment,
     listing_filters_by_assignee_repository_status_and_priority_together,
     the_query_filter_matches_title_and_description_case_insensitively,
     like_metacharacters_in_a_query_match_literally,
@@ -137,6 +141,7 @@ fn new_task(t: &str) -> NewTask {
         repository: None,
         actor: ANN.to_owned(),
         idempotency_key: None,
+        owner: ANN.to_owned(),
     }
 }
 
@@ -264,6 +269,7 @@ async fn a_created_task_reads_back_with_every_field(backend: Backend) {
             repository: Some(repo("org/auth-service")),
             actor: "agent-7".to_owned(),
             idempotency_key: Some(IdempotencyKey::parse("idempotency_key", "k-1").unwrap()),
+            owner: ANN.to_owned(),
         })
         .await
         .unwrap();
@@ -574,7 +580,7 @@ async fn a_retried_create_with_the_same_idempotency_key_returns_the_first_task(b
     };
     let first = store.create_task(keyed("Once")).await.unwrap();
     assert!(!first.replayed);
-    let second = store.create_task(keyed("Once, retried with another title")).await.unwrap();
+    let second = store.create_task(keyed("Once")).await.unwrap();
     assert!(second.replayed);
     assert_eq!(second.task, first.task);
     assert_eq!(store.list_tasks(&query(10)).await.unwrap().len(), 1);
@@ -587,8 +593,10 @@ async fn the_same_idempotency_key_from_another_actor_creates_another_task(backen
     let store = ts.store.as_ref();
     let key = IdempotencyKey::parse("idempotency_key", "shared").unwrap();
     let a = store.create_task(NewTask { idempotency_key: Some(key.clone()), ..new_task("A") }).await.unwrap();
-    let b =
-        store.create_task(NewTask { idempotency_key: Some(key), actor: BOB.into(), ..new_task("B") }).await.unwrap();
+    let b = store
+        .create_task(NewTask { idempotency_key: Some(key), owner: BOB.into(), actor: BOB.into(), ..new_task("B") })
+        .await
+        .unwrap();
     assert!(!b.replayed);
     assert_ne!(a.task.id, b.task.id);
 }
@@ -607,10 +615,21 @@ async fn concurrent_creates_with_one_idempotency_key_make_one_task(backend: Back
                 .await
         })
     });
-    let results: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    // Each racer asks for another repository: the one that wins creates the task, the others are told
+    // their key already made it (a different request under one key is a conflict, not a replay).
+    let outcomes: Vec<_> = futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+    let results: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
     let ids: BTreeSet<_> = results.iter().map(|c| c.task.id).collect();
     assert_eq!(ids.len(), 1, "every call returned the same task");
     assert_eq!(results.iter().filter(|c| !c.replayed).count(), 1, "exactly one call created it");
+    for refused in outcomes.iter().filter_map(|r| r.as_ref().err()) {
+        match refused {
+            Error::IdempotencyConflict { key, task_id } => {
+                assert_eq!((key.as_str(), task_id.as_str()), ("race", results[0].task.id.to_string().as_str()))
+            }
+            other => panic!("a racer failed otherwise: {other:?}"),
+        }
+    }
     assert_eq!(ts.store.list_tasks(&query(50)).await.unwrap().len(), 1);
     assert_eq!(all_events(ts.store.as_ref()).await.len(), 1);
     let winner = &results.iter().find(|c| !c.replayed).unwrap().task;
@@ -1367,4 +1386,84 @@ async fn a_task_reads_back_with_its_comments_and_history_in_one_call(backend: Ba
         .unwrap();
     assert_eq!(store.get_task_detail(task.id).await.unwrap(), None, "a deleted task has no detail");
     assert_eq!(store.get_task_detail(Uuid::now_v7()).await.unwrap(), None, "nor has an unknown id");
+}
+
+async fn a_task_detail_read_during_concurrent_updates_shows_one_moment(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.clone();
+    let task = create(store.as_ref(), new_task("t0")).await;
+    let writer = tokio::spawn({
+        let (store, task) = (store.clone(), task.clone());
+        async move {
+            for i in 1..=150 {
+                let patch = TaskPatch { title: Some(title(&format!("t{i}"))), ..TaskPatch::default() };
+                store.update_task(update(&task, patch)).await.unwrap();
+            }
+        }
+    });
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let detail = store.get_task_detail(task.id).await.unwrap().expect("the task is there");
+        // Each update is one version and one title row: the history read with a task is exactly
+        // that task's (never a later change's).
+        let titles: Vec<&str> = detail
+            .history
+            .iter()
+            .filter(|h| h.field_changed == "title")
+            .filter_map(|h| h.new_value.as_deref())
+            .collect();
+        assert_eq!(titles.len() as i64, detail.task.version - 1, "read {reads}: {titles:?} with {:?}", detail.task);
+        assert_eq!(titles.last().copied().unwrap_or("t0"), detail.task.title.as_str(), "read {reads}");
+        reads += 1;
+    }
+    writer.await.unwrap();
+}
+
+fn keyed(key: &str, new: NewTask) -> NewTask {
+    NewTask { idempotency_key: Some(IdempotencyKey::parse("idempotency_key", key).unwrap()), ..new }
+}
+
+async fn two_users_under_one_label_with_one_key_get_two_tasks(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let as_ann = NewTask { actor: "Planner Bot".into(), owner: ANN.into(), ..new_task("Plan") };
+    let as_bob = NewTask { actor: "Planner Bot".into(), owner: BOB.into(), ..new_task("Plan") };
+    let a = store.create_task(keyed("plan-1", as_ann)).await.unwrap();
+    let b = store.create_task(keyed("plan-1", as_bob)).await.unwrap();
+    assert!(!a.replayed && !b.replayed, "neither user gets the other's task");
+    assert_ne!(a.task.id, b.task.id);
+    assert_eq!(store.list_tasks(&query(10)).await.unwrap().len(), 2);
+}
+
+async fn one_user_under_two_labels_with_one_key_gets_one_task(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let first = store.create_task(keyed("plan-2", NewTask { actor: "Planner".into(), ..new_task("Plan") })).await;
+    let again = store.create_task(keyed("plan-2", NewTask { actor: "Reviewer".into(), ..new_task("Plan") })).await;
+    let (first, again) = (first.unwrap(), again.unwrap());
+    assert!(again.replayed);
+    assert_eq!(again.task, first.task);
+    assert_eq!(store.list_tasks(&query(10)).await.unwrap().len(), 1);
+}
+
+async fn a_key_replayed_with_another_request_is_an_idempotency_conflict_that_writes_nothing(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let first = store.create_task(keyed("plan-3", new_task("Plan"))).await.unwrap();
+    let events_before = all_events(store).await.len();
+    for other in [
+        new_task("Another plan"),
+        NewTask { priority: Priority::High, ..new_task("Plan") },
+        NewTask { repository: Some(repo("elsewhere")), ..new_task("Plan") },
+    ] {
+        match store.create_task(keyed("plan-3", other)).await {
+            Err(Error::IdempotencyConflict { key, task_id }) => {
+                assert_eq!((key.as_str(), task_id), ("plan-3", first.task.id.to_string()))
+            }
+            other => panic!("not an idempotency conflict: {other:?}"),
+        }
+    }
+    assert_eq!(store.list_tasks(&query(10)).await.unwrap().len(), 1);
+    assert_eq!(all_events(store).await.len(), events_before);
+    assert!(store.list_repositories().await.unwrap().is_empty(), "no repository was created");
 }

@@ -238,16 +238,52 @@ function isConflict(error) {
 // ---------------------------------------------------------------------------------------------
 // Sign-in
 
-function readToken() {
+/**
+ * The token to sign in with: the stored one, or the one a `#token=` link carries. A link for someone
+ * else than the one signed in here is not taken silently (a colleague's link would credit your edits
+ * to them): the person is asked, and staying is the default.
+ */
+async function readToken() {
   const hash = new URLSearchParams(location.hash.slice(1));
   const fromUrl = hash.get('token') || hash.get('access_token');
-  if (fromUrl) {
-    localStorage.setItem(TOKEN_KEY, fromUrl);
-    // The token must not stay in the address bar, the history or a bookmark.
-    history.replaceState(history.state, '', location.pathname + location.search);
-    return fromUrl;
+  const stored = localStorage.getItem(TOKEN_KEY);
+  if (!fromUrl) return stored;
+  // The token must not stay in the address bar, the history or a bookmark.
+  history.replaceState(history.state, '', location.pathname + location.search);
+  const linkUser = tokenUser(fromUrl);
+  const storedUser = stored ? tokenUser(stored) : null;
+  if (stored && stored !== fromUrl && !(linkUser && linkUser === storedUser)) {
+    const switchUser = await askToSwitch(storedUser || 'someone else', linkUser || 'an unknown user');
+    if (!switchUser) return stored;
   }
-  return localStorage.getItem(TOKEN_KEY);
+  localStorage.setItem(TOKEN_KEY, fromUrl);
+  return fromUrl;
+}
+
+/** Whom a JWT names (its `sub`), read without checking it (the server checks); null if unreadable. */
+function tokenUser(token) {
+  try {
+    const part = token.split('.')[1] || '';
+    const base64 = part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '=');
+    const claims = JSON.parse(new TextDecoder().decode(Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))));
+    return typeof claims.sub === 'string' && claims.sub ? claims.sub : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Asks whether to switch from `current` to `other`; resolves true only on "Switch". */
+function askToSwitch(current, other) {
+  const dialog = $('switch-user');
+  $('s-current').textContent = current;
+  $('s-current-again').textContent = current;
+  $('s-link').textContent = other;
+  $('s-link-again').textContent = other;
+  dialog.returnValue = '';
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'switch'), { once: true });
+    dialog.showModal();
+  });
 }
 
 function showSignin(message) {
@@ -1627,6 +1663,8 @@ async function start() {
 
 $('d-status').replaceChildren(...STATUSES.map((s) => h('option', { value: s.id }, s.label)));
 
-state.token = readToken();
-if (state.token) start();
-else showSignin('');
+readToken().then((token) => {
+  state.token = token;
+  if (token) start();
+  else showSignin('');
+});

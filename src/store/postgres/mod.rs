@@ -410,6 +410,10 @@ impl Store for PgStore {
         self.inner.bounded(tasks::list_history(&self.inner, task_id)).await
     }
 
+    async fn get_task_detail(&self, id: Uuid) -> Result<Option<crate::store::StoredTaskDetail>> {
+        self.inner.bounded(tasks::get_detail(&self.inner, id)).await
+    }
+
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         self.inner.bounded(tasks::list(&self.inner, query)).await
     }

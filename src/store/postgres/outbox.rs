@@ -76,12 +76,13 @@ pub(super) async fn bounds(inner: &Inner) -> Outcome<EventBounds> {
     let statement = client
         .prepare_cached(
             "SELECT min(seq), coalesce(max(seq), \
-                 pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass), 0) \
+                 pg_sequence_last_value(pg_get_serial_sequence('events', 'seq')::regclass), 0), \
+                 coalesce((SELECT pruned_through FROM event_log_state), 0) \
              FROM events",
         )
         .await?;
     let row = client.query_one(&statement, &[]).await?;
-    Ok(EventBounds { oldest: row.try_get(0)?, latest: row.try_get(1)? })
+    Ok(EventBounds { oldest: row.try_get(0)?, latest: row.try_get(1)?, pruned_through: row.try_get(2)? })
 }
 
 /// Claims the oldest unpublished events that no other relay holds (`SKIP LOCKED`: relays never wait
@@ -119,7 +120,8 @@ pub(super) async fn relay_pending(inner: &Inner, limit: u32, sink: &dyn EventSin
     Ok(events.len())
 }
 
-/// Deletes at most `batch` old events, oldest first, skipping rows a relay holds right now.
+/// Deletes at most `batch` old events, oldest first, skipping rows a relay holds right now, and
+/// raises the pruning watermark to the largest seq deleted, in the same statement.
 pub(super) async fn prune(inner: &Inner, before: DateTime<Utc>, include_unpublished: bool, batch: u32) -> Outcome<u64> {
     let client = inner.conn().await?;
     let statement = client
@@ -127,9 +129,14 @@ pub(super) async fn prune(inner: &Inner, before: DateTime<Utc>, include_unpublis
             "WITH doomed AS ( \
                  SELECT seq FROM events \
                  WHERE created_at < $1 AND ($2 OR published_at IS NOT NULL) \
-                 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             DELETE FROM events e USING doomed WHERE e.seq = doomed.seq",
+                 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED), \
+             gone AS (DELETE FROM events e USING doomed WHERE e.seq = doomed.seq RETURNING e.seq), \
+             mark AS (UPDATE event_log_state SET pruned_through = greatest(pruned_through, (SELECT max(seq) FROM gone)) \
+                      WHERE EXISTS (SELECT 1 FROM gone)) \
+             SELECT count(*) FROM gone",
         )
         .await?;
-    Ok(client.execute(&statement, &[&before, &include_unpublished, &i64::from(batch)]).await?)
+    let deleted: i64 =
+        client.query_one(&statement, &[&before, &include_unpublished, &i64::from(batch)]).await?.try_get(0)?;
+    Ok(deleted.max(0) as u64)
 }

@@ -16,13 +16,13 @@ use crate::domain::{
 use crate::error::Error;
 use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
 
-/// The `ON CONFLICT` target names the partial unique index on (created_by, idempotency_key): a
-/// concurrent create with the same key waits for the first, then inserts nothing. The times are the
-/// transaction's `now()`, returned so the domain builds the task as created then.
+/// The `ON CONFLICT` target names the partial unique index on (idempotency_owner, idempotency_key):
+/// a concurrent create with the same key from the same user waits for the first, then inserts nothing.
+/// The times are the transaction's `now()`, returned so the domain builds the task as created then.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-     repository_id, created_by, updated_by, idempotency_key) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-     ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12) \
+     ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING created_at";
 
 /// How a write locks the task row it changes.
@@ -86,14 +86,19 @@ async fn write_record(tx: &Transaction<'_>, record: &Record) -> Outcome<i64> {
     Ok(seq)
 }
 
+/// The task `owner` made with `key`, and the fingerprint of the request that made it.
 async fn find_by_idempotency_key(
     client: &impl GenericClient,
-    actor: &str,
+    owner: &str,
     key: &IdempotencyKey,
-) -> Outcome<Option<Task>> {
-    let sql = format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.created_by = $1 AND t.idempotency_key = $2");
+) -> Outcome<Option<(Task, Option<String>)>> {
+    let sql = format!(
+        "SELECT {TASK_COLUMNS}, t.idempotency_fingerprint FROM {TASK_FROM} \
+         WHERE t.idempotency_owner = $1 AND t.idempotency_key = $2"
+    );
     let statement = client.prepare_cached(&sql).await?;
-    client.query_opt(&statement, &[&actor, &key.as_str()]).await?.map(|row| rows::task(&row)).transpose()
+    let Some(row) = client.query_opt(&statement, &[&owner, &key.as_str()]).await? else { return Ok(None) };
+    Ok(Some((rows::task(&row)?, row.try_get(TASK_COLUMN_COUNT)?)))
 }
 
 /// The new task's assignee (created on first use by email) and repository id (created on first use),
@@ -120,13 +125,16 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
     let mut client = inner.conn().await?;
     // A retry finds the first task without writing anything (not even a user or repository).
     if let Some(key) = &new.idempotency_key
-        && let Some(task) = find_by_idempotency_key(&client, &new.actor, key).await?
+        && let Some((task, fingerprint)) = find_by_idempotency_key(&client, &new.owner, key).await?
     {
-        return Ok(CreatedTask { task, replayed: true });
+        return Ok(new.replay(task, fingerprint.as_deref())?);
     }
     let tx = client.transaction().await?;
     let (assignee, repository_id) = resolve_references(&tx, &new).await?;
     let id = Uuid::now_v7();
+    let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
+    let idempotency_owner = idempotency_key.map(|_| new.owner.as_str());
+    let fingerprint = idempotency_key.map(|_| new.fingerprint());
     let statement = tx.prepare_cached(INSERT_TASK).await?;
     let inserted = tx
         .query_opt(
@@ -141,7 +149,9 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
                 &assignee.as_ref().map(|u| u.id),
                 &repository_id,
                 &new.actor,
-                &new.idempotency_key.as_ref().map(|k| k.as_str()),
+                &idempotency_key,
+                &idempotency_owner,
+                &fingerprint,
             ],
         )
         .await?;
@@ -150,10 +160,10 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
         // included) and answer with theirs.
         tx.rollback().await?;
         let key = new.idempotency_key.as_ref().ok_or_else(|| Error::Internal("a task insert was skipped".into()))?;
-        let task = find_by_idempotency_key(&client, &new.actor, key)
+        let (task, fingerprint) = find_by_idempotency_key(&client, &new.owner, key)
             .await?
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
-        return Ok(CreatedTask { task, replayed: true });
+        return Ok(new.replay(task, fingerprint.as_deref())?);
     };
     let record = new.draft(assignee).create(id, &new.actor, row.try_get(0)?);
     let seq = write_record(&tx, &record).await?;
@@ -280,6 +290,40 @@ pub(super) async fn list_history(inner: &Inner, task_id: Uuid) -> Outcome<Vec<Hi
     let sql = format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = $1 ORDER BY n");
     let statement = client.prepare_cached(&sql).await?;
     client.query(&statement, &[&task_id]).await?.iter().map(rows::history).collect()
+}
+
+/// The task, its comments and its history as of one moment: one read-only `REPEATABLE READ`
+/// transaction on one connection (three separate reads could pair a task with history written
+/// after it). The three queries are pipelined; the snapshot is the first one's.
+pub(super) async fn get_detail(inner: &Inner, id: Uuid) -> Outcome<Option<crate::store::StoredTaskDetail>> {
+    let mut client = inner.conn().await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let task = tx
+        .prepare_cached(&format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.deleted_at IS NULL"))
+        .await?;
+    let comments = tx
+        .prepare_cached(&format!("SELECT {COMMENT_COLUMNS} FROM task_comments WHERE task_id = $1 ORDER BY n"))
+        .await?;
+    let history =
+        tx.prepare_cached(&format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = $1 ORDER BY n")).await?;
+    let (task, comments, history) = futures::future::try_join3(
+        tx.query_opt(&task, &[&id]),
+        tx.query(&comments, &[&id]),
+        tx.query(&history, &[&id]),
+    )
+    .await?;
+    tx.commit().await?;
+    let Some(task) = task else { return Ok(None) };
+    Ok(Some(crate::store::StoredTaskDetail {
+        task: rows::task(&task)?,
+        comments: comments.iter().map(rows::comment).collect::<Outcome<_>>()?,
+        history: history.iter().map(rows::history).collect::<Outcome<_>>()?,
+    }))
 }
 
 /// One query: only the filters given appear in the SQL (each combination is its own prepared

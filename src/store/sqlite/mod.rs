@@ -243,12 +243,15 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(ops::list_history(c, task_id)?)).await
     }
 
-    /// The three reads on one connection in one trip to the blocking pool (not three).
+    /// The three reads on one connection in one trip to the blocking pool (not three), inside one
+    /// read transaction: they see one moment (three statements alone could each see a later commit).
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<super::StoredTaskDetail>> {
         self.read(move |c| {
-            let Some(task) = ops::live_task(c, id)? else { return Ok(None) };
-            let comments = ops::list_comments(c, id)?;
-            let history = ops::list_history(c, id)?;
+            let snapshot = c.unchecked_transaction()?;
+            let Some(task) = ops::live_task(&snapshot, id)? else { return Ok(None) };
+            let comments = ops::list_comments(&snapshot, id)?;
+            let history = ops::list_history(&snapshot, id)?;
+            snapshot.commit()?;
             Ok(Some(super::StoredTaskDetail { task, comments, history }))
         })
         .await

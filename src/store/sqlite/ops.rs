@@ -138,9 +138,19 @@ fn write_record(conn: &Connection, record: &Record, at: DateTime<Utc>) -> rusqli
 pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedTask, Option<i64>)> {
     if let Some(key) = &new.idempotency_key {
         // Inside the write transaction: no other create with this key can slip in between.
-        let earlier = task_by(conn, "t.created_by = ?1 AND t.idempotency_key = ?2", params![new.actor, key.as_str()])?;
-        if let Some(task) = earlier {
-            return Ok((CreatedTask { task, replayed: true }, None));
+        let sql = format!(
+            "SELECT {}, t.idempotency_fingerprint {} WHERE t.idempotency_owner = ?1 AND t.idempotency_key = ?2",
+            rows::TASK_COLUMNS,
+            rows::TASK_FROM
+        );
+        let earlier = conn
+            .prepare_cached(&sql)?
+            .query_row(params![new.owner, key.as_str()], |row| {
+                Ok((rows::task(row)?, row.get::<_, Option<String>>(rows::TASK_COLUMN_COUNT)?))
+            })
+            .optional()?;
+        if let Some((task, fingerprint)) = earlier {
+            return Ok((new.replay(task, fingerprint.as_deref())?, None));
         }
     }
     let assignee = new.assignee.as_ref().map(|key| resolve_user(conn, "assignee_id", key)).transpose()?;
@@ -150,8 +160,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
-                            search_text) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15)",
+                            search_text, idempotency_owner, idempotency_fingerprint) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -169,6 +179,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         task.version,
         new.idempotency_key.as_ref().map(|k| k.as_str()),
         rows::search_text(&task.title, task.description.as_deref()),
+        new.idempotency_key.as_ref().map(|_| new.owner.as_str()),
+        new.idempotency_key.as_ref().map(|_| new.fingerprint()),
     ])?;
     let seq = write_record(conn, &record, task.created_at)?;
     Ok((CreatedTask { task: record.task, replayed: false }, Some(seq)))
@@ -343,8 +355,12 @@ pub(super) fn events_after(conn: &Connection, after_seq: i64, limit: u32) -> rus
 pub(super) const LATEST_SEQ: &str = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)";
 
 pub(super) fn event_bounds(conn: &Connection) -> rusqlite::Result<EventBounds> {
-    let sql = format!("SELECT (SELECT min(seq) FROM events), ({LATEST_SEQ})");
-    conn.prepare_cached(&sql)?.query_row([], |row| Ok(EventBounds { oldest: row.get(0)?, latest: row.get(1)? }))
+    let sql = format!(
+        "SELECT (SELECT min(seq) FROM events), ({LATEST_SEQ}), \
+                coalesce((SELECT pruned_through FROM event_log_state), 0)"
+    );
+    conn.prepare_cached(&sql)?
+        .query_row([], |row| Ok(EventBounds { oldest: row.get(0)?, latest: row.get(1)?, pruned_through: row.get(2)? }))
 }
 
 pub(super) fn unpublished_events(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<Event>> {
@@ -368,14 +384,21 @@ pub(super) fn prune_events(
     include_unpublished: bool,
     batch: u32,
 ) -> rusqlite::Result<u64> {
-    let deleted = conn
+    let gone: Vec<i64> = conn
         .prepare_cached(
             "DELETE FROM events WHERE seq IN ( \
                  SELECT seq FROM events WHERE created_at < ?1 AND (?2 OR published_at IS NOT NULL) \
-                 ORDER BY seq LIMIT ?3)",
+                 ORDER BY seq LIMIT ?3) \
+             RETURNING seq",
         )?
-        .execute(params![micros(before), include_unpublished, batch])?;
-    Ok(deleted as u64)
+        .query_map(params![micros(before), include_unpublished, batch], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // The watermark moves in the same transaction: a resume from below it is told to resync.
+    if let Some(highest) = gone.iter().max() {
+        conn.prepare_cached("UPDATE event_log_state SET pruned_through = max(pruned_through, ?1)")?
+            .execute([highest])?;
+    }
+    Ok(gone.len() as u64)
 }
 
 fn api_key_by(conn: &Connection, condition: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<ApiKey>> {

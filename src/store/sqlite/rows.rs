@@ -69,6 +69,9 @@ fn get_closed<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rus
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
      t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
 
+/// How many columns [`TASK_COLUMNS`] names (a query may read more after them).
+pub(super) const TASK_COLUMN_COUNT: usize = 15;
+
 /// `FROM` with the joins [`TASK_COLUMNS`] needs.
 pub(super) const TASK_FROM: &str =
     "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";

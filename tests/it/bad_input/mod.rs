@@ -9,7 +9,7 @@ mod random;
 mod target;
 
 use serde_json::{Value, json};
-use task_mcp::domain::{Actor, CommentText, Description, Email, PageCursor, RepoName, Title, UserRef};
+use task_mcp::domain::{Actor, CommentText, Description, Email, IdempotencyKey, PageCursor, RepoName, Title, UserRef};
 use task_mcp::service::{CreateTask, ListTasks, UpdateTask};
 
 use self::case::{Case, Expect, Fixtures, Transport};
@@ -102,7 +102,12 @@ async fn fixtures(app: &task_mcp::wiring::Parts) -> Fixtures {
         complexity: None,
         idempotency_key: None,
     };
-    let task = service.create_task(&actor, create("Corpus target")).await.unwrap().task;
+    // Made with an idempotency key, so a replay of that key with another body is a case too.
+    let keyed = CreateTask {
+        idempotency_key: Some(IdempotencyKey::parse("idempotency_key", "corpus-key").unwrap()),
+        ..create("Corpus target")
+    };
+    let task = service.create_task(&actor, keyed).await.unwrap().task;
     service.add_comment(&actor, task.id, CommentText::parse("comment", "a first comment").unwrap()).await.unwrap();
     // A cursor after the newest of three tasks; then that task changes, so the cursor is stale.
     let mut pages = Vec::new();
