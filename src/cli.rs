@@ -5,6 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// The default caps of `serve` (`--max-connections`, `--max-streams`, `--max-streams-per-user`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+pub const DEFAULT_MAX_STREAMS: usize = 15_000;
+pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 100;
+
 /// Defaults of the flags whose value `doctor` reproduces only when it differs.
 pub const DEFAULT_STREAM_PREFIX: &str = "tasks";
 pub const DEFAULT_STREAM_MAXLEN: usize = 10_000;
@@ -113,15 +118,15 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
 
     /// Open connections at most; beyond, a new one is answered 503 with Retry-After
-    #[arg(long, env = "TASK_MCP_MAX_CONNECTIONS", default_value_t = crate::http::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, env = "TASK_MCP_MAX_CONNECTIONS", hide_env_values = true, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
 
     /// Open event streams (SSE) at most, in all; beyond, 503 with Retry-After
-    #[arg(long, env = "TASK_MCP_MAX_STREAMS", default_value_t = crate::http::DEFAULT_MAX_STREAMS)]
+    #[arg(long, env = "TASK_MCP_MAX_STREAMS", hide_env_values = true, default_value_t = DEFAULT_MAX_STREAMS)]
     pub max_streams: usize,
 
     /// Open event streams (SSE) at most per user (per credential's identity); beyond, 503 with Retry-After
-    #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", default_value_t = crate::http::DEFAULT_MAX_STREAMS_PER_USER)]
+    #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", hide_env_values = true, default_value_t = DEFAULT_MAX_STREAMS_PER_USER)]
     pub max_streams_per_user: usize,
 }
 

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::cli::ServeArgs;
+use crate::cli::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_USER, ServeArgs};
 use crate::events::hub::Hub;
 use crate::events::relay::RelayMode;
 use crate::service::TaskService;
@@ -49,11 +49,6 @@ use openapi::{Api, op};
 
 /// The request body limit.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
-
-/// The default caps (`--max-connections`, `--max-streams`, `--max-streams-per-user`).
-pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
-pub const DEFAULT_MAX_STREAMS: usize = 15_000;
-pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 100;
 
 /// Limits a deployment rarely changes (tests shorten some).
 #[derive(Debug, Clone)]
