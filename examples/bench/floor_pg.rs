@@ -53,9 +53,9 @@ impl PgFloor {
         Ok(PgFloor {
             repository_id: p("SELECT id FROM repositories WHERE name = $1".into()).await?,
             insert_task: p("INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-                 repository_id, created_by, updated_by, idempotency_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-                 ON CONFLICT (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+                 repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12) \
+                 ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
                  RETURNING created_at, updated_at"
                 .into())
             .await?,
@@ -113,7 +113,8 @@ impl PgFloor {
         let id = Uuid::now_v7();
         let description: Option<&str> = None;
         let assignee: Option<Uuid> = None;
-        let key: Option<&str> = None;
+        // No idempotency key, so no owner and no fingerprint either (as the store writes them).
+        let (key, owner, fingerprint): (Option<&str>, Option<&str>, Option<&str>) = (None, None, None);
         let row = tx
             .query_one(
                 &self.insert_task,
@@ -128,6 +129,8 @@ impl PgFloor {
                     &Some(repository_id),
                     &actor,
                     &key,
+                    &owner,
+                    &fingerprint,
                 ],
             )
             .await?;
