@@ -320,8 +320,15 @@ fn the_ticket_check_finds_numbered_references_only() {
     }
 }
 
+/// Folders that hold what tools installed or built (browser packages, build output, virtualenvs),
+/// not the project's own words.
+const GENERATED_DIRS: [&str; 4] = ["node_modules", "target", ".venv", "__pycache__"];
+
 fn text_files(path: &Path, found: &mut Vec<PathBuf>) {
     if path.is_dir() {
+        if path.file_name().is_some_and(|name| GENERATED_DIRS.iter().any(|dir| name == *dir)) {
+            return;
+        }
         let Ok(entries) = std::fs::read_dir(path) else { return };
         for entry in entries {
             text_files(&entry.expect("directory entry").path(), found);
