@@ -8,7 +8,11 @@ mod text;
 mod values;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
-pub use text::{CommentText, Description, Email, IdempotencyKey, KeyName, Label, RepoName, SearchText, Title};
+pub use text::{
+    COMMENT_MAX_BYTES, CommentText, DESCRIPTION_MAX_BYTES, Description, EMAIL_MAX_CHARS, Email,
+    IDEMPOTENCY_KEY_MAX_CHARS, IdempotencyKey, KeyName, Label, REPO_MAX_CHARS, RepoName, SEARCH_MAX_CHARS, SearchText,
+    TITLE_MAX_CHARS, Title,
+};
 pub use values::{Complexity, Priority, Status};
 
 use chrono::{DateTime, Utc};
