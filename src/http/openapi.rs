@@ -204,7 +204,7 @@ pub fn document(operations: &[Operation]) -> Value {
                 }
             }
         }
-        if operation.etag && operation.method != Method::GET {
+        if operation.etag && operation.method != Method::GET && operation.method != Method::POST {
             parameters.push(json!({ "name": "If-Match", "in": "header", "required": false, "schema": super::schema::if_match(), "description": "The ETag read: the change applies only if the task is still at that version (else 412)." }));
         }
         if operation.id == "createTask" {

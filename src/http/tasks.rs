@@ -83,10 +83,7 @@ fn expected_version(if_match: IfMatch, body: Option<i64>) -> ApiResult<(Option<i
     match (if_match.0, body) {
         // Two versions read that disagree: at least one precondition fails.
         (Some(a), Some(b)) if a != b => {
-            let mut err =
-                ApiError::invalid("expected_version", format!("is {b} but If-Match says {a}: send one of them"));
-            err.status = StatusCode::PRECONDITION_FAILED;
-            Err(err)
+            Err(ApiError::invalid("expected_version", format!("is {b} but If-Match says {a}: send one of them")))
         }
         (Some(a), _) => Ok((Some(a), true)),
         (None, b) => Ok((b, false)),
