@@ -336,6 +336,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_document_states_the_parsers_rules_and_links_a_created_task_to_its_operations() {
+        use crate::http::tasks::{CreateTaskBody, PatchTaskBody};
+        let operations = [
+            op(Method::POST, "/api/tasks", "createTask", "Create").body::<CreateTaskBody>().ok::<String>(201),
+            op(Method::PATCH, "/api/tasks/{id}", "updateTask", "Change").body::<PatchTaskBody>().etag(),
+        ];
+        let doc = document(&operations);
+        let schemas = &doc["components"]["schemas"];
+        let create = &schemas["CreateTaskBody"];
+        assert_eq!(create["required"], json!(["title"]));
+        assert_eq!(create["properties"]["title"]["minLength"], 1);
+        assert_eq!(create["properties"]["title"]["maxLength"], crate::domain::TITLE_MAX_CHARS);
+        let patch = &schemas["PatchTaskBody"]["properties"];
+        assert_eq!(patch["title"]["type"], "string", "a title cannot be cleared");
+        assert_eq!(patch["description"]["type"], json!(["string", "null"]), "a description can");
+        assert_eq!(patch["expected_version"]["minimum"], 1);
+        assert!(patch["status"]["enum"].as_array().is_some_and(|e| e.contains(&json!("in_progress"))));
+        let links = &doc["paths"]["/api/tasks"]["post"]["responses"]["201"]["links"];
+        assert_eq!(links["updateTask"]["parameters"]["id"], "$response.body#/id");
+        let if_match = &doc["paths"]["/api/tasks/{id}"]["patch"]["parameters"][1];
+        assert_eq!(if_match["name"], "If-Match");
+        assert!(if_match["schema"]["pattern"].is_string());
+    }
+
+    #[test]
     fn path_parameters_are_found() {
         assert_eq!(path_parameters("/api/tasks/{id}/comments"), vec!["id"]);
         assert!(path_parameters("/api/tasks").is_empty());
