@@ -9,7 +9,11 @@ mod values;
 mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
-pub use text::{CommentText, Description, Email, IdempotencyKey, KeyName, Label, RepoName, SearchText, Title};
+pub use text::{
+    COMMENT_MAX_BYTES, CommentText, DESCRIPTION_MAX_BYTES, Description, EMAIL_MAX_CHARS, Email,
+    IDEMPOTENCY_KEY_MAX_CHARS, IdempotencyKey, KeyName, Label, REPO_MAX_CHARS, RepoName, SEARCH_MAX_CHARS, SearchText,
+    TITLE_MAX_CHARS, Title,
+};
 pub use values::{Complexity, Priority, Status};
 pub use write::{Record, TaskDraft, VersionConflict, check_version, commented, deleted, updated_at};
 

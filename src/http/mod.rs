@@ -22,6 +22,7 @@ pub mod middleware;
 pub mod openapi;
 #[cfg(test)]
 mod properties;
+mod schema;
 pub mod sse;
 pub mod tasks;
 

@@ -192,20 +192,23 @@ pub fn document(operations: &[Operation]) -> Value {
             let resolved = resolve(&generator, schema.as_value());
             if let Some(properties) = resolved.get("properties").and_then(Value::as_object) {
                 for (name, property) in properties {
-                    let mut parameter =
-                        json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } });
-                    if let Some(description) = property.get("description") {
-                        parameter["description"] = description.clone();
+                    let mut schema = property.clone();
+                    let description = schema.as_object_mut().and_then(|s| s.remove("description"));
+                    // A blank value means "not given" (forms send `status=` for "any").
+                    let schema = json!({ "anyOf": [schema, { "type": "string", "pattern": "^\\s*$" }] });
+                    let mut parameter = json!({ "name": name, "in": "query", "required": false, "schema": schema });
+                    if let Some(description) = description {
+                        parameter["description"] = description;
                     }
                     parameters.push(parameter);
                 }
             }
         }
-        if operation.etag && operation.method != Method::GET {
-            parameters.push(json!({ "name": "If-Match", "in": "header", "required": false, "schema": { "type": "string" }, "description": "The ETag read: the change applies only if the task is still at that version (else 412)." }));
+        if operation.etag && operation.method != Method::GET && operation.method != Method::POST {
+            parameters.push(json!({ "name": "If-Match", "in": "header", "required": false, "schema": super::schema::if_match(), "description": "The ETag read: the change applies only if the task is still at that version (else 412)." }));
         }
         if operation.id == "createTask" {
-            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": { "type": "string" }, "description": "A retried create with the same key returns the first task." }));
+            parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": super::schema::idempotency_key(), "description": "A retried create with the same key returns the first task." }));
         }
         if operation.success_is_stream() {
             parameters.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string" }, "description": "Resume after this event id: the missed events come first." }));
@@ -227,8 +230,10 @@ pub fn document(operations: &[Operation]) -> Value {
                 let mut response =
                     json!({ "description": "OK", "content": { "application/json": { "schema": schema } } });
                 if operation.etag {
-                    response["headers"] =
-                        json!({ "ETag": { "schema": { "type": "string" }, "description": "The task's version." } });
+                    response["headers"] = json!({ "ETag": { "schema": { "type": "string", "pattern": "^\"[0-9]+\"$" }, "description": "The task's version." } });
+                }
+                if operation.id == "createTask" {
+                    response["links"] = task_links(operations);
                 }
                 responses.insert(status.to_string(), response);
             }
@@ -298,6 +303,19 @@ impl Operation {
     }
 }
 
+/// OpenAPI links from a created task to every operation on `/api/tasks/{id}...`: clients (and
+/// stateful testers) follow the new task's id.
+fn task_links(operations: &[Operation]) -> Value {
+    let mut links = Map::new();
+    for operation in operations.iter().filter(|o| path_parameters(o.path) == ["id"]) {
+        links.insert(
+            operation.id.to_owned(),
+            json!({ "operationId": operation.id, "parameters": { "id": "$response.body#/id" } }),
+        );
+    }
+    Value::Object(links)
+}
+
 fn path_parameters(path: &str) -> Vec<&str> {
     path.split('/').filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect()
 }
@@ -316,6 +334,31 @@ fn resolve(generator: &SchemaGenerator, schema: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_document_states_the_parsers_rules_and_links_a_created_task_to_its_operations() {
+        use crate::http::tasks::{CreateTaskBody, PatchTaskBody};
+        let operations = [
+            op(Method::POST, "/api/tasks", "createTask", "Create").body::<CreateTaskBody>().ok::<String>(201),
+            op(Method::PATCH, "/api/tasks/{id}", "updateTask", "Change").body::<PatchTaskBody>().etag(),
+        ];
+        let doc = document(&operations);
+        let schemas = &doc["components"]["schemas"];
+        let create = &schemas["CreateTaskBody"];
+        assert_eq!(create["required"], json!(["title"]));
+        assert_eq!(create["properties"]["title"]["minLength"], 1);
+        assert_eq!(create["properties"]["title"]["maxLength"], crate::domain::TITLE_MAX_CHARS);
+        let patch = &schemas["PatchTaskBody"]["properties"];
+        assert_eq!(patch["title"]["type"], "string", "a title cannot be cleared");
+        assert_eq!(patch["description"]["type"], json!(["string", "null"]), "a description can");
+        assert_eq!(patch["expected_version"]["minimum"], 1);
+        assert!(patch["status"]["enum"].as_array().is_some_and(|e| e.contains(&json!("in_progress"))));
+        let links = &doc["paths"]["/api/tasks"]["post"]["responses"]["201"]["links"];
+        assert_eq!(links["updateTask"]["parameters"]["id"], "$response.body#/id");
+        let if_match = &doc["paths"]["/api/tasks/{id}"]["patch"]["parameters"][1];
+        assert_eq!(if_match["name"], "If-Match");
+        assert!(if_match["schema"]["pattern"].is_string());
+    }
 
     #[test]
     fn path_parameters_are_found() {

@@ -17,6 +17,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::errors::{ApiError, ApiResult};
 use super::extract::ApiQuery;
+use super::schema;
 use crate::domain::{Actor, RepoName, UserKey, UserRef};
 use crate::events::feed::{self, EventFilter, FeedItem};
 
@@ -28,8 +29,12 @@ const RETRY_HINT: Duration = Duration::from_secs(3);
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
     /// Only events of tasks assigned (or formerly assigned) to this user: "me", a UUID or an email.
+    #[schemars(schema_with = "schema::user")]
+    #[serde(default)]
     pub user_id: Option<String>,
     /// Only events of these repositories, comma-separated. With user_id, the union of both.
+    #[schemars(schema_with = "schema::repositories")]
+    #[serde(default)]
     pub repositories: Option<String>,
     /// The token, for EventSource (which cannot send headers). Prefer the Authorization header.
     pub access_token: Option<String>,

@@ -12,6 +12,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiQuery, BodyRules, IdempotencyHeader, IfMatch, OptionalJson, TaskId};
+use super::schema;
 use crate::domain::{
     CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Task, Title, UserRef, given,
 };
@@ -37,6 +38,19 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A version: an integer, also when written with a zero fraction (`3.0`), as JSON Schema's `integer` allows.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        // The bounds are exact in f64; inside them the cast is exact for whole numbers.
+        Some(f) if f.fract() == 0.0 && f >= -(2f64.powi(63)) && f < 2f64.powi(63) => Ok(Some(f as i64)),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a version: expected a whole number"))),
+    }
+}
+
 fn parse_opt<T, E: Into<ApiError>>(
     value: Option<String>,
     parse: impl FnOnce(&str) -> Result<T, E>,
@@ -55,7 +69,14 @@ fn required<T>(field: &str, value: Option<Option<T>>) -> ApiResult<Option<T>> {
 
 /// Two ways to say which version was read must agree; `If-Match` wins the status code (412).
 fn expected_version(if_match: IfMatch, body: Option<i64>) -> ApiResult<(Option<i64>, bool)> {
+    if let Some(version) = body.filter(|v| *v < 1) {
+        return Err(ApiError::invalid(
+            "expected_version",
+            format!("{version} is not a version: versions start at 1 (send the version you read)"),
+        ));
+    }
     match (if_match.0, body) {
+        // Two versions read that disagree: at least one precondition fails.
         (Some(a), Some(b)) if a != b => {
             Err(ApiError::invalid("expected_version", format!("is {b} but If-Match says {a}: send one of them")))
         }
@@ -76,22 +97,38 @@ fn conflict_status(from_if_match: bool) -> impl FnOnce(crate::error::Error) -> A
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tasks assigned to this user: UUID, email, or "me".
+    #[schemars(schema_with = "schema::user")]
+    #[serde(default)]
     pub user_id: Option<String>,
     /// Only tasks of this repository.
+    #[schemars(schema_with = "schema::repository")]
+    #[serde(default)]
     pub repository: Option<String>,
     /// not_started | in_progress | blocked | completed | cancelled
+    #[schemars(schema_with = "schema::status")]
+    #[serde(default)]
     pub status: Option<String>,
     /// Same as user_id (both must name the same user).
+    #[schemars(schema_with = "schema::user")]
+    #[serde(default)]
     pub assignee: Option<String>,
     /// low | medium | high | urgent
+    #[schemars(schema_with = "schema::priority")]
+    #[serde(default)]
     pub priority: Option<String>,
     /// Text found in the title or description, matched literally.
+    #[schemars(schema_with = "schema::search")]
+    #[serde(default)]
     pub q: Option<String>,
     /// Page size, 1-200 (default 50).
+    #[schemars(schema_with = "schema::page_size")]
+    #[serde(default)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// "full" (default here) or "summary".
+    #[schemars(schema_with = "schema::detail")]
+    #[serde(default)]
     pub detail: Option<String>,
 }
 
@@ -135,18 +172,31 @@ pub async fn get(State(state): State<AppState>, Caller(_): Caller, TaskId(id): T
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskBody {
     /// One line, at most 500 characters.
+    #[schemars(schema_with = "schema::title")]
     pub title: String,
     /// Up to 64 KiB.
+    #[schemars(schema_with = "schema::description")]
+    #[serde(default)]
     pub description: Option<String>,
     /// not_started (default) | in_progress | blocked | completed | cancelled
+    #[schemars(schema_with = "schema::status_or_null")]
+    #[serde(default)]
     pub status: Option<String>,
     /// low | medium (default) | high | urgent
+    #[schemars(schema_with = "schema::priority_or_null")]
+    #[serde(default)]
     pub priority: Option<String>,
     /// low | medium (default) | high
+    #[schemars(schema_with = "schema::complexity_or_null")]
+    #[serde(default)]
     pub complexity: Option<String>,
     /// UUID, email (new users are created), or "me".
+    #[schemars(schema_with = "schema::user_or_null")]
+    #[serde(default)]
     pub assignee_id: Option<String>,
     /// Repository name, e.g. "org/api" (created on first use).
+    #[schemars(schema_with = "schema::repository_or_null")]
+    #[serde(default)]
     pub repository: Option<String>,
 }
 
@@ -185,25 +235,36 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct PatchTaskBody {
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::title")]
     pub title: Option<Option<String>>,
     /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::description")]
     pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::status")]
     pub status: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::priority")]
     pub priority: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::complexity")]
     pub complexity: Option<Option<String>>,
     /// UUID, email, or "me"; `null` unassigns.
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::user_or_null")]
     pub assignee_id: Option<Option<String>>,
     /// Repository name; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::repository_or_null")]
     pub repository: Option<Option<String>>,
     /// Why, kept in the task's history.
+    #[schemars(schema_with = "schema::comment_or_null")]
+    #[serde(default)]
     pub comment: Option<String>,
     /// The version read (the same as `If-Match`).
+    #[schemars(schema_with = "schema::version_or_null")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub expected_version: Option<i64>,
 }
 
@@ -240,10 +301,15 @@ pub async fn patch(
 #[serde(deny_unknown_fields)]
 pub struct StatusBody {
     /// not_started | in_progress | blocked | completed | cancelled
+    #[schemars(schema_with = "schema::status")]
     pub status: String,
     /// Why, kept in the task's history.
+    #[schemars(schema_with = "schema::comment_or_null")]
+    #[serde(default)]
     pub comment: Option<String>,
     /// The version read (the same as `If-Match`).
+    #[schemars(schema_with = "schema::version_or_null")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub expected_version: Option<i64>,
 }
 
@@ -272,8 +338,12 @@ pub async fn put_status(
 #[serde(deny_unknown_fields)]
 pub struct DeleteBody {
     /// Why, kept in the task's history.
+    #[schemars(schema_with = "schema::comment_or_null")]
+    #[serde(default)]
     pub reason: Option<String>,
     /// The version read (the same as `If-Match`).
+    #[schemars(schema_with = "schema::version_or_null")]
+    #[serde(default, deserialize_with = "whole_number")]
     pub expected_version: Option<i64>,
 }
 
@@ -307,6 +377,7 @@ pub async fn list_comments(
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
     /// Up to 16 KiB, line breaks allowed.
+    #[schemars(schema_with = "schema::comment")]
     pub comment: String,
 }
 
