@@ -236,12 +236,12 @@ pub fn api(state: AppState) -> Api {
                 M::POST,
                 "/api/tasks",
                 "createTask",
-                "Create a task (201 + Location); Idempotency-Key makes it retry-safe",
+                "Create a task (201 + Location); Idempotency-Key makes it retry-safe (409 when the key already made a different task)",
             )
             .body::<tasks::CreateTaskBody>()
             .ok::<crate::wire::TaskJson>(201)
             .etag()
-            .errors(&[400, 413, 415, 422, 503]),
+            .errors(&[400, 409, 413, 415, 422, 503]),
             tasks::create,
         )
         .add(
