@@ -147,6 +147,17 @@ impl JwtKeys {
         }
         let scope = match claims.scope.as_deref() {
             None => Scope::Full,
+            // A ticket ends up in URLs: one that claims to outlive what this server issues is refused.
+            Some(STREAM_SCOPE)
+                if claims.exp.saturating_sub(claims.iat) > STREAM_TICKET_LIFETIME.as_secs()
+                    || claims.exp.saturating_sub(now) > STREAM_TICKET_LIFETIME.as_secs() =>
+            {
+                return Err(format!(
+                    "the stream ticket claims a lifetime longer than {} s: get a new one from POST \
+                     /api/tasks/stream/ticket",
+                    STREAM_TICKET_LIFETIME.as_secs()
+                ));
+            }
             Some(STREAM_SCOPE) => Scope::Stream,
             Some(other) => {
                 return Err(format!("the token's scope {other:?} is not one this server knows ({STREAM_SCOPE:?})"));
@@ -280,6 +291,9 @@ mod tests {
         assert_eq!(keys.verify_scoped(&token).unwrap().1, Scope::Full);
         let odd = serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 60, "scope": "admin"});
         assert!(keys.verify_scoped(&sign(odd, Algorithm::HS256, SECRET)).unwrap_err().contains("scope"));
+        let long =
+            serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 3600, "scope": "stream"});
+        assert!(keys.verify_scoped(&sign(long, Algorithm::HS256, SECRET)).unwrap_err().contains("lifetime"));
     }
 
     #[test]
