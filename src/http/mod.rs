@@ -258,6 +258,18 @@ pub fn api(state: AppState) -> Api {
             sse::stream,
         )
         .add(
+            op(
+                M::POST,
+                "/api/tasks/stream/ticket",
+                "streamTicket",
+                "A stream ticket: a token valid for 60 s that opens the event stream (as access_token) and nothing \
+                 else, so the sign-in token stays out of URLs",
+            )
+            .ok::<sse::StreamTicketJson>(200)
+            .errors(&[503]),
+            sse::ticket,
+        )
+        .add(
             op(M::GET, "/api/tasks/{id}", "getTask", "One task, with its version as ETag")
                 .ok::<crate::wire::TaskJson>(200)
                 .etag()

@@ -290,7 +290,7 @@ pub fn document(operations: &[Operation]) -> Value {
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "HS256; get one with `task-mcp token`." },
-                "accessTokenQuery": { "type": "apiKey", "in": "query", "name": "access_token", "description": "The same JWT, for EventSource (stream only)." }
+                "accessTokenQuery": { "type": "apiKey", "in": "query", "name": "access_token", "description": "The same JWT, or a stream ticket from POST /api/tasks/stream/ticket (preferred: it keeps the sign-in token out of URLs), for EventSource (stream only)." }
             }
         },
         "security": [{ "bearer": [] }]

@@ -1,17 +1,20 @@
 //! `GET /api/tasks/stream`: the live feed as Server-Sent Events. `id:` is the event's seq, `event:` its
 //! type, `data:` the event JSON. A reconnect with `Last-Event-ID` first gets exactly what it missed
 //! (the feed replays it from the store), then the live events. Heartbeats are comments.
+//! `POST /api/tasks/stream/ticket` exchanges a sign-in token for a short-lived stream ticket, which is
+//! what a browser puts in the stream's URL (EventSource cannot send headers) instead of its token.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::Caller;
@@ -20,6 +23,30 @@ use super::extract::ApiQuery;
 use super::schema;
 use crate::domain::{Actor, RepoName, UserKey, UserRef};
 use crate::events::feed::{self, EventFilter, FeedItem};
+
+/// A stream ticket: a token that opens `GET /api/tasks/stream` (as `access_token`) and nothing else.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StreamTicketJson {
+    /// The ticket, valid for a minute, on the event stream only.
+    pub ticket: String,
+    /// When the ticket expires (RFC 3339).
+    pub expires_at: String,
+}
+
+/// Issues a stream ticket for the caller (who proved themselves with a sign-in token).
+pub async fn ticket(State(state): State<AppState>, Caller(actor): Caller) -> ApiResult<Json<StreamTicketJson>> {
+    let (ticket, exp) = state
+        .auth
+        .jwt
+        .issue_stream_ticket(&actor.email)
+        .map_err(|err| crate::error::Error::Internal(format!("cannot issue a stream ticket: {err:#}")))?;
+    let expires_at = i64::try_from(exp)
+        .ok()
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    Ok(Json(StreamTicketJson { ticket, expires_at }))
+}
 
 /// How long the client is told to wait before reconnecting.
 const RETRY_HINT: Duration = Duration::from_secs(3);

@@ -123,6 +123,33 @@ test('the link serve prints signs in, and the token leaves the address bar', asy
   assert.equal(await page.locator('#cards-completed .card').count(), 3);
 });
 
+test('the stream URL carries a short-lived stream ticket, never the sign-in token', async () => {
+  const other = await newPage(browser);
+  const streamUrls = [];
+  other.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/tasks/stream') streamUrls.push(request.url());
+  });
+  await other.goto(serve.link);
+  await waitLive(other);
+  const signIn = await other.evaluate(() => localStorage.getItem('task-mcp.token'));
+  assert.ok(signIn, 'the page keeps its sign-in token');
+  assert.ok(streamUrls.length >= 1, 'the page opened the stream');
+  for (const url of streamUrls) {
+    assert.ok(!url.includes(signIn), `the sign-in token is in ${url}`);
+    const ticket = new URL(url).searchParams.get('access_token');
+    const claims = JSON.parse(Buffer.from(ticket.split('.')[1], 'base64url').toString());
+    assert.equal(claims.scope, 'stream');
+    assert.equal(claims.sub, ALICE);
+    assert.ok(claims.exp - claims.iat <= 60, `the ticket lives ${claims.exp - claims.iat} s`);
+  }
+  // Live updates arrive over it.
+  const created = await agent.call('create_task', { title: 'Seen over a stream ticket', repository: 'infra' });
+  await card(created.id, other).waitFor({ timeout: 2000 });
+  await agent.call('delete_task', { task_id: created.id, reason: 'only here to be seen live' });
+  assert.deepEqual(other.errors, []);
+  await other.context().close();
+});
+
 test('screenshots of the board (light, dark, phone) and a task detail', async () => {
   await page.reload();
   await waitLive();

@@ -432,3 +432,65 @@ async fn cross_site_no_cors_requests_to_the_stream_are_refused_before_they_count
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// A stream ticket from `POST /api/tasks/stream/ticket`, signed in as `email`.
+async fn stream_ticket(server: &TestServer, email: &str) -> serde_json::Value {
+    let response = server.as_user(Method::POST, "/api/tasks/stream/ticket", email).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ticket_opens_the_stream_and_nothing_else() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let answer = stream_ticket(&server, "ann@example.com").await;
+    let ticket = answer["ticket"].as_str().unwrap().to_owned();
+    assert_ne!(ticket, server.token("ann@example.com"));
+    let expires_at = chrono::DateTime::parse_from_rfc3339(answer["expires_at"].as_str().unwrap()).unwrap();
+    let left = expires_at.timestamp() - i64::try_from(now()).unwrap();
+    assert!((50..=61).contains(&left), "the ticket is valid for {left} s");
+    // It opens the stream, as the query parameter an EventSource sends, for the user it names.
+    let url = server.url(&format!("/api/tasks/stream?access_token={}", percent(&ticket)));
+    let response = server.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/event-stream"));
+    drop(response);
+    // Everywhere else it is refused, saying why.
+    for (method, path) in
+        [(Method::GET, "/api/tasks"), (Method::GET, "/api/me"), (Method::POST, "/api/tasks/stream/ticket")]
+    {
+        let response =
+            server.client.request(method.clone(), server.url(path)).bearer_auth(&ticket).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("stream ticket"), "{method} {path}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_stream_ticket_is_refused() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let claims = json!({"sub": "ann@example.com", "iss": "task-mcp", "iat": now() - 3600, "exp": now() - 3540, "scope": "stream"});
+    let expired = sign(claims, Algorithm::HS256, SECRET.as_bytes());
+    let url = server.url(&format!("/api/tasks/stream?access_token={}", percent(&expired)));
+    let response = server.client.get(url).send().await.unwrap();
+    assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ticket_needs_a_sign_in_token() {
+    let db = TestStore::new(Backend::Postgres).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let response = server.client.post(server.url("/api/tasks/stream/ticket")).send().await.unwrap();
+    assert_eq!(error_code(response).await, (401, "unauthorized".to_owned()));
+    let response = server
+        .client
+        .post(server.url(&format!("/api/tasks/stream/ticket?access_token={}", server.token("ann@example.com"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "the ticket route takes the token in the header only");
+}

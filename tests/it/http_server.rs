@@ -17,6 +17,7 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tasks"),
     ("POST", "/api/tasks"),
     ("GET", "/api/tasks/stream"),
+    ("POST", "/api/tasks/stream/ticket"),
     ("GET", "/api/tasks/{id}"),
     ("PATCH", "/api/tasks/{id}"),
     ("DELETE", "/api/tasks/{id}"),

@@ -21,8 +21,8 @@ pub enum Guard {
     Public,
     /// `Authorization: Bearer <JWT>`.
     Jwt,
-    /// A JWT, in the header or (for EventSource, which cannot send headers) the `access_token` query
-    /// parameter.
+    /// A JWT or a stream ticket, in the header or (for EventSource, which cannot send headers) the
+    /// `access_token` query parameter. The event stream only: elsewhere a ticket is refused.
     JwtOrQuery,
     /// An API key: `X-API-Key` or `Authorization: Bearer`.
     ApiKey,
@@ -116,6 +116,7 @@ async fn identify(
     // (others' failures from behind the same proxy must not lock it out); only failures count.
     let verified = match guard {
         Guard::ApiKey => api_key::verify(&state.service, &credential).await?,
+        Guard::JwtOrQuery => state.auth.jwt.verify_scoped(&credential).map(|(actor, _)| actor),
         _ => state.auth.jwt.verify(&credential),
     };
     match verified {

@@ -1,4 +1,5 @@
-//! JWTs: the claims, the HS256 keys that issue and verify them, and token lifetimes (`--ttl`).
+//! JWTs: the claims, the HS256 keys that issue and verify them (sign-in tokens and short-lived
+//! stream tickets), and token lifetimes (`--ttl`).
 
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ const ISSUER: &str = "task-mcp";
 /// The longest lifetime a token may claim unless the server is told otherwise: a token that leaks (in
 /// a proxy's access log, say) must not work forever.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(400 * 86_400);
+/// The `scope` of a stream ticket: a token that opens the event stream and nothing else, so the one
+/// that ends up in a URL (and so in access logs) is worth little.
+pub const STREAM_SCOPE: &str = "stream";
+/// How long a stream ticket is valid: enough to open the stream with it.
+pub const STREAM_TICKET_LIFETIME: Duration = Duration::from_secs(60);
 
 /// The claims of a token: who (`sub`, an email), and when it is valid.
 #[derive(Debug, Serialize, Deserialize)]
@@ -28,6 +34,18 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// What the token may do: absent for a sign-in token (everything), [`STREAM_SCOPE`] for a ticket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// What a verified token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A sign-in token: every route.
+    Full,
+    /// A stream ticket: the event stream only.
+    Stream,
 }
 
 /// Signs and checks tokens with one HS256 secret.
@@ -64,14 +82,43 @@ impl JwtKeys {
 
     /// A token for `email`, valid for `ttl` from now.
     pub fn issue(&self, email: &Email, ttl: Duration) -> anyhow::Result<String> {
-        let now = jsonwebtoken::get_current_timestamp();
-        let claims =
-            Claims { sub: email.to_string(), iss: ISSUER.to_owned(), iat: now, exp: now + ttl.as_secs(), nbf: None };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).context("cannot sign the token")
+        self.sign(email, ttl, None).map(|(token, _)| token)
     }
 
-    /// The actor a token proves, or why it proves nothing.
+    /// A stream ticket for `email`: valid for [`STREAM_TICKET_LIFETIME`], on the event stream only.
+    /// Returns the ticket and when it expires (seconds since the epoch).
+    pub fn issue_stream_ticket(&self, email: &Email) -> anyhow::Result<(String, u64)> {
+        self.sign(email, STREAM_TICKET_LIFETIME, Some(STREAM_SCOPE))
+    }
+
+    fn sign(&self, email: &Email, ttl: Duration, scope: Option<&str>) -> anyhow::Result<(String, u64)> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let exp = now + ttl.as_secs();
+        let claims = Claims {
+            sub: email.to_string(),
+            iss: ISSUER.to_owned(),
+            iat: now,
+            exp,
+            nbf: None,
+            scope: scope.map(str::to_owned),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .context("cannot sign the token")?;
+        Ok((token, exp))
+    }
+
+    /// The actor a sign-in token proves, or why it proves nothing. A stream ticket proves nothing here.
     pub fn verify(&self, token: &str) -> Result<Actor, String> {
+        match self.verify_scoped(token)? {
+            (actor, Scope::Full) => Ok(actor),
+            (_, Scope::Stream) => Err("a stream ticket opens only the event stream (GET /api/tasks/stream): send the \
+                 sign-in token here"
+                .to_owned()),
+        }
+    }
+
+    /// The actor a sign-in token or a stream ticket proves, and what it may do.
+    pub fn verify_scoped(&self, token: &str) -> Result<(Actor, Scope), String> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(format!("the token is longer than {MAX_TOKEN_BYTES} bytes"));
         }
@@ -98,9 +145,27 @@ impl JwtKeys {
                 self.max_lifetime / 86_400
             ));
         }
+        let scope = match claims.scope.as_deref() {
+            None => Scope::Full,
+            // A ticket ends up in URLs: one that claims to outlive what this server issues is refused.
+            Some(STREAM_SCOPE)
+                if claims.exp.saturating_sub(claims.iat) > STREAM_TICKET_LIFETIME.as_secs()
+                    || claims.exp.saturating_sub(now) > STREAM_TICKET_LIFETIME.as_secs() =>
+            {
+                return Err(format!(
+                    "the stream ticket claims a lifetime longer than {} s: get a new one from POST \
+                     /api/tasks/stream/ticket",
+                    STREAM_TICKET_LIFETIME.as_secs()
+                ));
+            }
+            Some(STREAM_SCOPE) => Scope::Stream,
+            Some(other) => {
+                return Err(format!("the token's scope {other:?} is not one this server knows ({STREAM_SCOPE:?})"));
+            }
+        };
         let email =
             Email::parse("sub", &data.claims.sub).map_err(|_| "the token's subject is not an email".to_owned())?;
-        Ok(Actor::new(email))
+        Ok((Actor::new(email), scope))
     }
 }
 
@@ -211,6 +276,24 @@ mod tests {
         }
         let issued = keys.issue(&Email::parse("e", "a@b.c").unwrap(), Duration::from_secs(7200)).unwrap();
         assert!(keys.verify(&issued).is_err(), "what this server would issue is held to the same cap");
+    }
+
+    #[test]
+    fn a_stream_ticket_proves_its_user_only_for_the_stream() {
+        let keys = JwtKeys::new(SECRET).unwrap();
+        let email = Email::parse("e", "ann@example.com").unwrap();
+        let (ticket, exp) = keys.issue_stream_ticket(&email).unwrap();
+        assert!(exp <= now() + STREAM_TICKET_LIFETIME.as_secs());
+        let (actor, scope) = keys.verify_scoped(&ticket).unwrap();
+        assert_eq!((actor.email, scope), (email.clone(), Scope::Stream));
+        assert!(keys.verify(&ticket).unwrap_err().contains("stream ticket"));
+        let token = keys.issue(&email, Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify_scoped(&token).unwrap().1, Scope::Full);
+        let odd = serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 60, "scope": "admin"});
+        assert!(keys.verify_scoped(&sign(odd, Algorithm::HS256, SECRET)).unwrap_err().contains("scope"));
+        let long =
+            serde_json::json!({"sub": "a@b.c", "iss": ISSUER, "iat": now(), "exp": now() + 3600, "scope": "stream"});
+        assert!(keys.verify_scoped(&sign(long, Algorithm::HS256, SECRET)).unwrap_err().contains("lifetime"));
     }
 
     #[test]

@@ -820,15 +820,31 @@ function setConn(stateName, text) {
   }[stateName] || '';
 }
 
-function connect() {
+/** Bumped by every connect and disconnect, so a connect still fetching its ticket can tell it is stale. */
+let connectGeneration = 0;
+
+async function connect() {
   disconnect();
-  const params = new URLSearchParams({ access_token: state.token });
+  const generation = connectGeneration;
+  setConn('connecting', 'Connecting…');
+  // The stream's URL carries a ticket that opens the stream alone and expires within a minute, not
+  // the sign-in token: URLs end up in proxies' access logs.
+  let ticket;
+  try {
+    ({ data: { ticket } } = await api('POST', '/api/tasks/stream/ticket'));
+  } catch (error) {
+    if (generation !== connectGeneration) return;
+    // A refused token signed out already; anything else is retried like a dropped stream.
+    if (error.status !== 401) scheduleReconnect();
+    return;
+  }
+  if (generation !== connectGeneration) return;
+  const params = new URLSearchParams({ access_token: ticket });
   // A new EventSource sends no Last-Event-ID header: say where to resume in the query instead.
   if (state.lastSeq > 0) params.set('last_event_id', String(state.lastSeq));
   const url = `/api/tasks/stream?${params}`;
   const es = new EventSource(url);
   source = es;
-  setConn('connecting', 'Connecting…');
   es.onopen = () => {
     if (source !== es) return;
     reconnectDelay = 1000;
@@ -846,7 +862,8 @@ function connect() {
   es.onerror = () => {
     if (source !== es) return;
     if (es.readyState === EventSource.CLOSED) {
-      // The browser gave up (an HTTP error rather than a dropped connection): retry ourselves.
+      // The browser gave up (an HTTP error rather than a dropped connection, such as a ticket that
+      // expired before the browser's own reconnect): retry ourselves, with a new ticket.
       scheduleReconnect();
     } else {
       // The browser reconnects by itself and resumes with Last-Event-ID.
@@ -865,6 +882,7 @@ function connect() {
 }
 
 function disconnect() {
+  connectGeneration += 1;
   clearTimeout(reconnectTimer);
   if (source) {
     source.close();
