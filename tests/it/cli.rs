@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::mcp::Server;
 use crate::support::{Backend, TestStore, pg};
@@ -49,18 +49,7 @@ impl Running {
         command.kill_on_drop(true);
         let mut child = command.spawn().expect("spawn task-mcp");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = crate::support::mcp::collect_stderr(child.stderr.take().expect("stderr"));
         Running { child, stdout, stderr }
     }
 

@@ -98,18 +98,7 @@ impl Server {
         let mut child = command.spawn().expect("spawn task-mcp");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let stderr = collect_stderr(child.stderr.take().expect("stderr"));
         Server {
             child,
             stdin: Some(stdin),
@@ -312,4 +301,21 @@ pub fn tool_result(result: &Value) -> ToolResult {
         text,
         structured: result.get("structuredContent").cloned().unwrap_or(Value::Null),
     }
+}
+
+/// Collects a child's stderr as it comes (a task reads it until the pipe closes), so a test can read
+/// what was logged so far at any time.
+pub fn collect_stderr(mut pipe: tokio::process::ChildStderr) -> Arc<Mutex<String>> {
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    stderr
 }
