@@ -8,6 +8,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command, EventsCommand};
 use crate::commands;
+use crate::commands::tasks::TaskCommand;
 use crate::config::Settings;
 use crate::wiring::Parts;
 
@@ -22,7 +23,10 @@ pub fn main() -> ExitCode {
         .map(|(_, sub)| sub.value_source("user") == Some(ValueSource::CommandLine))
         .unwrap_or(false)
         || matches.value_source("user") == Some(ValueSource::CommandLine);
-    crate::telemetry::init(&cli.global.log_level);
+    // The task commands answer a person: only warnings and errors on stderr unless a level is asked for.
+    let quiet = cli.command.as_ref().is_some_and(Command::is_task_command)
+        && matches!(matches.value_source("log_level"), None | Some(ValueSource::DefaultValue));
+    crate::telemetry::init(if quiet { "warn" } else { &cli.global.log_level });
 
     // A stdio session serves one agent, call by call: one thread runs it all (no hand-offs between
     // workers on every message, no worker threads to start). Blocking work still goes to the blocking
@@ -75,6 +79,23 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
             let healthy = commands::doctor::run(checked).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
+        Command::List(args) => return Ok(task_command(settings, TaskCommand::List(args)).await),
+        Command::Show(args) => return Ok(task_command(settings, TaskCommand::Show(args)).await),
+        Command::Add(args) => return Ok(task_command(settings, TaskCommand::Add(args)).await),
+        Command::Start(args) => return Ok(task_command(settings, TaskCommand::Start(args)).await),
+        Command::Done(args) => return Ok(task_command(settings, TaskCommand::Done(args)).await),
+        Command::Comment(args) => return Ok(task_command(settings, TaskCommand::Comment(args)).await),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A terminal task command: a setting that cannot be right (a bad `DATABASE_URL`) is bad usage (2).
+async fn task_command(settings: Settings, command: TaskCommand) -> ExitCode {
+    match Parts::build(settings) {
+        Ok(parts) => commands::tasks::run(parts, command).await,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::from(commands::tasks::exit_code(&err))
+        }
+    }
 }

@@ -89,6 +89,102 @@ pub enum Command {
     Events(EventsCommand),
     /// Say which store and bus are in use, whether they answer, and how to hook up clients
     Doctor,
+    /// List tasks: a table, or JSON with --json
+    List(ListArgs),
+    /// Show a task with its comments and history
+    Show(TaskArgs),
+    /// Add a task
+    Add(AddArgs),
+    /// Take a task: assign it to you (--user) and set it in progress
+    Start(TaskArgs),
+    /// Complete a task
+    Done(TaskArgs),
+    /// Comment on a task
+    Comment(CommentArgs),
+}
+
+impl Command {
+    /// The commands a person types at a terminal to work with tasks (quiet logs, exit codes 0/1/2).
+    pub fn is_task_command(&self) -> bool {
+        matches!(
+            self,
+            Command::List(_)
+                | Command::Show(_)
+                | Command::Add(_)
+                | Command::Start(_)
+                | Command::Done(_)
+                | Command::Comment(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only tasks assigned to you (--user)
+    #[arg(long)]
+    pub mine: bool,
+    /// Only tasks of this repository
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Only tasks in this status (not_started, in_progress, blocked, completed, cancelled)
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only tasks of this priority (low, medium, high, urgent)
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// Only tasks whose title or description contains this text
+    #[arg(long)]
+    pub search: Option<String>,
+    /// How many tasks at most (1-200)
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON (the REST API's task page) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TaskArgs {
+    /// The task's id
+    pub task: String,
+    /// Print the task as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AddArgs {
+    /// The title (one line, 1-500 characters)
+    pub title: String,
+    /// A longer description
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The repository the task belongs to
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// low, medium, high or urgent [default: medium]
+    #[arg(long)]
+    pub priority: Option<String>,
+    /// low, medium or high [default: medium]
+    #[arg(long)]
+    pub complexity: Option<String>,
+    /// Who does it: an email, or "me" (--user)
+    #[arg(long)]
+    pub assignee: Option<String>,
+    /// Print the created task as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CommentArgs {
+    /// The task's id
+    pub task: String,
+    /// The comment
+    pub text: String,
+    /// Print the added comment as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@ mod support;
 
 mod bad_input;
 mod cli;
+mod cli_tasks;
 mod events_outbox;
 mod events_redis;
 mod faults;
