@@ -1,8 +1,6 @@
 //! How the terminal task commands show tasks to a person: a table for a listing, a page for one task,
 //! one line after a change. Colour only when stdout is a terminal and `NO_COLOR` is not set.
 
-use std::io::IsTerminal;
-
 use comfy_table::presets::NOTHING;
 use comfy_table::{Attribute, Cell, Color, ContentArrangement, Table};
 
@@ -16,10 +14,10 @@ pub struct Style {
 }
 
 impl Style {
-    /// Styled when stdout is a terminal, unless `NO_COLOR` is set to anything (no-color.org).
-    pub fn for_stdout() -> Self {
+    /// Styled when the output goes to a terminal, unless `NO_COLOR` is set to anything (no-color.org).
+    pub fn new(to_terminal: bool) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style { terminal: std::io::stdout().is_terminal() && !no_color }
+        Style { terminal: to_terminal && !no_color }
     }
 
     fn paint(self, text: &str, color: Option<Color>) -> String {

@@ -2,6 +2,7 @@
 //! same service (and so the same rules, history and event feed) as the agents. Exit codes a script can
 //! test: 0 done, 1 not found or refused, 2 bad usage (a value the command cannot accept).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ pub fn exit_code(err: &Error) -> u8 {
 async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
     let actor = acting(parts).await?;
     let service = &parts.service;
-    let style = Style::for_stdout();
+    let style = Style::new(std::io::stdout().is_terminal());
     match command {
         TaskCommand::List(args) => {
             let repository = optional(args.repository.as_deref(), |raw| RepoName::parse("--repository", raw))?;

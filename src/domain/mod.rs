@@ -10,7 +10,7 @@ mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
 pub use text::{
-    COMMENT_MAX_BYTES, CommentText, DESCRIPTION_MAX_BYTES, Description, EMAIL_MAX_CHARS, Email,
+    COMMENT_MAX_CHARS, CommentText, DESCRIPTION_MAX_CHARS, Description, EMAIL_MAX_CHARS, Email,
     IDEMPOTENCY_KEY_MAX_CHARS, IdempotencyKey, KeyName, Label, REPO_MAX_CHARS, RepoName, SEARCH_MAX_CHARS, SearchText,
     TITLE_MAX_CHARS, Title,
 };

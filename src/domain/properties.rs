@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 
-use super::text::{COMMENT_MAX_BYTES, DESCRIPTION_MAX_BYTES, SEARCH_MAX_CHARS, TITLE_MAX_CHARS};
+use super::text::{COMMENT_MAX_CHARS, DESCRIPTION_MAX_CHARS, SEARCH_MAX_CHARS, TITLE_MAX_CHARS};
 use super::*;
 
 /// Characters that sit on the edges of the rules, mixed with any character at all.
@@ -170,12 +170,12 @@ proptest! {
     ) {
         let text = format!("{}{}", lines.join(breaks), "p".repeat(pad));
         let description = Description::parse("description", &text).map(Description::into_inner);
-        prop_assert_eq!(description.is_ok(), text.len() <= DESCRIPTION_MAX_BYTES);
+        prop_assert_eq!(description.is_ok(), text.chars().count() <= DESCRIPTION_MAX_CHARS);
         if let Ok(kept) = description {
             prop_assert_eq!(kept, text.clone());
         }
         let comment = CommentText::parse("comment", &text).map(CommentText::into_inner);
-        prop_assert_eq!(comment.is_ok(), text.len() <= COMMENT_MAX_BYTES);
+        prop_assert_eq!(comment.is_ok(), text.chars().count() <= COMMENT_MAX_CHARS);
         if let Ok(kept) = comment {
             prop_assert_eq!(kept, text);
         }

@@ -3,8 +3,8 @@
 use super::ValidationError;
 
 pub const TITLE_MAX_CHARS: usize = 500;
-pub const DESCRIPTION_MAX_BYTES: usize = 64 * 1024;
-pub const COMMENT_MAX_BYTES: usize = 16 * 1024;
+pub const DESCRIPTION_MAX_CHARS: usize = 64 * 1024;
+pub const COMMENT_MAX_CHARS: usize = 16 * 1024;
 pub const REPO_MAX_CHARS: usize = 200;
 pub const LABEL_MAX_CHARS: usize = 255;
 pub const EMAIL_MAX_CHARS: usize = 254;
@@ -55,12 +55,15 @@ fn one_line(field: &str, raw: &str, max_chars: usize) -> Result<String, Validati
 }
 
 /// Multi-line text: tabs and line breaks allowed, other control characters refused.
-fn multi_line(field: &str, raw: &str, max_bytes: usize) -> Result<String, ValidationError> {
+/// Counted in characters (Unicode scalar values), as JSON Schema's `maxLength` counts: the documents
+/// that state a limit and the parser that enforces it then agree on every text, whatever its script.
+fn multi_line(field: &str, raw: &str, max_chars: usize) -> Result<String, ValidationError> {
     refuse_nul(field, raw)?;
-    if raw.len() > max_bytes {
+    let chars = raw.chars().count();
+    if chars > max_chars {
         return Err(ValidationError::new(
             field,
-            format!("is {} bytes long; at most {max_bytes} bytes are accepted", raw.len()),
+            format!("is {chars} characters long; at most {max_chars} characters are accepted"),
         ));
     }
     if let Some(c) = raw.chars().find(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
@@ -107,11 +110,11 @@ text_newtype!(
     Title
 );
 text_newtype!(
-    /// A task description: up to 64 KiB, line breaks allowed (may be empty).
+    /// A task description: up to 65,536 characters, line breaks allowed (may be empty).
     Description
 );
 text_newtype!(
-    /// A comment: 1 byte to 16 KiB, line breaks allowed.
+    /// A comment: 1 to 16,384 characters, not blank, line breaks allowed.
     CommentText
 );
 text_newtype!(
@@ -147,13 +150,13 @@ impl Title {
 
 impl Description {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        multi_line(field, raw, DESCRIPTION_MAX_BYTES).map(Self)
+        multi_line(field, raw, DESCRIPTION_MAX_CHARS).map(Self)
     }
 }
 
 impl CommentText {
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
-        let value = multi_line(field, raw, COMMENT_MAX_BYTES)?;
+        let value = multi_line(field, raw, COMMENT_MAX_CHARS)?;
         if value.trim().is_empty() {
             return Err(ValidationError::new(field, "must not be empty"));
         }

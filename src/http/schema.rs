@@ -6,7 +6,7 @@ use schemars::generate::SchemaGenerator;
 use serde_json::{Value, json};
 
 use crate::domain::{
-    COMMENT_MAX_BYTES, Complexity, DESCRIPTION_MAX_BYTES, EMAIL_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, Priority,
+    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, EMAIL_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, Priority,
     REPO_MAX_CHARS, SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
 };
 use crate::service::MAX_PAGE_SIZE;
@@ -51,9 +51,9 @@ fn title_value() -> Value {
 fn description_value() -> Value {
     json!({
         "type": "string",
-        "maxLength": DESCRIPTION_MAX_BYTES,
+        "maxLength": DESCRIPTION_MAX_CHARS,
         "pattern": format!("^[^{MULTI_LINE_REFUSED}]*$"),
-        "description": format!("Up to {DESCRIPTION_MAX_BYTES} bytes of UTF-8; tabs and line breaks allowed."),
+        "description": format!("Up to {DESCRIPTION_MAX_CHARS} characters; tabs and line breaks allowed."),
     })
 }
 
@@ -61,9 +61,9 @@ fn comment_value() -> Value {
     json!({
         "type": "string",
         "minLength": 1,
-        "maxLength": COMMENT_MAX_BYTES,
+        "maxLength": COMMENT_MAX_CHARS,
         "pattern": not_blank(MULTI_LINE_REFUSED),
-        "description": format!("Not blank, up to {COMMENT_MAX_BYTES} bytes of UTF-8; tabs and line breaks allowed."),
+        "description": format!("Not blank, up to {COMMENT_MAX_CHARS} characters; tabs and line breaks allowed."),
     })
 }
 

@@ -174,7 +174,7 @@ pub struct CreateTaskBody {
     /// One line, at most 500 characters.
     #[schemars(schema_with = "schema::title")]
     pub title: String,
-    /// Up to 64 KiB.
+    /// Up to 65,536 characters.
     #[schemars(schema_with = "schema::description")]
     #[serde(default)]
     pub description: Option<String>,
@@ -376,7 +376,7 @@ pub async fn list_comments(
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {
-    /// Up to 16 KiB, line breaks allowed.
+    /// Up to 16,384 characters, line breaks allowed.
     #[schemars(schema_with = "schema::comment")]
     pub comment: String,
 }

@@ -29,19 +29,17 @@ pub struct GetTasksArgs {
     pub user_id: Option<String>,
     /// Only tasks of this repository (name).
     pub repository: Option<String>,
-    /// not_started | in_progress | blocked | completed | cancelled
     pub status: Option<String>,
     /// Same as user_id.
     pub assignee: Option<String>,
-    /// low | medium | high | urgent
     pub priority: Option<String>,
     /// Text to find in titles and descriptions.
     pub query: Option<String>,
-    /// Page size, 1-200 (default 50).
+    /// Page size (default 50).
     pub limit: Option<i64>,
     /// next_cursor of the previous page.
     pub cursor: Option<String>,
-    /// "summary" (default) or "full" (every field).
+    /// summary (default) or full (every field).
     pub detail: Option<String>,
 }
 
@@ -57,17 +55,17 @@ pub struct GetTaskArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskArgs {
-    /// One line, at most 500 characters.
+    /// One line.
     pub title: String,
-    /// Details, up to 64 KiB.
+    /// Details.
     pub description: Option<String>,
     /// UUID, email (new users are created), or "me".
     pub assignee_id: Option<String>,
     /// Repository name, e.g. "org/api" (created on first use).
     pub repository: Option<String>,
-    /// low | medium (default) | high | urgent
+    /// Default medium.
     pub priority: Option<String>,
-    /// low | medium (default) | high
+    /// Default medium.
     pub complexity: Option<String>,
     /// Name to record as creator (default: you).
     pub created_by: Option<String>,
@@ -81,7 +79,6 @@ pub struct CreateTaskArgs {
 pub struct UpdateTaskStatusArgs {
     /// The task's UUID.
     pub task_id: String,
-    /// not_started | in_progress | blocked | completed | cancelled
     pub new_status: String,
     /// Name to record (default: you).
     pub updated_by: Option<String>,
@@ -100,9 +97,7 @@ pub struct UpdateTaskArgs {
     pub title: Option<String>,
     /// "" clears it.
     pub description: Option<String>,
-    /// low | medium | high | urgent
     pub priority: Option<String>,
-    /// low | medium | high
     pub complexity: Option<String>,
     /// UUID, email, or "me"; "" unassigns.
     pub assignee_id: Option<String>,
@@ -120,7 +115,6 @@ pub struct UpdateTaskArgs {
 pub struct AddTaskCommentArgs {
     /// The task's UUID.
     pub task_id: String,
-    /// Up to 16 KiB.
     pub comment: String,
     /// Name to record (default: you).
     pub author: Option<String>,

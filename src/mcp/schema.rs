@@ -1,6 +1,8 @@
 //! The tools' JSON schemas, derived from the Rust types and then stripped of what costs a model
 //! bytes without telling it anything (`$schema`, output field descriptions, integer formats), since
-//! clients put `tools/list` into the model's context.
+//! clients put `tools/list` into the model's context; the arguments' schemas then gain the rules the
+//! parsers enforce that cost a few bytes to state (closed sets, lengths, ranges), from the domain's
+//! own constants.
 
 use std::sync::Arc;
 
@@ -8,7 +10,13 @@ use rmcp::handler::server::common::{schema_for_empty_input, schema_for_input};
 use rmcp::handler::server::tool::schema_for_output;
 use rmcp::model::JsonObject;
 use schemars::JsonSchema;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::domain::{
+    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, Priority, REPO_MAX_CHARS,
+    SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
+};
+use crate::service::MAX_PAGE_SIZE;
 
 /// The input schema of an argument type. Its root is an object (every argument type is a struct,
 /// which a test checks); the fallback only keeps a bad schema from panicking at start-up.
@@ -17,7 +25,68 @@ pub fn input_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
         tracing::error!("bad input schema for {}: {err}", std::any::type_name::<T>());
         schema_for_empty_input()
     });
-    Arc::new(compact(&schema, &["$schema", "format"]))
+    let mut schema = compact(&schema, &["$schema", "format"]);
+    constrain(&mut schema);
+    Arc::new(schema)
+}
+
+/// What the parsers accept for an argument of this name, beyond its type. Every tool names a field
+/// the same way, so one table serves them all.
+fn rules(field: &str) -> Option<Value> {
+    let closed = |values: Vec<&'static str>| json!({ "enum": values });
+    Some(match field {
+        "status" | "new_status" => closed(Status::accepted()),
+        "priority" => closed(Priority::accepted()),
+        "complexity" => closed(Complexity::accepted()),
+        "detail" => closed(vec!["summary", "full"]),
+        "limit" => json!({ "minimum": 1, "maximum": MAX_PAGE_SIZE }),
+        "expected_version" => json!({ "minimum": 1 }),
+        "title" => json!({ "minLength": 1, "maxLength": TITLE_MAX_CHARS }),
+        "description" => json!({ "maxLength": DESCRIPTION_MAX_CHARS }),
+        "comment" | "reason" => json!({ "maxLength": COMMENT_MAX_CHARS }),
+        "repository" => json!({ "maxLength": REPO_MAX_CHARS }),
+        "query" => json!({ "maxLength": SEARCH_MAX_CHARS }),
+        "idempotency_key" => json!({ "maxLength": IDEMPOTENCY_KEY_MAX_CHARS }),
+        _ => return None,
+    })
+}
+
+/// Adds each argument's rules to its schema. An optional argument's closed set also admits `""`, which
+/// the tools take as "not given"; a required comment must not be empty. Optional arguments are typed
+/// without `null`: the tools take a null as "not given" too, but a model never needs to send one, and
+/// saying so on every argument would cost `tools/list` hundreds of bytes.
+fn constrain(schema: &mut JsonObject) {
+    let required: Vec<String> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|name| name.as_str().map(str::to_owned))
+        .collect();
+    let Some(Value::Object(properties)) = schema.get_mut("properties") else { return };
+    for (name, property) in properties.iter_mut() {
+        let Value::Object(property) = property else { continue };
+        if let Some(Value::Array(types)) = property.get("type") {
+            let types: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+            let single = if types.len() == 1 { types[0].clone() } else { Value::Array(types) };
+            property.insert("type".into(), single);
+        }
+        let Some(Value::Object(rules)) = rules(name) else { continue };
+        let is_required = required.contains(name);
+        for (keyword, value) in rules {
+            let value = match (keyword.as_str(), value) {
+                ("enum", Value::Array(mut values)) if !is_required => {
+                    values.push(json!(""));
+                    Value::Array(values)
+                }
+                (_, value) => value,
+            };
+            property.insert(keyword, value);
+        }
+        if is_required && name == "comment" {
+            property.insert("minLength".into(), json!(1));
+        }
+    }
 }
 
 /// The output schema of a result type, shallow: the top-level fields that are always present, with
@@ -115,5 +184,36 @@ mod tests {
         let detail = output_schema::<TaskDetailJson>();
         assert_eq!(detail["properties"]["comments"]["type"], "array");
         assert_eq!(detail["properties"]["title"]["type"], "string");
+    }
+
+    #[test]
+    fn argument_schemas_state_what_the_parsers_accept() {
+        let list = input_schema::<GetTasksArgs>();
+        let status = &list["properties"]["status"];
+        assert_eq!(status["type"], "string", "optional arguments are typed without null");
+        let values: Vec<&str> = status["enum"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        for value in &values {
+            // "" is "not given"; everything else the parser accepts as it is.
+            assert!(value.is_empty() || Status::parse("status", value).is_ok(), "{value}");
+        }
+        assert_eq!(values.len(), Status::ALL.len() + 1);
+        assert_eq!(list["properties"]["limit"]["maximum"], MAX_PAGE_SIZE);
+        assert_eq!(list["properties"]["limit"]["minimum"], 1);
+
+        let create = input_schema::<CreateTaskArgs>();
+        let title = &create["properties"]["title"];
+        let max = title["maxLength"].as_u64().unwrap() as usize;
+        assert!(crate::domain::Title::parse("title", &"é".repeat(max)).is_ok());
+        assert!(crate::domain::Title::parse("title", &"é".repeat(max + 1)).is_err());
+        let description_max = create["properties"]["description"]["maxLength"].as_u64().unwrap() as usize;
+        assert!(crate::domain::Description::parse("description", &"é".repeat(description_max)).is_ok());
+        assert!(crate::domain::Description::parse("description", &"é".repeat(description_max + 1)).is_err());
+
+        // A required closed set admits no blank; a required comment must not be empty.
+        let status = input_schema::<UpdateTaskStatusArgs>();
+        assert!(!status["properties"]["new_status"]["enum"].as_array().unwrap().contains(&Value::from("")));
+        let comment = input_schema::<AddTaskCommentArgs>();
+        assert_eq!(comment["properties"]["comment"]["minLength"], 1);
+        assert_eq!(comment["properties"]["comment"]["maxLength"], COMMENT_MAX_CHARS);
     }
 }

@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 
 /// Files allowed to print to stdout: the CLI commands that print a token, a key, the event feed or
 /// the diagnosis as their result. None of them runs in stdio mode.
-const STDOUT_WRITERS: [&str; 4] =
-    ["src/commands/api_key.rs", "src/commands/doctor.rs", "src/commands/events_tail.rs", "src/commands/token.rs"];
+const STDOUT_WRITERS: [&str; 5] = [
+    "src/commands/api_key.rs",
+    "src/commands/doctor.rs",
+    "src/commands/events_tail.rs",
+    "src/commands/tasks.rs",
+    "src/commands/token.rs",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
