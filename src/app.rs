@@ -79,6 +79,7 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
             let healthy = commands::doctor::run(checked).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
+        Command::Health(args) => return Ok(commands::health::run(&args).await),
         Command::List(args) => return Ok(task_command(settings, TaskCommand::List(args)).await),
         Command::Show(args) => return Ok(task_command(settings, TaskCommand::Show(args)).await),
         Command::Add(args) => return Ok(task_command(settings, TaskCommand::Add(args)).await),

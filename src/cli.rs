@@ -89,6 +89,8 @@ pub enum Command {
     Events(EventsCommand),
     /// Say which store and bus are in use, whether they answer, and how to hook up clients
     Doctor,
+    /// Ask a running `serve` whether it is healthy (exit 0) or not (exit 1): a container's health check
+    Health(HealthArgs),
     /// List tasks: a table, or JSON with --json
     List(ListArgs),
     /// Show a task with its comments and history
@@ -224,6 +226,16 @@ pub struct ServeArgs {
     /// Open event streams (SSE) at most per user (per credential's identity); beyond, 503 with Retry-After
     #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", hide_env_values = true, default_value_t = DEFAULT_MAX_STREAMS_PER_USER)]
     pub max_streams_per_user: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The server's base URL [default: http://127.0.0.1:PORT]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The port of the server on this host, when --url is not given
+    #[arg(long, env = "PORT", default_value_t = 8000, hide_env_values = true)]
+    pub port: u16,
 }
 
 /// `token --user EMAIL`: the global `--user` names whom the token speaks for.

@@ -1,10 +1,11 @@
 //! The command-line commands beside `stdio` and `serve`, one file each: `token`, `api-key`,
-//! `events tail`, `doctor`, `migrate`, and the task commands for people at a terminal (`tasks`, shown
+//! `events tail`, `doctor`, `migrate`, `health`, and the task commands for people at a terminal (`tasks`, shown
 //! by `task_view`). Their output is their purpose, so they alone print to stdout.
 
 pub mod api_key;
 pub mod doctor;
 pub mod events_tail;
+pub mod health;
 pub mod migrate;
 pub mod task_view;
 pub mod tasks;
