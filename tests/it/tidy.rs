@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 
 /// Files allowed to print to stdout: the CLI commands that print a token, a key, the event feed or
 /// the diagnosis as their result. None of them runs in stdio mode.
-const STDOUT_WRITERS: [&str; 5] = [
+const STDOUT_WRITERS: [&str; 6] = [
     "src/commands/api_key.rs",
     "src/commands/doctor.rs",
     "src/commands/events_tail.rs",
+    "src/commands/health.rs",
     "src/commands/tasks.rs",
     "src/commands/token.rs",
 ];
