@@ -5,6 +5,7 @@ mod support;
 mod bad_input;
 mod cli;
 mod cli_tasks;
+mod default_repo;
 mod deploy;
 mod events_outbox;
 mod events_redis;
