@@ -111,6 +111,11 @@ impl DefaultRepository {
         self.now()
     }
 
+    /// Whether the client's roots are being asked (at `initialize`, before the answer).
+    pub fn awaiting_roots(&self) -> bool {
+        self.setting.is_none() && matches!(*self.roots.borrow(), Roots::Asking)
+    }
+
     /// Says why there is none, for people (the doctor, the instructions).
     pub fn why_none(&self) -> String {
         match (&*self.roots.borrow(), &self.cwd) {

@@ -73,6 +73,13 @@ impl TaskServer {
     /// The instructions, with the default repository named when this session has one.
     fn instructions(&self) -> String {
         let Some(default) = &self.default_repository else { return INSTRUCTIONS.to_owned() };
+        if default.awaiting_roots() {
+            return format!(
+                "{INSTRUCTIONS} Default repository: the one of your workspace root folder (else of the working \
+                 directory): create_task files into it and get_tasks lists it when no repository is given, and \
+                 names it; repository \"{ALL_REPOSITORIES}\" lists every repository."
+            );
+        }
         let scope = match default.now() {
             Ok(Some(resolved)) => format!(
                 " Default repository: {} (from {}): create_task files into it and get_tasks lists it when no \

@@ -259,3 +259,32 @@ async fn doctor_names_the_default_repository_and_where_it_came_from() {
     let report = doctor(dir.path(), &[]);
     assert!(report.contains("repository: none"), "{report}");
 }
+
+#[tokio::test]
+async fn the_official_python_sdk_announcing_one_root_sets_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let rooted = git_repo(dir.path(), "workspace", Some("https://example.com/acme/sdk-root.git"));
+    let db = TestFile::create();
+    let python = crate::support::python::sdk_python();
+    let output = tokio::process::Command::new(python)
+        .arg(crate::support::python::script("roots_client.py"))
+        .arg(env!("CARGO_BIN_EXE_task-mcp"))
+        .arg(&plain)
+        .arg(&rooted)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &db.url)
+        .env("TASK_MCP_USER", USER)
+        .env("TASK_MCP_DATA_DIR", dir.path().join("data"))
+        .output()
+        .await
+        .expect("run the Python client");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the Python client failed:\n{stderr}");
+    let said: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+    assert_eq!(said["created"]["repository"], "sdk-root", "{said}");
+    assert_eq!(said["listed"]["default_repository"]["repository"], "sdk-root", "{said}");
+    assert_eq!(repositories(&said["listed"]), vec![json!("sdk-root")]);
+}
