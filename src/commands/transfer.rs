@@ -219,7 +219,7 @@ pub fn open_source(url: &str, pool_size: usize) -> anyhow::Result<Arc<dyn Store>
     if let Some(path) = url.strip_prefix("sqlite://") {
         anyhow::ensure!(Path::new(path).exists(), "--from: there is no SQLite file at {path}");
     }
-    Ok(crate::store::open(url, pool_size).context("--from")?)
+    crate::store::open(url, pool_size).context("--from")
 }
 
 /// `task-mcp copy --from URL --to URL [--force]`: an export piped into an import, in memory.

@@ -212,15 +212,31 @@ pub fn time_value(time: DateTime<Utc>) -> Value {
     Value::String(time.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
-/// What a target held when an import was asked for, in words (`3 tasks, 12 events`), or `None` when empty.
-pub fn describe_contents(counts: &[(&str, i64)]) -> Option<String> {
-    let found: Vec<String> = counts.iter().filter(|(_, n)| *n > 0).map(|(what, n)| format!("{n} {what}")).collect();
+/// What a target held when an import was asked for, in words (`1 task, 12 events`), or `None` when
+/// empty. `counts` follows [`CONTENT_TABLES`].
+pub fn describe_contents(counts: &[i64]) -> Option<String> {
+    let found: Vec<String> = CONTENT_TABLES
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|((_, one, many), n)| format!("{n} {}", if *n == 1 { one } else { many }))
+        .collect();
     (!found.is_empty()).then(|| found.join(", "))
 }
 
-/// The tables an import checks for emptiness, with the words for their rows.
-pub const CONTENT_TABLES: &[(&str, &str)] =
-    &[("tasks", "tasks"), ("events", "events"), ("users", "users"), ("api_keys", "API keys")];
+/// The tables an import checks for emptiness, with the words for one row and for several.
+pub const CONTENT_TABLES: &[(&str, &str, &str)] = &[
+    ("tasks", "task", "tasks"),
+    ("events", "event", "events"),
+    ("users", "user", "users"),
+    ("api_keys", "API key", "API keys"),
+];
+
+/// Whether an import keeps the dump's event seqs: into a log that holds none it does (so a client
+/// resumes across a move); added to a log that has its own, the events follow them in their order.
+pub fn keeps_event_seqs(target_events: i64) -> bool {
+    target_events == 0
+}
 
 /// The error for an import into a store that already holds something.
 pub fn target_not_empty(found: &str) -> crate::error::Error {
@@ -228,7 +244,8 @@ pub fn target_not_empty(found: &str) -> crate::error::Error {
         "target",
         format!(
             "the target store already holds {found}: import only into an empty store, or pass --force to add to \
-             it (a row whose id or unique name is taken then fails the whole import, which changes nothing)"
+             it (its events then follow the target's own; a row whose id or unique name is taken fails the whole \
+             import, which changes nothing)"
         ),
     )
 }

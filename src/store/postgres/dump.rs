@@ -72,19 +72,13 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
     let tx = client.transaction().await?;
     // Writers of events wait for this transaction: the imported seqs come before any new one.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_ORDER_LOCK]).await?;
-    if !force {
-        let counts = CONTENT_TABLES
-            .iter()
-            .map(|(table, _)| format!("(SELECT count(*) FROM {table})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let row = tx.query_one(&format!("SELECT {counts}"), &[]).await?;
-        let found: Vec<(&str, i64)> =
-            CONTENT_TABLES.iter().enumerate().map(|(i, (_, words))| (*words, row.get::<_, i64>(i))).collect();
-        if let Some(found) = dump::describe_contents(&found) {
-            return Err(Fail::Store(dump::target_not_empty(&found)));
-        }
+    let counts = CONTENT_TABLES.iter().map(|(table, ..)| format!("(SELECT count(*) FROM {table})")).collect::<Vec<_>>();
+    let row = tx.query_one(&format!("SELECT {}", counts.join(", ")), &[]).await?;
+    let counts: Vec<i64> = (0..CONTENT_TABLES.len()).map(|i| row.get::<_, i64>(i)).collect();
+    if let Some(found) = dump::describe_contents(&counts).filter(|_| !force) {
+        return Err(Fail::Store(dump::target_not_empty(&found)));
     }
+    let keep_seqs = dump::keeps_event_seqs(counts[1]);
     let mut batch: Vec<NumberedRow> = Vec::with_capacity(BATCH);
     let mut loaded = 0u64;
     while let Some(next) = rows.recv().await {
@@ -92,12 +86,12 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
         let next = next?;
         let same_table = batch.first().is_none_or(|first| std::ptr::eq(first.row.table, next.row.table));
         if !same_table || batch.len() == BATCH {
-            loaded += write_batch(&tx, &batch).await?;
+            loaded += write_batch(&tx, &batch, keep_seqs).await?;
             batch.clear();
         }
         batch.push(next);
     }
-    loaded += write_batch(&tx, &batch).await?;
+    loaded += write_batch(&tx, &batch, keep_seqs).await?;
     // New events continue after the highest imported seq.
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('events', 'seq'), m) FROM (SELECT max(seq) AS m FROM events) s \
@@ -110,7 +104,7 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
 }
 
 /// Writes rows of one table in one statement; a refusal names the lines of the batch.
-async fn write_batch(tx: &tokio_postgres::Transaction<'_>, batch: &[NumberedRow]) -> Outcome<u64> {
+async fn write_batch(tx: &tokio_postgres::Transaction<'_>, batch: &[NumberedRow], keep_seqs: bool) -> Outcome<u64> {
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else { return Ok(0) };
     let table = first.row.table;
     let refused = |e: tokio_postgres::Error| {
@@ -131,21 +125,27 @@ async fn write_batch(tx: &tokio_postgres::Transaction<'_>, batch: &[NumberedRow]
         }
         return Ok(batch.len() as u64);
     }
+    let columns = written_columns(table, keep_seqs);
     let arrays: Vec<ColumnArray> =
-        table.columns.iter().enumerate().map(|(i, c)| ColumnArray::collect(c.kind, batch, i)).collect::<Result<_>>()?;
+        columns.iter().map(|&i| ColumnArray::collect(table.columns[i].kind, batch, i)).collect::<Result<_>>()?;
     let params: Vec<&(dyn ToSql + Sync)> = arrays.iter().map(ColumnArray::as_param).collect();
-    tx.execute(&insert_sql(table), &params).await.map_err(refused)?;
+    tx.execute(&insert_sql(table, &columns), &params).await.map_err(refused)?;
     Ok(batch.len() as u64)
 }
 
-fn insert_sql(table: &Table) -> String {
-    let columns: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
-    let arrays: Vec<String> = table
-        .columns
+/// The indexes of the columns an insert writes: all of them, but an event's seq only when kept.
+fn written_columns(table: &Table, keep_seqs: bool) -> Vec<usize> {
+    let renumbered = |name: &str| table.name == "events" && name == "seq" && !keep_seqs;
+    (0..table.columns.len()).filter(|&i| !renumbered(table.columns[i].name)).collect()
+}
+
+fn insert_sql(table: &Table, written: &[usize]) -> String {
+    let columns: Vec<&str> = written.iter().map(|&i| table.columns[i].name).collect();
+    let arrays: Vec<String> = written
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            let sql_type = match c.kind {
+        .map(|(i, &column)| {
+            let sql_type = match table.columns[column].kind {
                 Kind::Uuid => "uuid",
                 Kind::Text => "text",
                 Kind::Int => "bigint",
@@ -155,8 +155,8 @@ fn insert_sql(table: &Table) -> String {
             format!("${}::{sql_type}[]", i + 1)
         })
         .collect();
-    // events.seq is an identity column: the imported seqs are kept.
-    let overriding = if table.name == "events" { " OVERRIDING SYSTEM VALUE" } else { "" };
+    // events.seq is an identity column: imported seqs, when kept, override it.
+    let overriding = if columns.contains(&"seq") { " OVERRIDING SYSTEM VALUE" } else { "" };
     format!(
         "INSERT INTO {} ({}){overriding} SELECT * FROM unnest({})",
         table.name,

@@ -60,36 +60,42 @@ pub(super) fn import(
     force: bool,
 ) -> Outcome<u64> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if !force {
-        let mut found = Vec::new();
-        for (table, words) in CONTENT_TABLES {
-            let count: i64 = tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get(0))?;
-            found.push((*words, count));
-        }
-        if let Some(found) = dump::describe_contents(&found) {
-            return Err(Fail::App(dump::target_not_empty(&found)));
-        }
+    let mut counts = Vec::new();
+    for (table, ..) in CONTENT_TABLES {
+        counts.push(tx.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| row.get::<_, i64>(0))?);
     }
+    if let Some(found) = dump::describe_contents(&counts).filter(|_| !force) {
+        return Err(Fail::App(dump::target_not_empty(&found)));
+    }
+    let keep_seqs = dump::keeps_event_seqs(counts[1]);
     let mut loaded = 0u64;
     while let Some(next) = rows.blocking_recv() {
         // An error from the reader (a damaged line) drops the transaction: nothing is written.
         let NumberedRow { line, row } = next?;
-        insert(&tx, row.table, &row).map_err(|e| Fail::App(crate::store::import_refused(line, row.table.name, e)))?;
+        insert(&tx, row.table, &row, keep_seqs)
+            .map_err(|e| Fail::App(crate::store::import_refused(line, row.table.name, e)))?;
         loaded += 1;
     }
     tx.commit()?;
     Ok(loaded)
 }
 
-fn insert(tx: &Transaction<'_>, table: &Table, row: &DumpRow) -> rusqlite::Result<()> {
-    let mut values: Vec<rusqlite::types::Value> =
-        table.columns.iter().zip(&row.values).map(|(column, value)| stored_value(column.kind, value)).collect();
+fn insert(tx: &Transaction<'_>, table: &Table, row: &DumpRow, keep_seqs: bool) -> rusqlite::Result<()> {
+    // An event's seq, when not kept, is left to AUTOINCREMENT (after the target's own).
+    let written = |name: &str| keep_seqs || table.name != "events" || name != "seq";
+    let mut values: Vec<rusqlite::types::Value> = table
+        .columns
+        .iter()
+        .zip(&row.values)
+        .filter(|(column, _)| written(column.name))
+        .map(|(column, value)| stored_value(column.kind, value))
+        .collect();
     if table.singleton {
         let sql = "UPDATE event_log_state SET pruned_through = max(pruned_through, ?1)";
         tx.prepare_cached(sql)?.execute(params_from_iter(values))?;
         return Ok(());
     }
-    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    let mut columns: Vec<&str> = table.columns.iter().map(|c| c.name).filter(|name| written(name)).collect();
     if table.name == "tasks" {
         // The one derived column: the lower-cased text `query` searches.
         let title = row.get("title").and_then(Value::as_str).unwrap_or_default();
