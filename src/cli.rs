@@ -306,6 +306,9 @@ pub enum ApiKeyCommand {
         /// A name to recognise the key by
         #[arg(long)]
         name: String,
+        /// A key that may list and read tasks but not change anything
+        #[arg(long)]
+        read_only: bool,
     },
     /// List keys (never the secrets)
     List,

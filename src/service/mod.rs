@@ -10,8 +10,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority, RepoName,
-    Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey, UserRef,
+    Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Priority,
+    RepoName, Repository, SearchText, Status, Task, TaskPatch, Title, User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
 use crate::store::{CreatedTask, EventBounds, NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
@@ -163,6 +163,7 @@ impl TaskService {
     }
 
     pub async fn create_task(&self, actor: &Actor, request: CreateTask) -> Result<CreatedTask> {
+        may_change(actor, "create a task")?;
         let new = NewTask {
             title: request.title,
             description: request.description,
@@ -183,6 +184,7 @@ impl TaskService {
     }
 
     pub async fn update_task(&self, actor: &Actor, id: Uuid, request: UpdateTask) -> Result<Task> {
+        may_change(actor, "change a task")?;
         let patch = TaskPatch {
             title: request.title,
             description: request.description,
@@ -219,6 +221,7 @@ impl TaskService {
     }
 
     pub async fn add_comment(&self, actor: &Actor, id: Uuid, comment: CommentText) -> Result<(Comment, Task)> {
+        may_change(actor, "comment on a task")?;
         let added =
             self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
         self.after_commit();
@@ -232,6 +235,7 @@ impl TaskService {
         reason: Option<CommentText>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
+        may_change(actor, "delete a task")?;
         let task = self
             .store
             .delete_task(TaskDeletion { task_id: id, actor: actor.label.to_string(), reason, expected_version })
@@ -271,5 +275,16 @@ impl TaskService {
 
     pub async fn event_bounds(&self) -> Result<EventBounds> {
         self.store.event_bounds().await
+    }
+}
+
+/// Every change starts here: a read-only credential may list and read, never change.
+pub fn may_change(actor: &Actor, what: &str) -> Result<()> {
+    match actor.access {
+        Access::ReadWrite => Ok(()),
+        Access::ReadOnly => Err(Error::Forbidden(format!(
+            "this API key is read-only: it may list and read tasks but not {what} (use a key created without \
+             --read-only)"
+        ))),
     }
 }
