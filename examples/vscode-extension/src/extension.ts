@@ -238,6 +238,10 @@ export class TaskMcpExtension {
 
   private async disconnect(): Promise<void> {
     this.generation++;
+    await this.stopSession();
+  }
+
+  private async stopSession(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.notifier.dispose();
@@ -253,10 +257,14 @@ export class TaskMcpExtension {
   }
 
   private async connect(): Promise<void> {
-    await this.disconnect();
-    const generation = this.generation;
+    // Taken before any wait, so that of two overlapping connects only the later one goes on.
+    const generation = ++this.generation;
+    await this.stopSession();
+    if (generation !== this.generation) return;
     const token = await this.token();
     await vscode.commands.executeCommand('setContext', 'taskMcp.signedIn', Boolean(token));
+    // A newer connect started meanwhile (settings and secrets change together): it wins.
+    if (generation !== this.generation) return;
     if (!token) {
       this.view.message = 'Sign in to see the team’s tasks.';
       this.showStatus('signed-out');
@@ -295,6 +303,7 @@ export class TaskMcpExtension {
       }
       return;
     }
+    if (generation !== this.generation) return;
     await vscode.commands.executeCommand('setContext', 'taskMcp.claims', session.features.claims);
     this.view.message = repository ? `Repository: ${repository}${this.mineOnly ? ' · assigned to me' : ''}` : undefined;
     await vscode.commands.executeCommand('setContext', 'taskMcp.mineOnly', this.mineOnly);
