@@ -298,9 +298,10 @@ describe('package.json', () => {
     const { stdout } = await promisify(execFile)('unzip', ['-Z1', vsix]);
     const files = stdout.split('\n');
     for (const f of ['extension/package.json', 'extension/out/extension.js', 'extension/out/core/sse.js',
-      'extension/media/tasks.svg', 'extension/README.md', 'extension.vsixmanifest']) {
+      'extension/media/tasks.svg', 'extension.vsixmanifest']) {
       assert.ok(files.includes(f), `${f} in the .vsix`);
     }
+    assert.ok(files.some((f) => f.toLowerCase() === 'extension/readme.md'), 'the README in the .vsix');
     assert.ok(!files.some((f) => f.includes('node_modules') || f.startsWith('extension/src/') || f.startsWith('extension/test/')));
   });
 });
