@@ -299,7 +299,8 @@ export class TaskMcpExtension {
       void this.errors.report(err);
       // Try again by itself (a server being started, a network coming back); a refused token waits for a sign-in.
       if (!(err instanceof ApiError && err.kind === 'unauthorized')) {
-        this.retryTimer = setTimeout(() => void this.reconnect(), 10000);
+        const wait = err instanceof ApiError && err.retryAfterSeconds ? err.retryAfterSeconds * 1000 : 10000;
+        this.retryTimer = setTimeout(() => void this.reconnect(), wait);
       }
       return;
     }

@@ -232,6 +232,23 @@ describe(`extension end to end (${storeKind()})`, () => {
     assert.match(record.statusBar.at(-1), /Sign in/);
   });
 
+  test('too many refused attempts: the 429 is said once, with the wait the server asks', async () => {
+    // Failed sign-ins from this address until the server's limiter closes it for a while.
+    for (let i = 0; i < 30; i++) {
+      const res = await fetch(`${serve.base}/api/me`, { headers: { Authorization: 'Bearer wrong' } });
+      if (res.status === 429) break;
+    }
+    // An expired token kept in the secrets: the server answers 429 rather than 401 now.
+    active = await activate({ settings: { 'taskMcp.serverUrl': serve.base }, token: 'expired', folder });
+    const { record } = active;
+    await active.ext.reconnect();
+    const limited = record.messages.filter((m) => /too many requests/.test(m.text));
+    assert.equal(limited.length, 1);
+    assert.match(limited[0].text, /wait \d+ s/);
+    assert.deepEqual(limited[0].actions, ['Retry']);
+    assert.match(record.statusBar.at(-1), /Offline/);
+  });
+
   test('TASK_MCP_TOKEN is used when nothing is stored', async () => {
     process.env.TASK_MCP_TOKEN = serve.token;
     try {
