@@ -103,6 +103,13 @@ describe(`extension end to end (${storeKind()})`, () => {
     await eventually(() => record.messages.some((m) => m.text.includes('Elsewhere')), { timeout: 2000, what: 'notice' });
     assert.deepEqual(treeOf(active), [['Not started (1)', ['Fix the login redirect']]]);
 
+    // Reassigned to me later: "assigned", not "created".
+    answers.message.push(undefined);
+    const loose = await agent.call('create_task', { title: 'Unowned', repository: 'web' });
+    await agent.call('update_task', { task_id: loose.id ?? loose.task?.id, assignee_id: 'alice@example.com' });
+    const assigned = await eventually(() => record.messages.find((m) => m.text.includes('Unowned')), { timeout: 2000, what: 'notice' });
+    assert.match(assigned.text, /agent@example\.com assigned “Unowned” to you/);
+
     // The preview: the task as Markdown.
     await record.commands.get('taskMcp.openTask')(created.id ?? created.task?.id);
     assert.match(record.previews.at(-1).text, /^# Fix the login redirect/);
