@@ -150,6 +150,10 @@ impl PgFloor {
             updated_at: row.try_get(1)?,
             version: 1,
             deleted_at: None,
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         };
         let changes = [("created", None, Some(title.to_owned()))];
         record(&tx, &self.history, &self.event, &changes, None, "task_created", &task, actor).await?;
@@ -272,5 +276,9 @@ fn task(row: &Row) -> Result<Task> {
         updated_at: row.try_get(12)?,
         version: row.try_get(13)?,
         deleted_at: row.try_get(14)?,
+        parent_id: None,
+        claim: None,
+        lapsed_holder: None,
+        open_blockers: 0,
     })
 }

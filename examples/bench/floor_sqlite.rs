@@ -107,6 +107,10 @@ impl SqliteFloor {
             updated_at: time(at)?,
             version: 1,
             deleted_at: None,
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         };
         let id_text = id.hyphenated().to_string();
         tx.prepare_cached(
@@ -260,5 +264,9 @@ fn task(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         updated_at: at(12)?,
         version: row.get(13)?,
         deleted_at: row.get::<_, Option<i64>>(14)?.and_then(chrono::DateTime::from_timestamp_micros),
+        parent_id: None,
+        claim: None,
+        lapsed_holder: None,
+        open_blockers: 0,
     })
 }

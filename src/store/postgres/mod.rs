@@ -4,7 +4,7 @@
 //!
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
-//! [`keys`] (API keys), [`listen`] (the commit watcher).
+//! [`keys`] (API keys), [`listen`] (the commit watcher), [`work`] (claims, links, ready work).
 
 mod keys;
 mod listen;
@@ -13,6 +13,7 @@ mod migrate;
 mod outbox;
 mod rows;
 mod tasks;
+mod work;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,11 +30,11 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 use super::{
-    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
-    TaskUpdate, redact_url,
+    ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Release, Store,
+    StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, TaskLinks, User, UserKey};
 use crate::error::{Error, Result};
 
 /// How long a call waits for a free pooled connection before it fails.
@@ -416,6 +417,22 @@ impl Store for PgStore {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         self.inner.bounded(tasks::list(&self.inner, query)).await
+    }
+
+    async fn claim_task(&self, request: ClaimRequest) -> Result<ClaimOutcome> {
+        self.inner.bounded(work::claim(&self.inner, request)).await
+    }
+
+    async fn release_task(&self, release: Release) -> Result<Task> {
+        self.inner.bounded(work::release(&self.inner, release)).await
+    }
+
+    async fn expire_claims(&self, limit: u32) -> Result<usize> {
+        self.inner.bounded(work::expire(&self.inner, limit)).await
+    }
+
+    async fn task_links(&self, id: Uuid) -> Result<TaskLinks> {
+        self.inner.bounded(work::task_links(&self.inner, id)).await
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

@@ -101,6 +101,8 @@ async fn fixtures(app: &task_mcp::wiring::Parts) -> Fixtures {
         priority: None,
         complexity: None,
         idempotency_key: None,
+        parent_id: None,
+        blocked_by: Vec::new(),
     };
     // Made with an idempotency key, so a replay of that key with another body is a case too.
     let keyed = CreateTask {
