@@ -1,6 +1,7 @@
 -- Agents working together: a task may be a step of another (parent_id), may wait on others
 -- (task_links), and may be claimed by one agent session until its lease ends (claim_*).
-ALTER TABLE tasks ADD COLUMN parent_id UUID REFERENCES tasks (id);
+-- Checked at commit: a copy inserts tasks oldest first, and a parent may be younger than its subtask.
+ALTER TABLE tasks ADD COLUMN parent_id UUID REFERENCES tasks (id) DEFERRABLE INITIALLY DEFERRED;
 -- The session holding the task, the client's name, and when the lease ends; all three or none.
 ALTER TABLE tasks ADD COLUMN claim_holder TEXT;
 ALTER TABLE tasks ADD COLUMN claim_agent TEXT;

@@ -2,7 +2,7 @@
 
 mod support;
 
-mod bad_input;
+pub(crate) mod bad_input;
 mod cli;
 mod cli_tasks;
 mod deploy;
@@ -21,4 +21,5 @@ mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
 mod tidy;
+mod transfer;
 mod zero_config;

@@ -4,8 +4,10 @@
 //!
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
-//! [`keys`] (API keys), [`listen`] (the commit watcher), [`work`] (claims, links, ready work).
+//! [`keys`] (API keys), [`listen`] (the commit watcher), [`dump`] (export and import), [`work`] (claims,
+//! links, ready work).
 
+mod dump;
 mod keys;
 mod listen;
 mod lookup;
@@ -29,9 +31,10 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
+use super::dump::DumpRow;
 use super::{
-    ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Release, Store,
-    StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
+    ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Release,
+    Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, TaskLinks, User, UserKey};
@@ -470,5 +473,14 @@ impl Store for PgStore {
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
         self.inner.bounded(keys::find(&self.inner, key_hash)).await
+    }
+
+    // Not bounded by the call timeout: a large store takes as long as it takes.
+    async fn export(&self, rows: tokio::sync::mpsc::Sender<DumpRow>) -> Result<u64> {
+        dump::export(&self.inner, rows).await
+    }
+
+    async fn import(&self, rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, force: bool) -> Result<u64> {
+        dump::import(&self.inner, rows, force).await
     }
 }
