@@ -191,3 +191,63 @@ async fn a_parent_with_an_open_subtask_cannot_be_completed(backend: Backend) {
     assert!(unknown.text.contains(&missing), "{}", unknown.text);
     mcp.close().await;
 }
+
+/// The same race over REST: eight agents, each with its own credential, against two `serve`
+/// instances on one PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_agents_racing_over_rest_on_two_servers_claim_every_task_exactly_once() {
+    use crate::support::http::TestServer;
+    let db = TestStore::new(Backend::Postgres).await;
+    let servers = [
+        std::sync::Arc::new(TestServer::start(crate::support::app(&db.url, None)).await),
+        std::sync::Arc::new(TestServer::start(crate::support::app(&db.url, None)).await),
+    ];
+    let mut created = HashSet::new();
+    for n in 0..40 {
+        let response = servers[0].post("/api/tasks", json!({"title": format!("rest work {n}")})).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        created.insert(id_of(&response.json::<Value>().await.unwrap()));
+    }
+    let racers = (0..8).map(|n| {
+        let server = servers[n % 2].clone();
+        tokio::spawn(async move {
+            let agent = format!("agent{n}@example.com");
+            let mut mine = Vec::new();
+            loop {
+                let response = server
+                    .as_user(reqwest::Method::POST, "/api/tasks/claim", &agent)
+                    .json(&json!({"lease_seconds": 600}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                let claimed: Value = response.json().await.unwrap();
+                if claimed["task"].is_null() {
+                    break;
+                }
+                assert_eq!(claimed["task"]["assignee_email"], agent.as_str());
+                mine.push(id_of(&claimed["task"]));
+            }
+            mine
+        })
+    });
+    let mut claimed = Vec::new();
+    for racer in racers {
+        claimed.extend(racer.await.unwrap());
+    }
+    let unique: HashSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), unique.len(), "a task was claimed twice");
+    assert_eq!(unique, created, "every task claimed, none lost");
+    // Another agent's claim is a 409 naming the holder; the holder's release frees the task.
+    let id = claimed[0].clone();
+    let holder = servers[0].get(&format!("/api/tasks/{id}")).send().await.unwrap().json::<Value>().await.unwrap();
+    let intruder = servers[1]
+        .as_user(reqwest::Method::POST, &format!("/api/tasks/{id}/claim"), "intruder@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(intruder.status(), 409);
+    let body: Value = intruder.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "already_claimed");
+    assert_eq!(body["error"]["details"]["holder"], holder["claim"]["holder"]);
+}
