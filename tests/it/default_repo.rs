@@ -288,3 +288,21 @@ async fn the_official_python_sdk_announcing_one_root_sets_the_default() {
     assert_eq!(said["listed"]["default_repository"]["repository"], "sdk-root", "{said}");
     assert_eq!(repositories(&said["listed"]), vec![json!("sdk-root")]);
 }
+
+#[tokio::test]
+async fn claim_task_without_a_task_takes_the_next_one_from_the_default_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = git_repo(dir.path(), "checkout", Some("git@github.com:acme/web-app.git"));
+    let db = TestFile::create();
+    let (mut server, _) = started_in(&top, &db, &[]).await;
+    // The other repository's task is older: without the default it would be claimed first.
+    let elsewhere = server.ok("create_task", json!({"title": "elsewhere", "repository": "other"})).await;
+    let here = server.ok("create_task", json!({"title": "here"})).await;
+    let claimed = server.ok("claim_task", json!({})).await;
+    assert_eq!(claimed["task"]["id"], here["id"], "{claimed}");
+    // Nothing else is ready here; "*" takes from every repository.
+    let none = server.ok("claim_task", json!({})).await;
+    assert!(none["task"].is_null(), "{none}");
+    let any = server.ok("claim_task", json!({"repository": "*"})).await;
+    assert_eq!(any["task"]["id"], elsewhere["id"], "{any}");
+}
