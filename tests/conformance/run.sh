@@ -9,6 +9,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 echo "== MCP conformance (the official runner against /mcp)"
+# A binary named relative to where we were called from, before we move.
+if [ -n "${TASK_MCP_BIN:-}" ]; then TASK_MCP_BIN="$(realpath "$TASK_MCP_BIN")"; fi
 
 if ! command -v npm >/dev/null; then
   echo "conformance: installing node and npm" >&2
