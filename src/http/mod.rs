@@ -276,7 +276,7 @@ pub fn api(state: AppState) -> Api {
                 "Claim a task (or renew your claim's lease); 409 already_claimed when another session holds it, \
                  claim_lost when your lease ran out",
             )
-            .optional_body::<work::ClaimBody>()
+            .optional_body::<work::ClaimOneBody>()
             .ok::<crate::wire::TaskJson>(200)
             .etag()
             .errors(write_errors),
