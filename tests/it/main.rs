@@ -16,6 +16,7 @@ mod http_mcp;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod redis_cluster;
 mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
