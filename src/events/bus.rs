@@ -20,7 +20,7 @@ pub const REPLICA_WAIT_MS: u64 = 1_000;
 /// A Redis client: one server or a cluster.
 pub enum Bus {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// One connection of either kind (cheap to clone: both multiplex).
@@ -114,7 +114,7 @@ impl Bus {
             .min_retry_wait(100)
             .max_retry_wait(1_000)
             .build()
-            .map(Bus::Cluster)
+            .map(|client| Bus::Cluster(Box::new(client)))
             .map_err(|e| Error::invalid("REDIS_CLUSTER_URLS", format!("the nodes cannot form one cluster client: {e}")))
     }
 

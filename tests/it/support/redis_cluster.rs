@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a node may be silent before the others fail it over (short, so a test waits little).
-const NODE_TIMEOUT_MS: u64 = 1_000;
+const NODE_TIMEOUT_MS: u64 = 2_000;
 
 pub struct PrivateRedisCluster {
     /// The client ports, masters and replicas alike.
