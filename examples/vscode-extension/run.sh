@@ -41,7 +41,7 @@ echo "vscode extension: tsc" >&2
 rm -rf out task-mcp-vscode.vsix
 npx tsc -p .
 echo "vscode extension: vsce package" >&2
-npx vsce package --no-dependencies --allow-missing-repository --skip-license --out task-mcp-vscode.vsix >/dev/null
+npx vsce package --no-dependencies --allow-missing-repository --skip-license --no-rewrite-relative-links --out task-mcp-vscode.vsix >/dev/null
 export VSIX="$here/task-mcp-vscode.vsix"
 
 postgres="${EXT_TEST_POSTGRES:-}"
