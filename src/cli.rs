@@ -26,8 +26,20 @@ pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    #[command(flatten)]
+    pub stdio: StdioArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The flags of a stdio session (given before any command, or after `stdio`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StdioArgs {
+    /// The repository tasks are filed into and listed from when a call names none [default: the git
+    /// repository of the client's root or the working directory]
+    #[arg(long, env = "TASK_MCP_REPOSITORY", hide_env_values = true)]
+    pub repository: Option<String>,
 }
 
 /// Every flag read from the environment has `hide_env_values`: `--help` shows `[env: NAME]` whatever
@@ -78,7 +90,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve MCP over stdin/stdout (the default)
-    Stdio,
+    Stdio(StdioArgs),
     /// Serve the REST API, SSE, MCP over HTTP and the dashboard
     Serve(ServeArgs),
     /// Apply database migrations and exit
@@ -307,6 +319,9 @@ pub enum ApiKeyCommand {
         /// A name to recognise the key by
         #[arg(long)]
         name: String,
+        /// A key that may list and read tasks but not change anything
+        #[arg(long)]
+        read_only: bool,
     },
     /// List keys (never the secrets)
     List,

@@ -168,12 +168,41 @@ pub struct TaskPageJson {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Present when the listing was narrowed to the session's default repository (stdio MCP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_repository: Option<DefaultRepositoryJson>,
 }
 
 impl TaskPageJson {
     /// A page of `tasks`, each in `detail`.
     pub fn new(tasks: &[domain::Task], next_cursor: Option<String>, detail: Detail) -> Self {
-        Self { tasks: tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect(), next_cursor }
+        Self {
+            tasks: tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect(),
+            next_cursor,
+            default_repository: None,
+        }
+    }
+}
+
+/// Which repository a listing without `repository` was narrowed to, where that came from, and how to
+/// see every repository.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DefaultRepositoryJson {
+    pub repository: String,
+    pub from: String,
+    pub note: String,
+}
+
+impl DefaultRepositoryJson {
+    pub fn new(repository: &str, from: &str, all: &str) -> Self {
+        Self {
+            repository: repository.to_owned(),
+            from: from.to_owned(),
+            note: format!(
+                "only tasks of {repository}, this session's default repository; pass repository \"{all}\" to list every \
+                 repository"
+            ),
+        }
     }
 }
 

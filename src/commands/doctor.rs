@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{self, Settings};
 use crate::error::Error;
 use crate::events::publisher::RedisPublisher;
+use crate::mcp::default_repo::DefaultRepository;
 use crate::store::{PASSWORD_PLACEHOLDER, Store};
 use crate::wiring::publisher_for;
 
@@ -16,6 +17,8 @@ pub struct Checked<'a> {
     pub store: &'a dyn Store,
     pub publisher: Option<&'a RedisPublisher>,
     pub settings: &'a Settings,
+    /// `--repository` / `TASK_MCP_REPOSITORY`, as given.
+    pub default_repository: Option<String>,
 }
 
 /// Prints the report; returns whether everything in use answered.
@@ -101,6 +104,22 @@ pub async fn run(app: Checked<'_>) -> bool {
             None
         }
     };
+
+    let default = DefaultRepository::for_process(app.default_repository.clone());
+    match default.now() {
+        Ok(Some(resolved)) => {
+            println!("repository: {} (from {})", resolved.name, resolved.from);
+            println!("            stdio sessions started here file into it and list it when a call names none");
+        }
+        Ok(None) => println!("repository: none ({}): calls name their repository", default.why_none()),
+        Err(err) => {
+            healthy = false;
+            println!("repository: INVALID: {err}");
+        }
+    }
+    if app.default_repository.is_none() {
+        println!("            (a client that announces exactly one root folder decides instead)");
+    }
 
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "task-mcp".to_owned());
     let vars = app.settings.client_env(identity.as_deref());

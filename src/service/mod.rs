@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Lease, Priority,
+    Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Lease, Priority,
     RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, Title, User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
@@ -210,6 +210,7 @@ impl TaskService {
     }
 
     pub async fn create_task(&self, actor: &Actor, request: CreateTask) -> Result<CreatedTask> {
+        may_change(actor, "create a task")?;
         let new = NewTask {
             title: request.title,
             description: request.description,
@@ -232,6 +233,7 @@ impl TaskService {
     }
 
     pub async fn update_task(&self, actor: &Actor, id: Uuid, request: UpdateTask) -> Result<Task> {
+        may_change(actor, "change a task")?;
         let patch = TaskPatch {
             title: request.title,
             description: request.description,
@@ -271,6 +273,7 @@ impl TaskService {
     }
 
     pub async fn add_comment(&self, actor: &Actor, id: Uuid, comment: CommentText) -> Result<(Comment, Task)> {
+        may_change(actor, "comment on a task")?;
         let added =
             self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
         self.after_commit();
@@ -284,6 +287,7 @@ impl TaskService {
         reason: Option<CommentText>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
+        may_change(actor, "delete a task")?;
         let task = self
             .store
             .delete_task(TaskDeletion { task_id: id, actor: actor.label.to_string(), reason, expected_version })
@@ -295,6 +299,7 @@ impl TaskService {
     /// Claims a task for `session` (acting as `actor`), or the next ready one. Leases that ran out
     /// are recorded first, so their tasks are ready for this very claim.
     pub async fn claim_task(&self, actor: &Actor, session: &Session, request: ClaimTask) -> Result<Claimed> {
+        may_change(actor, "claim a task")?;
         self.expire_claims().await?;
         let outcome = self
             .store
@@ -325,6 +330,7 @@ impl TaskService {
         status: Option<Status>,
         comment: Option<CommentText>,
     ) -> Result<Task> {
+        may_change(actor, "release a task")?;
         self.expire_claims().await?;
         let task = self
             .store
@@ -386,6 +392,17 @@ impl TaskService {
 
     pub async fn event_bounds(&self) -> Result<EventBounds> {
         self.store.event_bounds().await
+    }
+}
+
+/// Every change starts here: a read-only credential may list and read, never change.
+pub fn may_change(actor: &Actor, what: &str) -> Result<()> {
+    match actor.access {
+        Access::ReadWrite => Ok(()),
+        Access::ReadOnly => Err(Error::Forbidden(format!(
+            "this API key is read-only: it may list and read tasks but not {what} (use a key created without \
+             --read-only)"
+        ))),
     }
 }
 

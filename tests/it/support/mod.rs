@@ -3,6 +3,7 @@
 pub mod http;
 pub mod mcp;
 pub mod pg;
+pub mod python;
 pub mod redis;
 pub mod redis_cluster;
 pub mod snapshot;
