@@ -54,6 +54,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// redis://h1:6379,redis://h2:6379 — seed nodes of a Redis Cluster to publish to, instead of REDIS_URL
+    #[arg(long, env = "REDIS_CLUSTER_URLS", value_delimiter = ',', global = true, hide_env_values = true)]
+    pub redis_cluster_urls: Vec<String>,
+
     /// Key prefix of the Redis streams ({prefix}:user:{id}, {prefix}:repo:{name}, {prefix}:notifications)
     #[arg(long, env = "TASK_MCP_STREAM_PREFIX", default_value = DEFAULT_STREAM_PREFIX, global = true, hide_env_values = true)]
     pub stream_prefix: String,

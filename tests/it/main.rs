@@ -19,6 +19,7 @@ mod http_origins;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod redis_cluster;
 mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
