@@ -77,7 +77,8 @@ pub fn resolve_binary(given: Option<&Path>) -> Result<PathBuf> {
         if !path.exists() {
             bail!("--bin {}: no such file", path.display());
         }
-        return Ok(path.to_path_buf());
+        // Absolute: the stdio servers run in folders of their own (outside any git repository).
+        return path.canonicalize().with_context(|| format!("--bin {}", path.display()));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
