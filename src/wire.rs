@@ -16,6 +16,9 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskJson {
     pub id: Uuid,
+    /// The short name, e.g. "WEB-42": accepted wherever a task id is.
+    #[serde(default)]
+    pub key: String,
     pub title: String,
     pub description: Option<String>,
     /// not_started | in_progress | blocked | completed | cancelled
@@ -41,6 +44,7 @@ impl From<&domain::Task> for TaskJson {
     fn from(t: &domain::Task) -> Self {
         Self {
             id: t.id,
+            key: t.key.clone(),
             title: t.title.clone(),
             description: t.description.clone(),
             status: t.status.to_string(),
@@ -223,6 +227,8 @@ pub struct RepositoryJson {
     pub name: String,
     pub url: Option<String>,
     pub created_at: String,
+    /// The prefix of its tasks' keys (absent until its first task).
+    pub key_prefix: Option<String>,
     pub open_task_count: i64,
 }
 
@@ -233,6 +239,7 @@ impl From<&domain::Repository> for RepositoryJson {
             name: r.name.clone(),
             url: r.url.clone(),
             created_at: rfc3339(r.created_at),
+            key_prefix: r.key_prefix.clone(),
             open_task_count: r.open_task_count,
         }
     }
@@ -287,6 +294,7 @@ impl TaskJson {
         let time = |raw: &str| DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc));
         Some(domain::Task {
             id: self.id,
+            key: self.key.clone(),
             title: self.title.clone(),
             description: self.description.clone(),
             status: domain::Status::from_stored(&self.status)?,

@@ -163,7 +163,7 @@ pub async fn list(
 }
 
 pub async fn get(State(state): State<AppState>, Caller(_): Caller, TaskId(id): TaskId) -> ApiResult<Response> {
-    let task = state.service.get_task(id).await?;
+    let task = state.service.get_task(&id).await?;
     Ok(task_response(StatusCode::OK, &task))
 }
 
@@ -292,7 +292,7 @@ pub async fn patch(
         comment: parse_opt(body.comment, |raw| CommentText::parse("comment", raw))?,
         expected_version: expected,
     };
-    let task = state.service.update_task(&actor, id, request).await.map_err(conflict_status(from_if_match))?;
+    let task = state.service.update_task(&actor, &id, request).await.map_err(conflict_status(from_if_match))?;
     Ok(task_response(StatusCode::OK, &task))
 }
 
@@ -327,7 +327,7 @@ pub async fn put_status(
     let comment = parse_opt(body.comment, |raw| CommentText::parse("comment", raw))?;
     let task = state
         .service
-        .update_status(&actor, id, status, comment, expected)
+        .update_status(&actor, &id, status, comment, expected)
         .await
         .map_err(conflict_status(from_if_match))?;
     Ok(task_response(StatusCode::OK, &task))
@@ -359,7 +359,8 @@ pub async fn delete(
     let body = body.unwrap_or_default();
     let (expected, from_if_match) = expected_version(if_match, body.expected_version)?;
     let reason = parse_opt(body.reason, |raw| CommentText::parse("reason", raw))?;
-    let task = state.service.delete_task(&actor, id, reason, expected).await.map_err(conflict_status(from_if_match))?;
+    let task =
+        state.service.delete_task(&actor, &id, reason, expected).await.map_err(conflict_status(from_if_match))?;
     Ok((StatusCode::OK, Json(TaskJson::from(&task))).into_response())
 }
 
@@ -368,7 +369,7 @@ pub async fn list_comments(
     Caller(_): Caller,
     TaskId(id): TaskId,
 ) -> ApiResult<Json<Vec<CommentJson>>> {
-    let comments = state.service.list_comments(id).await?;
+    let comments = state.service.list_comments(&id).await?;
     Ok(Json(comments.iter().map(CommentJson::from).collect()))
 }
 
@@ -390,7 +391,7 @@ pub async fn add_comment(
     ApiJson(body): ApiJson<CommentBody>,
 ) -> ApiResult<Response> {
     let text = CommentText::parse("comment", &body.comment)?;
-    let (comment, task) = state.service.add_comment(&actor, id, text).await?;
+    let (comment, task) = state.service.add_comment(&actor, &id, text).await?;
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&etag(task.version)) {
         headers.insert(header::ETAG, value);
@@ -403,7 +404,7 @@ pub async fn history(
     Caller(_): Caller,
     TaskId(id): TaskId,
 ) -> ApiResult<Json<Vec<HistoryJson>>> {
-    let history = state.service.list_history(id).await?;
+    let history = state.service.list_history(&id).await?;
     Ok(Json(history.iter().map(HistoryJson::from).collect()))
 }
 

@@ -19,8 +19,8 @@ use super::identity::ActorSource;
 use super::output::Structured;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
-    CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, Title, UserRef,
-    ValidationError, given, parse_uuid,
+    CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, TaskRef, Title,
+    UserRef, ValidationError, given,
 };
 use crate::service::{CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
 use crate::wire::{CommentAddedJson, CommentJson, Detail, HistoryJson, TaskDetailJson, TaskJson, TaskPageJson};
@@ -120,8 +120,8 @@ impl TaskServer {
     )]
     async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Structured<TaskDetailJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
-        let detail = self.service.get_task_detail(id).await?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
+        let detail = self.service.get_task_detail(&id).await?;
         Ok(Structured(TaskDetailJson {
             task: TaskJson::from(&detail.task),
             comments: detail.comments.iter().map(CommentJson::from).collect(),
@@ -171,12 +171,12 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let status = Status::parse("new_status", &args.new_status)?;
         let comment = optional("comment", args.comment, CommentText::parse)?;
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.update_status(&actor, id, status, comment, args.expected_version).await?;
+        let task = self.service.update_status(&actor, &id, status, comment, args.expected_version).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 
@@ -193,7 +193,7 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let request = UpdateTask {
             title: args.title.map(|raw| Title::parse("title", &raw)).transpose()?,
             description: clearable("description", args.description, Description::parse)?,
@@ -207,7 +207,7 @@ impl TaskServer {
         };
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.update_task(&actor, id, request).await?;
+        let task = self.service.update_task(&actor, &id, request).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 
@@ -225,11 +225,11 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<CommentAddedJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let comment = CommentText::parse("comment", &args.comment)?;
         let label = args.author.as_deref().map(|raw| ("author", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let (comment, task) = self.service.add_comment(&actor, id, comment).await?;
+        let (comment, task) = self.service.add_comment(&actor, &id, comment).await?;
         Ok(Structured(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
     }
 
@@ -246,11 +246,11 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let reason = optional("reason", args.reason, CommentText::parse)?;
         let label = args.deleted_by.as_deref().map(|raw| ("deleted_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.delete_task(&actor, id, reason, None).await?;
+        let task = self.service.delete_task(&actor, &id, reason, None).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 }

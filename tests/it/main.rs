@@ -20,5 +20,6 @@ mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
+mod task_keys;
 mod tidy;
 mod zero_config;

@@ -4,7 +4,8 @@
 //!
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
-//! [`keys`] (API keys), [`listen`] (the commit watcher).
+//! [`keys`] (API keys), [`task_keys`] (task keys: numbering, lookup, prefixes), [`listen`] (the commit
+//! watcher).
 
 mod keys;
 mod listen;
@@ -12,6 +13,7 @@ mod lookup;
 mod migrate;
 mod outbox;
 mod rows;
+mod task_keys;
 mod tasks;
 
 use std::str::FromStr;
@@ -33,7 +35,7 @@ use super::{
     TaskUpdate, redact_url,
 };
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
 use crate::error::{Error, Result};
 
 /// How long a call waits for a free pooled connection before it fails.
@@ -380,6 +382,14 @@ impl Store for PgStore {
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
         self.inner.bounded(lookup::list_repositories(&self.inner)).await
+    }
+
+    async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
+        self.inner.bounded(task_keys::find_task_id(&self.inner, key)).await
+    }
+
+    async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
+        self.inner.bounded(task_keys::rename(&self.inner, repository, prefix)).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {

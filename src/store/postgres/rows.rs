@@ -12,11 +12,12 @@ use crate::store::payload::Stored;
 
 /// A task with its assignee's email and its repository's name, read in one query.
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
-     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
-pub(super) const TASK_FROM: &str =
-    "tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     ks.prefix || '-' || t.key_number";
+pub(super) const TASK_FROM: &str = "tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+     LEFT JOIN repositories r ON r.id = t.repository_id LEFT JOIN key_series ks ON ks.id = t.key_series_id";
 /// How many columns [`TASK_COLUMNS`] has (extra columns a query selects come after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 15;
+pub(super) const TASK_COLUMN_COUNT: usize = 16;
 
 pub(super) const USER_COLUMNS: &str = "id, email, name, created_at";
 pub(super) const COMMENT_COLUMNS: &str = "id, task_id, comment, author, created_at";
@@ -35,6 +36,7 @@ fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
 pub(super) fn task(row: &Row) -> Outcome<Task> {
     Ok(Task {
         id: row.try_get(0)?,
+        key: row.try_get::<_, Option<String>>(15)?.unwrap_or_default(),
         title: row.try_get(1)?,
         description: row.try_get(2)?,
         status: known(row.try_get(3)?, "status", Status::from_stored)?,
@@ -62,7 +64,7 @@ pub(super) fn user(row: &Row, at: usize) -> Outcome<User> {
     })
 }
 
-/// `id, name, url, created_at, open_task_count`.
+/// `id, name, url, created_at, open_task_count, key_prefix`.
 pub(super) fn repository(row: &Row) -> Outcome<Repository> {
     Ok(Repository {
         id: row.try_get(0)?,
@@ -70,6 +72,7 @@ pub(super) fn repository(row: &Row) -> Outcome<Repository> {
         url: row.try_get(2)?,
         created_at: row.try_get(3)?,
         open_task_count: row.try_get(4)?,
+        key_prefix: row.try_get(5)?,
     })
 }
 

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::rows::{self, COMMENT_COLUMNS, HISTORY_COLUMNS, TASK_COLUMN_COUNT, TASK_COLUMNS, TASK_FROM};
-use super::{Inner, Outcome, lookup, outbox};
+use super::{Inner, Outcome, lookup, outbox, task_keys};
 use crate::domain::{
     Comment, HistoryEntry, IdempotencyKey, Record, Task, TaskPatch, User, check_version, commented, deleted,
 };
@@ -20,8 +20,9 @@ use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, Ta
 /// a concurrent create with the same key from the same user waits for the first, then inserts nothing.
 /// The times are the transaction's `now()`, returned so the domain builds the task as created then.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12) \
+     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint, \
+     key_series_id, key_number) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING created_at";
 
@@ -131,6 +132,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
     }
     let tx = client.transaction().await?;
     let (assignee, repository_id) = resolve_references(&tx, &new).await?;
+    let repository = repository_id.zip(new.repository.as_ref().map(|r| r.as_str()));
+    let key = task_keys::next_key(&tx, repository).await?;
     let id = Uuid::now_v7();
     let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
     let idempotency_owner = idempotency_key.map(|_| new.owner.as_str());
@@ -152,6 +155,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
                 &idempotency_key,
                 &idempotency_owner,
                 &fingerprint,
+                &key.series_id,
+                &key.number,
             ],
         )
         .await?;
@@ -165,7 +170,7 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
         return Ok(new.replay(task, fingerprint.as_deref())?);
     };
-    let record = new.draft(assignee).create(id, &new.actor, row.try_get(0)?);
+    let record = new.draft(assignee).create(id, key.key, &new.actor, row.try_get(0)?);
     let seq = write_record(&tx, &record).await?;
     tx.commit().await?;
     inner.committed(seq);

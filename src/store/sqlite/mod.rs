@@ -6,6 +6,7 @@
 mod conn;
 mod ops;
 mod rows;
+mod task_keys;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use self::watch::CommitWatch;
 use super::{ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion};
 use super::{TaskQuery, TaskUpdate};
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey};
+use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
 use crate::error::{Error, Result};
 
 mod embedded {
@@ -127,6 +128,12 @@ fn migrate_now(connections: &Connections) -> Outcome<i64> {
     let target = target.unwrap_or(0);
     connections.with_writer(|conn| {
         let version = apply_migrations(connections.path(), conn, target)?;
+        if conn::retry_busy(|| task_keys::any_unnumbered(conn))? {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let numbered = task_keys::number_existing(&tx)?;
+            tx.commit()?;
+            tracing::info!(store = %connections.path().display(), tasks = numbered, "existing tasks given keys");
+        }
         // Keeps the planner's statistics current (bounded work; usually nothing to do), so it picks the
         // most selective index when a listing combines filters. Only an optimisation: errors are ignored.
         if let Err(err) = conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;") {
@@ -213,6 +220,16 @@ impl Store for SqliteStore {
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
         self.read(|c| Ok(ops::list_repositories(c)?)).await
+    }
+
+    async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
+        let key = key.clone();
+        self.read(move |c| task_keys::find_task_id(c, &key)).await
+    }
+
+    async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
+        let (repository, prefix) = (repository.clone(), prefix.clone());
+        self.write(move |tx| task_keys::rename(tx, &repository, &prefix)).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {

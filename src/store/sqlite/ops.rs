@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
+use super::task_keys;
 use crate::domain::KeyName;
 use crate::domain::{
     Comment, Event, HistoryEntry, Record, RepoName, Repository, Task, TaskPatch, User, UserKey, check_version,
@@ -79,21 +80,8 @@ fn repository_id(conn: &Connection, name: &RepoName) -> rusqlite::Result<String>
 }
 
 pub(super) fn list_repositories(conn: &Connection) -> rusqlite::Result<Vec<Repository>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.name, r.url, r.created_at, \
-                (SELECT count(*) FROM tasks t WHERE t.repository_id = r.id AND t.deleted_at IS NULL) \
-         FROM repositories r ORDER BY r.name",
-    )?;
-    stmt.query_map([], |row| {
-        Ok(Repository {
-            id: rows::get_uuid(row, 0)?,
-            name: row.get(1)?,
-            url: row.get(2)?,
-            created_at: rows::get_time(row, 3)?,
-            open_task_count: row.get(4)?,
-        })
-    })?
-    .collect()
+    let sql = format!("{} ORDER BY r.name", task_keys::REPOSITORY_SELECT);
+    conn.prepare_cached(&sql)?.query_map([], task_keys::repository)?.collect()
 }
 
 /// Writes what a change records: its history rows, then its event row. Returns the event's seq.
@@ -155,13 +143,15 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
     }
     let assignee = new.assignee.as_ref().map(|key| resolve_user(conn, "assignee_id", key)).transpose()?;
     let repository_id = new.repository.as_ref().map(|name| repository_id(conn, name)).transpose()?;
-    let record = new.draft(assignee).create(Uuid::now_v7(), &new.actor, rows::now());
+    let repository = repository_id.as_deref().zip(new.repository.as_ref().map(|r| r.as_str()));
+    let key = task_keys::next_key(conn, repository)?;
+    let record = new.draft(assignee).create(Uuid::now_v7(), key.key, &new.actor, rows::now());
     let task = &record.task;
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
-                            search_text, idempotency_owner, idempotency_fingerprint) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17)",
+                            search_text, idempotency_owner, idempotency_fingerprint, key_series_id, key_number) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17, ?18, ?19)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -181,6 +171,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         rows::search_text(&task.title, task.description.as_deref()),
         new.idempotency_key.as_ref().map(|_| new.owner.as_str()),
         new.idempotency_key.as_ref().map(|_| new.fingerprint()),
+        key.series_id,
+        key.number,
     ])?;
     let seq = write_record(conn, &record, task.created_at)?;
     Ok((CreatedTask { task: record.task, replayed: false }, Some(seq)))
@@ -483,8 +475,8 @@ mod tests {
     /// when a bound value can change its plan (a bound LIMIT did, and cost more than the query).
     #[test]
     fn a_repeated_listing_is_not_re_planned() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../../../sql/sqlite/V1__initial.sql")).unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::embedded::migrations::runner().run(&mut conn).unwrap();
         let queries = [
             TaskQuery { limit: 51, ..TaskQuery::default() },
             TaskQuery {

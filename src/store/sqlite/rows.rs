@@ -67,18 +67,20 @@ fn get_closed<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rus
 
 /// The columns [`task`] reads, from `tasks t` joined to its assignee `u` and repository `r`.
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
-     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     ks.prefix || '-' || t.key_number";
 
 /// How many columns [`TASK_COLUMNS`] names (a query may read more after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 15;
+pub(super) const TASK_COLUMN_COUNT: usize = 16;
 
 /// `FROM` with the joins [`TASK_COLUMNS`] needs.
-pub(super) const TASK_FROM: &str =
-    "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+pub(super) const TASK_FROM: &str = "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+     LEFT JOIN repositories r ON r.id = t.repository_id LEFT JOIN key_series ks ON ks.id = t.key_series_id";
 
 pub(super) fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: get_uuid(row, 0)?,
+        key: row.get::<_, Option<String>>(15)?.unwrap_or_default(),
         title: row.get(1)?,
         description: row.get(2)?,
         status: get_closed(row, 3, Status::from_stored)?,
