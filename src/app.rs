@@ -79,6 +79,17 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
             let healthy = commands::doctor::run(checked).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
+        Command::Export(args) => {
+            commands::transfer::export(Parts::build(settings)?.store, args.to.as_deref()).await?;
+        }
+        Command::Import(args) => {
+            commands::transfer::import(Parts::build(settings)?.store, args.from.as_deref(), args.force).await?;
+        }
+        Command::Copy(args) => {
+            let from = commands::transfer::open_source(&args.from, settings.pool_size)?;
+            let to = crate::store::open(&args.to, settings.pool_size).map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+            commands::transfer::copy(from, to, args.force).await?;
+        }
         Command::Health(args) => return Ok(commands::health::run(&args).await),
         Command::List(args) => return Ok(task_command(settings, TaskCommand::List(args)).await),
         Command::Show(args) => return Ok(task_command(settings, TaskCommand::Show(args)).await),

@@ -103,6 +103,12 @@ pub enum Command {
     Done(TaskArgs),
     /// Comment on a task
     Comment(CommentArgs),
+    /// Write the whole store (DATABASE_URL) as JSON lines: a backup, or the first half of a move
+    Export(ExportArgs),
+    /// Load an export into the store (DATABASE_URL), in one transaction; the store must be empty
+    Import(ImportArgs),
+    /// Copy one store into another, e.g. the embedded SQLite file into PostgreSQL
+    Copy(CopyArgs),
 }
 
 impl Command {
@@ -226,6 +232,37 @@ pub struct ServeArgs {
     /// Open event streams (SSE) at most per user (per credential's identity); beyond, 503 with Retry-After
     #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", hide_env_values = true, default_value_t = DEFAULT_MAX_STREAMS_PER_USER)]
     pub max_streams_per_user: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The file to write (owner-only; written whole or not at all) [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The export to read [default: stdin]
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<std::path::PathBuf>,
+    /// Load into a store that already holds tasks, events, users or API keys (a clash of ids or unique
+    /// names then fails the whole import, which changes nothing)
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// The store to copy from (only read), e.g. sqlite:///home/me/.local/share/task-mcp/tasks.db
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// The store to copy into, e.g. postgres://localhost/tasks
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+    /// Copy into a store that is not empty (see `import --force`)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

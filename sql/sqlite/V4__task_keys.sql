@@ -1,6 +1,6 @@
 -- Task keys (`WEB-42`): each task gets a number in a series, and a series has a prefix. One series per
 -- repository (created with the repository's first task), and series 0, prefix `T`, for tasks without
--- one. A series counts up and never reuses a number; a task keeps its series when it moves. A
+-- one (created with the first such task). A series counts up and never reuses a number; a task keeps its series when it moves. A
 -- series' prefix can change: every prefix it ever had stays in key_prefixes, so old keys resolve.
 CREATE TABLE key_series (
     id            INTEGER PRIMARY KEY,
@@ -10,14 +10,10 @@ CREATE TABLE key_series (
     last_number   INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
-INSERT INTO key_series (id, prefix) VALUES (0, 'T');
-
 CREATE TABLE key_prefixes (
     prefix    TEXT    NOT NULL PRIMARY KEY,
     series_id INTEGER NOT NULL REFERENCES key_series (id)
 ) STRICT;
-
-INSERT INTO key_prefixes (prefix, series_id) VALUES ('T', 0);
 
 -- Filled for the tasks of before by the store right after migrating, in creation order.
 ALTER TABLE tasks ADD COLUMN key_series_id INTEGER REFERENCES key_series (id);

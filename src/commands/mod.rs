@@ -1,5 +1,5 @@
 //! The command-line commands beside `stdio` and `serve`, one file each: `token`, `api-key`,
-//! `events tail`, `doctor`, `migrate`, `health`, and the task commands for people at a terminal (`tasks`, shown
+//! `events tail`, `doctor`, `migrate`, `health`, `export` / `import` / `copy` (`transfer`), and the task commands for people at a terminal (`tasks`, shown
 //! by `task_view`). Their output is their purpose, so they alone print to stdout.
 
 pub mod api_key;
@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod task_view;
 pub mod tasks;
 pub mod token;
+pub mod transfer;
 
 use crate::config::Settings;
 use crate::domain::Actor;

@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::dump::DumpRow;
 use super::{
-    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
-    TaskUpdate,
+    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
+    TaskQuery, TaskUpdate,
 };
 use crate::domain::KeyName;
 use crate::domain::{
@@ -148,6 +149,14 @@ impl Store for FailedStore {
     }
 
     async fn find_api_key(&self, _key_hash: &str) -> Result<Option<(ApiKey, User)>> {
+        Err(self.error())
+    }
+
+    async fn export(&self, _rows: tokio::sync::mpsc::Sender<DumpRow>) -> Result<u64> {
+        Err(self.error())
+    }
+
+    async fn import(&self, _rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, _force: bool) -> Result<u64> {
         Err(self.error())
     }
 }

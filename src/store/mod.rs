@@ -1,6 +1,7 @@
 //! The storage contract: one trait, two backends (PostgreSQL, SQLite), chosen by the URL scheme.
 //! Each write method is one transaction that writes the change, its history rows and its event row.
 
+pub mod dump;
 pub mod failed;
 pub(crate) mod payload;
 pub mod postgres;
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use self::dump::DumpRow;
 use crate::domain::KeyName;
 use crate::domain::{
     Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Priority, RepoName,
@@ -280,6 +282,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key (not revoked) with this hash, and its user; records its use.
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>>;
+
+    /// Sends every row of the store, table by table in [`dump::TABLES`] order, from one consistent
+    /// snapshot, as fast as the receiver takes them; returns how many. Stops when the receiver is gone.
+    async fn export(&self, rows: tokio::sync::mpsc::Sender<DumpRow>) -> Result<u64>;
+
+    /// Loads the rows it receives in one transaction: committed when the channel closes, rolled back
+    /// when an `Err` arrives or a row cannot be written (the store is then as it was). Refused unless
+    /// the store is empty or `force`. Returns how many rows were loaded.
+    async fn import(&self, rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, force: bool) -> Result<u64>;
+}
+
+/// A row of a dump and the line it came from, so a row the target refuses is named by its line.
+#[derive(Debug)]
+pub struct NumberedRow {
+    pub line: u64,
+    pub row: DumpRow,
+}
+
+/// The error for a row the target refused while importing.
+pub fn import_refused(line: u64, table: &str, why: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("line {line}"), format!("the target refused this {table} row: {why}"))
 }
 
 /// The one answer to creating an API key under a name another key has (names are unique).

@@ -2,7 +2,7 @@
 
 mod support;
 
-mod bad_input;
+pub(crate) mod bad_input;
 mod cli;
 mod cli_tasks;
 mod deploy;
@@ -22,4 +22,5 @@ mod stdio_mcp;
 mod store_contract;
 mod task_keys;
 mod tidy;
+mod transfer;
 mod zero_config;

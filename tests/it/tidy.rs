@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 
 /// Files allowed to print to stdout: the CLI commands that print a token, a key, the event feed or
 /// the diagnosis as their result. None of them runs in stdio mode.
-const STDOUT_WRITERS: [&str; 6] = [
+const STDOUT_WRITERS: [&str; 7] = [
     "src/commands/api_key.rs",
     "src/commands/doctor.rs",
     "src/commands/events_tail.rs",
     "src/commands/health.rs",
     "src/commands/tasks.rs",
     "src/commands/token.rs",
+    "src/commands/transfer.rs",
 ];
 
 fn root() -> PathBuf {

@@ -5,8 +5,9 @@
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
 //! [`keys`] (API keys), [`task_keys`] (task keys: numbering, lookup, prefixes), [`listen`] (the commit
-//! watcher).
+//! watcher), [`dump`] (export and import).
 
+mod dump;
 mod keys;
 mod listen;
 mod lookup;
@@ -30,9 +31,10 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
+use super::dump::DumpRow;
 use super::{
-    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion, TaskQuery,
-    TaskUpdate, redact_url,
+    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
+    TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
@@ -463,5 +465,14 @@ impl Store for PgStore {
 
     async fn find_api_key(&self, key_hash: &str) -> Result<Option<(ApiKey, User)>> {
         self.inner.bounded(keys::find(&self.inner, key_hash)).await
+    }
+
+    // Not bounded by the call timeout: a large store takes as long as it takes.
+    async fn export(&self, rows: tokio::sync::mpsc::Sender<DumpRow>) -> Result<u64> {
+        dump::export(&self.inner, rows).await
+    }
+
+    async fn import(&self, rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, force: bool) -> Result<u64> {
+        dump::import(&self.inner, rows, force).await
     }
 }

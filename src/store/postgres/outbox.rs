@@ -12,7 +12,7 @@ use crate::store::payload::Payload;
 use crate::store::{EventBounds, EventSink};
 
 /// The advisory lock key that makes seq order commit order ("tmcp-evt" in ASCII).
-const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
+pub(super) const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
 
 /// The channel every commit is announced on; the payload is the event's seq.
 macro_rules! channel {

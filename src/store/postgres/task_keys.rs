@@ -7,10 +7,10 @@ use deadpool_postgres::{GenericClient, Transaction};
 use uuid::Uuid;
 
 use super::{Inner, Outcome};
-use crate::domain::{KeyPrefix, RepoName, Repository, TaskKey};
+use crate::domain::{DEFAULT_PREFIX, KeyPrefix, RepoName, Repository, TaskKey};
 use crate::error::Error;
 
-/// The series of tasks without a repository (prefix `T`), made by the migration.
+/// The series of tasks without a repository (prefix `T`), made with the first such task.
 const DEFAULT_SERIES: i64 = 0;
 
 /// A key given to a new task: its series, its number, and the key as shown.
@@ -32,7 +32,21 @@ pub(super) async fn next_key(client: &impl GenericClient, repository: Option<(Uu
             "UPDATE key_series SET last_number = last_number + 1 WHERE id = $1 RETURNING prefix, last_number",
         )
         .await?;
-    let row = client.query_one(&statement, &[&series_id]).await?;
+    let row = match client.query_opt(&statement, &[&series_id]).await? {
+        Some(row) => row,
+        None => {
+            // The first task without a repository: its series is made now (a store's rows are only its
+            // data, so a copy into an empty store never meets a row the migration made).
+            let create = client
+                .prepare_cached(
+                    "WITH s AS (INSERT INTO key_series (id, prefix) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id) \
+                     INSERT INTO key_prefixes (prefix, series_id) SELECT $2, id FROM s",
+                )
+                .await?;
+            client.execute(&create, &[&DEFAULT_SERIES, &DEFAULT_PREFIX]).await?;
+            client.query_one(&statement, &[&series_id]).await?
+        }
+    };
     let (prefix, number): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
     Ok(NewKey { series_id, number, key: format!("{prefix}-{number}") })
 }
@@ -112,25 +126,33 @@ fn taken(prefix: &KeyPrefix) -> Error {
 /// Numbers the tasks that have no key yet, in creation order, each in its repository's series:
 /// the tasks made before keys existed. Run after migrating, under the migration lock.
 pub(super) async fn number_existing(client: &mut deadpool_postgres::Object) -> Outcome<u64> {
-    let pending = client
+    let any: bool =
+        client.query_one("SELECT EXISTS (SELECT 1 FROM tasks WHERE key_number IS NULL)", &[]).await?.try_get(0)?;
+    if !any {
+        return Ok(0);
+    }
+    let tx: Transaction<'_> = client.transaction().await?;
+    let numbered = number_pending(&tx).await?;
+    tx.commit().await?;
+    Ok(numbered)
+}
+
+/// Numbers the tasks without a key, in creation order, inside the caller's transaction.
+pub(super) async fn number_pending(tx: &Transaction<'_>) -> Outcome<u64> {
+    let pending = tx
         .query(
             "SELECT t.id, t.repository_id, r.name FROM tasks t LEFT JOIN repositories r ON r.id = t.repository_id \
              WHERE t.key_number IS NULL ORDER BY t.created_at, t.id",
             &[],
         )
         .await?;
-    if pending.is_empty() {
-        return Ok(0);
-    }
-    let tx: Transaction<'_> = client.transaction().await?;
     let set = tx.prepare_cached("UPDATE tasks SET key_series_id = $2, key_number = $3 WHERE id = $1").await?;
     for row in &pending {
         let id: Uuid = row.try_get(0)?;
         let repository_id: Option<Uuid> = row.try_get(1)?;
         let name: Option<String> = row.try_get(2)?;
-        let key = next_key(&tx, repository_id.zip(name.as_deref())).await?;
+        let key = next_key(tx, repository_id.zip(name.as_deref())).await?;
         tx.execute(&set, &[&id, &key.series_id, &key.number]).await?;
     }
-    tx.commit().await?;
     Ok(pending.len() as u64)
 }

@@ -4,6 +4,7 @@
 //! on tokio's blocking pool.
 
 mod conn;
+mod dump;
 mod ops;
 mod rows;
 mod task_keys;
@@ -19,7 +20,10 @@ use uuid::Uuid;
 
 use self::conn::{Connections, Fail, Outcome};
 use self::watch::CommitWatch;
-use super::{ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, Store, StoreInfo, TaskDeletion};
+use super::dump::DumpRow;
+use super::{
+    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
+};
 use super::{TaskQuery, TaskUpdate};
 use crate::domain::KeyName;
 use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
@@ -338,5 +342,21 @@ impl Store for SqliteStore {
         }
         let hash = key_hash.to_owned();
         self.write(move |tx| Ok(ops::touch_api_key(tx, &hash)?)).await
+    }
+
+    async fn export(&self, rows: tokio::sync::mpsc::Sender<DumpRow>) -> Result<u64> {
+        self.ready().await?;
+        // A connection of its own: the export holds its snapshot for as long as it takes, without
+        // keeping a pooled reader from the rest of the process.
+        blocking(&self.shared, move |s| {
+            let mut conn = conn::connect(s.connections.path())?;
+            dump::export(&mut conn, &rows)
+        })
+        .await
+    }
+
+    async fn import(&self, rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, force: bool) -> Result<u64> {
+        self.ready().await?;
+        blocking(&self.shared, move |s| s.connections.with_writer(|conn| dump::import(conn, rows, force))).await
     }
 }

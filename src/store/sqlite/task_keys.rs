@@ -7,10 +7,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::conn::Outcome;
 use super::rows;
-use crate::domain::{KeyPrefix, RepoName, Repository, TaskKey};
+use crate::domain::{DEFAULT_PREFIX, KeyPrefix, RepoName, Repository, TaskKey};
 use crate::error::Error;
 
-/// The series of tasks without a repository (prefix `T`), made by the migration.
+/// The series of tasks without a repository (prefix `T`), made with the first such task.
 const DEFAULT_SERIES: i64 = 0;
 
 /// A key given to a new task: its series, its number, and the key as shown.
@@ -27,11 +27,25 @@ pub(super) fn next_key(conn: &Connection, repository: Option<(&str, &str)>) -> O
         None => DEFAULT_SERIES,
         Some((id, name)) => series_of(conn, id, name)?,
     };
-    let (prefix, number): (String, i64) = conn
-        .prepare_cached(
+    let take = |conn: &Connection| -> rusqlite::Result<Option<(String, i64)>> {
+        conn.prepare_cached(
             "UPDATE key_series SET last_number = last_number + 1 WHERE id = ?1 RETURNING prefix, last_number",
         )?
-        .query_row([series_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        .query_row([series_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+    };
+    let (prefix, number) = match take(conn)? {
+        Some(taken) => taken,
+        None => {
+            // The first task without a repository: its series is made now (a store's rows are only its
+            // data, so a copy into an empty store never meets a row the migration made).
+            conn.prepare_cached("INSERT INTO key_series (id, prefix) VALUES (?1, ?2)")?
+                .execute(params![DEFAULT_SERIES, DEFAULT_PREFIX])?;
+            conn.prepare_cached("INSERT INTO key_prefixes (prefix, series_id) VALUES (?1, ?2)")?
+                .execute(params![DEFAULT_PREFIX, DEFAULT_SERIES])?;
+            take(conn)?.ok_or_else(|| Error::Internal("the default key series vanished".into()))?
+        }
+    };
     Ok(NewKey { series_id, number, key: format!("{prefix}-{number}") })
 }
 

@@ -5,7 +5,7 @@
 //! adds generated tool calls (bounded by `PROPTEST_CASES`) through the same binary.
 
 mod case;
-mod random;
+pub(crate) mod random;
 mod target;
 
 use serde_json::{Value, json};

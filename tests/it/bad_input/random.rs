@@ -75,7 +75,7 @@ fn any_value(task: String) -> impl Strategy<Value = Value> {
 }
 
 /// One call: a tool, and some of its arguments (and now and then one it does not know).
-fn any_call(task: String) -> impl Strategy<Value = (String, Map<String, Value>)> {
+pub(crate) fn any_call(task: String) -> impl Strategy<Value = (String, Map<String, Value>)> {
     (0..TOOLS.len()).prop_flat_map(move |i| {
         let (tool, fields) = TOOLS[i];
         let key =
