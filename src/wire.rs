@@ -63,29 +63,31 @@ impl From<&domain::Task> for TaskJson {
     }
 }
 
-/// A task in a listing's summary detail: enough to pick one, small enough to list fifty.
+/// A task in a listing's summary detail: what a model needs to choose a task, small enough to list
+/// fifty (named by key; `get_task` or `detail: "full"` give every field).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskSummaryJson {
-    pub id: Uuid,
+    pub key: String,
     pub title: String,
     pub status: String,
     pub priority: String,
-    /// The assignee's email.
+    /// The assignee's email (absent: unassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// Absent when the page names one repository for all its tasks, or the task has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
-    pub updated_at: String,
 }
 
 impl From<&domain::Task> for TaskSummaryJson {
     fn from(t: &domain::Task) -> Self {
         Self {
-            id: t.id,
+            key: if t.key.is_empty() { t.id.to_string() } else { t.key.clone() },
             title: t.title.clone(),
             status: t.status.to_string(),
             priority: t.priority.to_string(),
             assignee: t.assignee_email.clone(),
             repository: t.repository.clone(),
-            updated_at: rfc3339(t.updated_at),
         }
     }
 }
@@ -130,6 +132,9 @@ impl TaskItemJson {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskPageJson {
     pub tasks: Vec<TaskItemJson>,
+    /// In summaries: the repository of every task on the page, when they share one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -138,7 +143,22 @@ pub struct TaskPageJson {
 impl TaskPageJson {
     /// A page of `tasks`, each in `detail`.
     pub fn new(tasks: &[domain::Task], next_cursor: Option<String>, detail: Detail) -> Self {
-        Self { tasks: tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect(), next_cursor }
+        let mut items: Vec<TaskItemJson> = tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect();
+        // Summaries say a shared repository once, for the page, rather than fifty times.
+        let shared = match tasks.split_first() {
+            Some((first, rest)) if detail == Detail::Summary && first.repository.is_some() => {
+                rest.iter().all(|t| t.repository == first.repository).then(|| first.repository.clone()).flatten()
+            }
+            _ => None,
+        };
+        if shared.is_some() {
+            for item in &mut items {
+                if let TaskItemJson::Summary(summary) = item {
+                    summary.repository = None;
+                }
+            }
+        }
+        Self { tasks: items, repository: shared, next_cursor }
     }
 }
 

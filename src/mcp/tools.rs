@@ -16,7 +16,7 @@ use super::args::{
 };
 use super::errors::ToolError;
 use super::identity::ActorSource;
-use super::output::Structured;
+use super::output::{Structured, StructuredWithText, page_text};
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
     CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, TaskRef, Title,
@@ -91,7 +91,7 @@ impl TaskServer {
         &self,
         Args(args): Args<GetTasksArgs>,
         ext: Extensions,
-    ) -> Result<Structured<TaskPageJson>, ToolError> {
+    ) -> Result<StructuredWithText<TaskPageJson>, ToolError> {
         let args = args?;
         let detail = optional("detail", args.detail, Detail::parse)?.unwrap_or_default();
         let mut assignees = Vec::new();
@@ -108,7 +108,9 @@ impl TaskServer {
         };
         let actor = self.actors.actor(&ext, None).await?;
         let page = self.service.list_tasks(&actor, request).await?;
-        Ok(Structured(TaskPageJson::new(&page.tasks, page.next_cursor, detail)))
+        let page = TaskPageJson::new(&page.tasks, page.next_cursor, detail);
+        let text = page_text(&page);
+        Ok(StructuredWithText(page, text))
     }
 
     /// One task with every field, its comments and its change history (oldest first).

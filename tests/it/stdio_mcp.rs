@@ -232,11 +232,15 @@ async fn every_tool_works(backend: Backend) {
     let tasks = page["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 1);
     let summary = &tasks[0];
-    assert_eq!(summary["id"], created["id"]);
+    assert_eq!(created["key"], "WEB-1", "the first task of org/web");
+    assert_eq!(summary["key"], created["key"], "a summary names its task by key: {summary}");
+    assert!(summary.get("id").is_none() && summary.get("updated_at").is_none(), "{summary}");
     assert_eq!(summary["assignee"], "dev@example.com");
     assert!(summary.get("description").is_none(), "summary carries only the summary fields: {summary}");
     assert!(page.get("next_cursor").is_none());
 
+    let by_key = mcp.ok("get_task", json!({"task_id": "web-1"})).await;
+    assert_eq!(by_key["id"], created["id"], "a key in any case names the task");
     let detail = mcp.ok("get_task", json!({"task_id": id})).await;
     assert_eq!(detail["id"], created["id"]);
     assert_eq!(detail["description"], created["description"]);
