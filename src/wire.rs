@@ -115,7 +115,7 @@ impl Detail {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
 pub enum TaskItemJson {
-    Full(TaskJson),
+    Full(Box<TaskJson>),
     Summary(TaskSummaryJson),
 }
 
@@ -123,7 +123,7 @@ impl TaskItemJson {
     pub fn new(task: &domain::Task, detail: Detail) -> Self {
         match detail {
             Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(task)),
-            Detail::Full => TaskItemJson::Full(TaskJson::from(task)),
+            Detail::Full => TaskItemJson::Full(Box::new(TaskJson::from(task))),
         }
     }
 }
