@@ -12,6 +12,10 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// What names a task in a path or argument: a UUID, or a key (`WEB-42`, any case).
+pub const TASK_REF_PATTERN: &str =
+    "^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}|[A-Za-z0-9]{1,6}-[0-9]{1,19})$";
+
 /// A task with every field.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskJson {

@@ -26,6 +26,7 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tasks/{id}/comments"),
     ("GET", "/api/tasks/{id}/history"),
     ("GET", "/api/repositories"),
+    ("PATCH", "/api/repositories/{name}"),
     ("GET", "/api/users"),
     ("GET", "/api/me"),
     ("GET", "/api/openapi.json"),
