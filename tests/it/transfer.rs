@@ -332,3 +332,77 @@ async fn the_copy_knows_every_column_of_both_stores() {
         assert!(tables.contains(&table.name.to_string()), "SQLite has no table {}", table.name);
     }
 }
+
+/// A task row of a dump, made up.
+fn task_line(i: usize) -> String {
+    let row = json!({"table": "tasks", "row": {
+        "id": uuid::Uuid::new_v4().to_string(), "title": format!("task {i}"), "description": null,
+        "status": "not_started", "priority": "medium", "complexity": "medium", "assignee_id": null,
+        "repository_id": null, "created_by": "x", "updated_by": "x", "created_at": "2026-01-01T00:00:00.000000Z",
+        "updated_at": "2026-01-01T00:00:00.000000Z", "version": 1, "deleted_at": null, "idempotency_key": null,
+        "idempotency_owner": null, "idempotency_fingerprint": null}});
+    format!("{row}\n")
+}
+
+/// PostgreSQL going down in the middle of an import: the import fails saying so, and once the server
+/// is back the target holds nothing of it (one transaction, never committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_cut_off_by_postgresql_going_down_leaves_the_target_as_it_was() {
+    use std::io::Write;
+    let pg = crate::support::pg::PrivatePostgres::start();
+    let url = pg.create_database("target").await;
+    let mut import = crate::support::binary_command(None)
+        .env_remove("REDIS_URL")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .arg("import")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the import");
+    let mut input = import.stdin.take().unwrap();
+    writeln!(input, r#"{{"format":"task-mcp-dump","version":1}}"#).unwrap();
+    for i in 0..1200 {
+        input.write_all(task_line(i).as_bytes()).unwrap();
+    }
+    input.flush().unwrap();
+    // Two batches are written and the import waits for more lines, inside its transaction.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    let driver = tokio::spawn(connection);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'task-mcp' \
+                 AND state = 'idle in transaction'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the import never got under way");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(client);
+    driver.abort();
+    pg.stop(crate::support::pg::Shutdown::Fast);
+    for i in 1200..1300 {
+        // The import may already have given up and closed its input.
+        if input.write_all(task_line(i).as_bytes()).is_err() {
+            break;
+        }
+    }
+    let _ = writeln!(input, r#"{{"end":{{"rows":1300}}}}"#);
+    drop(input);
+    let output = import.wait_with_output().expect("the import ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the import succeeded without its server");
+    assert!(stderr.contains("PostgreSQL") && stderr.contains("unavailable"), "{stderr}");
+    pg.start_again();
+    let (_, rows) = export(&url);
+    let tasks = rows_of(&rows, "tasks").count();
+    assert_eq!(tasks, 0, "the target kept {tasks} tasks of an import that failed");
+}

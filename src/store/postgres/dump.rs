@@ -122,14 +122,21 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
 async fn write_batch(tx: &tokio_postgres::Transaction<'_>, batch: &[NumberedRow], keep_seqs: bool) -> Outcome<u64> {
     let (Some(first), Some(last)) = (batch.first(), batch.last()) else { return Ok(0) };
     let table = first.row.table;
-    let refused = |e: tokio_postgres::Error| {
-        let lines =
-            if first.line == last.line { first.line.to_string() } else { format!("{}–{}", first.line, last.line) };
-        let why = e.as_db_error().map_or_else(|| e.to_string(), |db| db.message().to_string());
-        Fail::Store(Error::invalid(
-            format!("lines {lines}"),
-            format!("the target refused these {} rows: {why}", table.name),
-        ))
+    // A row the database refuses is named by its lines; a server that stops answering is an outage,
+    // reported as the store reports every other.
+    let refused = |e: tokio_postgres::Error| match e.as_db_error() {
+        Some(db) if !super::is_unavailable(db.code()) => {
+            let lines = if first.line == last.line {
+                first.line.to_string()
+            } else {
+                format!("{}–{}", first.line, last.line)
+            };
+            Fail::Store(Error::invalid(
+                format!("lines {lines}"),
+                format!("the target refused these {} rows: {}", table.name, db.message()),
+            ))
+        }
+        _ => Fail::Pg(e),
     };
     if table.singleton {
         for numbered in batch {
