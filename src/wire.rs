@@ -20,8 +20,9 @@ pub const TASK_REF_PATTERN: &str =
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskJson {
     pub id: Uuid,
-    /// The short name, e.g. "WEB-42": accepted wherever a task id is.
-    #[serde(default)]
+    /// The short name, e.g. "WEB-42": accepted wherever a task id is. (Absent only in events
+    /// written before tasks had keys.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
     pub title: String,
     pub description: Option<String>,

@@ -5,7 +5,9 @@
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Extensions, Implementation, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, Extensions, Implementation, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -17,6 +19,7 @@ use super::args::{
 use super::errors::ToolError;
 use super::identity::ActorSource;
 use super::output::{Structured, StructuredWithText, page_text};
+use super::resources;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
     CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, TaskRef, Title,
@@ -274,8 +277,37 @@ impl ServerHandler for TaskServer {
         self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let listed = async {
+            let actor = self.actors.actor(&context.extensions, None).await?;
+            resources::list(&self.service, &actor).await
+        };
+        let items = listed.await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ListResourcesResult::with_all_items(items))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.service, &request.uri).await.map(Into::into)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).with_title("Shared task list"),
             )
