@@ -146,6 +146,9 @@ pub struct ListArgs {
     /// How many tasks at most (1-200)
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Only tasks you could start now: not started, waiting on nothing, yours or nobody's.
+    #[arg(long)]
+    pub ready: bool,
     /// Print JSON (the REST API's task page) instead of a table
     #[arg(long)]
     pub json: bool,
@@ -177,6 +180,12 @@ pub struct AddArgs {
     #[arg(long)]
     pub complexity: Option<String>,
     /// Who does it: an email, or "me" (--user)
+    /// A task this one waits on (repeat for several).
+    #[arg(long = "blocked-by", value_name = "TASK")]
+    pub blocked_by: Vec<String>,
+    /// The task this one is a step of.
+    #[arg(long, value_name = "TASK")]
+    pub parent: Option<String>,
     #[arg(long)]
     pub assignee: Option<String>,
     /// Print the created task as JSON

@@ -33,6 +33,11 @@ pub enum Error {
 
     /// A backend (the database, Redis) cannot be reached. The message says which, and where
     /// (never with a password).
+    /// The work's state forbids the change (a claim held by another session, a lost claim, a cycle,
+    /// open subtasks): `code` names which, `details` what the caller needs to act.
+    #[error("{}", .0.message)]
+    Refused(crate::domain::Refusal),
+
     #[error("{0}")]
     Unavailable(String),
 
@@ -62,6 +67,7 @@ impl Error {
             Error::NotFound { .. } => "not_found",
             Error::Conflict { .. } => "version_conflict",
             Error::IdempotencyConflict { .. } => "idempotency_conflict",
+            Error::Refused(refusal) => refusal.code,
             Error::Unavailable(_) => "unavailable",
             Error::Unauthorized(_) => "unauthorized",
             Error::Internal(_) => "internal",
@@ -72,6 +78,21 @@ impl Error {
 impl From<ValidationError> for Error {
     fn from(err: ValidationError) -> Self {
         Error::Invalid(err)
+    }
+}
+
+impl From<crate::domain::Refusal> for Error {
+    fn from(refusal: crate::domain::Refusal) -> Self {
+        Error::Refused(refusal)
+    }
+}
+
+impl From<crate::domain::WorkError> for Error {
+    fn from(err: crate::domain::WorkError) -> Self {
+        match err {
+            crate::domain::WorkError::Invalid(v) => Error::Invalid(v),
+            crate::domain::WorkError::Refused(r) => Error::Refused(r),
+        }
     }
 }
 

@@ -43,6 +43,29 @@ pub struct TaskJson {
     pub version: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
+    /// The task this one is a step of.
+    #[serde(default)]
+    pub parent_id: Option<Uuid>,
+    /// Who works on it, until when; null when nobody holds it.
+    #[serde(default)]
+    pub claim: Option<ClaimJson>,
+    /// Blockers not yet completed or cancelled (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub open_blockers: i64,
+}
+
+/// A claim: the session holding the task, its client's name, and when the lease ends.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ClaimJson {
+    pub holder: String,
+    pub agent: Option<String>,
+    pub expires_at: String,
+}
+
+impl From<&domain::Claim> for ClaimJson {
+    fn from(c: &domain::Claim) -> Self {
+        Self { holder: c.holder.clone(), agent: c.agent.clone(), expires_at: rfc3339(c.expires_at) }
+    }
 }
 
 impl From<&domain::Task> for TaskJson {
@@ -64,6 +87,9 @@ impl From<&domain::Task> for TaskJson {
             updated_at: rfc3339(t.updated_at),
             version: t.version,
             deleted_at: t.deleted_at.map(rfc3339),
+            parent_id: t.parent_id,
+            claim: t.claim.as_ref().map(ClaimJson::from),
+            open_blockers: t.open_blockers,
         }
     }
 }
@@ -82,6 +108,16 @@ pub struct TaskSummaryJson {
     /// Absent when the page names one repository for all its tasks, or the task has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// Open blockers it waits on (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub open_blockers: i64,
+    /// The claim's holder (absent when nobody holds it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl From<&domain::Task> for TaskSummaryJson {
@@ -93,6 +129,8 @@ impl From<&domain::Task> for TaskSummaryJson {
             priority: t.priority.to_string(),
             assignee: t.assignee_email.clone(),
             repository: t.repository.clone(),
+            open_blockers: t.open_blockers,
+            claimed_by: t.claim.as_ref().map(|c| c.holder.clone()),
         }
     }
 }
@@ -119,6 +157,7 @@ impl Detail {
 /// A listed task, in the detail asked for.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // built and serialised once per listed task, never stored
 pub enum TaskItemJson {
     Full(Box<TaskJson>),
     Summary(TaskSummaryJson),
@@ -223,13 +262,66 @@ impl From<&domain::HistoryEntry> for HistoryJson {
     }
 }
 
-/// A task with its comments and history, oldest first.
+/// A task as a linked task's detail names it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct LinkJson {
+    pub id: Uuid,
+    pub title: String,
+    pub status: String,
+}
+
+impl From<&domain::Link> for LinkJson {
+    fn from(l: &domain::Link) -> Self {
+        Self { id: l.id, title: l.title.clone(), status: l.status.to_string() }
+    }
+}
+
+/// A task with its comments and history (oldest first), and the tasks linked to it.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskDetailJson {
     #[serde(flatten)]
     pub task: TaskJson,
     pub comments: Vec<CommentJson>,
     pub history: Vec<HistoryJson>,
+    /// Tasks this one waits on.
+    #[serde(default)]
+    pub blocked_by: Vec<LinkJson>,
+    /// Tasks waiting on this one.
+    #[serde(default)]
+    pub blocking: Vec<LinkJson>,
+    #[serde(default)]
+    pub subtasks: Vec<LinkJson>,
+    #[serde(default)]
+    pub parent: Option<LinkJson>,
+}
+
+impl TaskDetailJson {
+    pub fn new(
+        task: &domain::Task,
+        comments: &[domain::Comment],
+        history: &[domain::HistoryEntry],
+        links: &domain::TaskLinks,
+    ) -> Self {
+        let list = |links: &[domain::Link]| links.iter().map(LinkJson::from).collect();
+        Self {
+            task: TaskJson::from(task),
+            comments: comments.iter().map(CommentJson::from).collect(),
+            history: history.iter().map(HistoryJson::from).collect(),
+            blocked_by: list(&links.blocked_by),
+            blocking: list(&links.blocking),
+            subtasks: list(&links.subtasks),
+            parent: links.parent.as_ref().map(LinkJson::from),
+        }
+    }
+}
+
+/// `claim_task`'s result: the task claimed, or none and why.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ClaimedJson {
+    pub task: Option<TaskJson>,
+    /// Why no task was claimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -337,6 +429,17 @@ impl TaskJson {
                 Some(raw) => Some(time(raw)?),
                 None => None,
             },
+            parent_id: self.parent_id,
+            claim: match &self.claim {
+                Some(c) => Some(domain::Claim {
+                    holder: c.holder.clone(),
+                    agent: c.agent.clone(),
+                    expires_at: time(&c.expires_at)?,
+                }),
+                None => None,
+            },
+            lapsed_holder: None,
+            open_blockers: self.open_blockers,
         })
     }
 }

@@ -13,6 +13,9 @@ use crate::events::relay::{self, RelayMode};
 use crate::service::TaskService;
 use crate::store::{self, Store};
 
+/// How often `serve` looks for leases that ran out.
+pub const LEASE_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The parts every command is built from.
 #[derive(Clone)]
 pub struct Parts {
@@ -66,6 +69,25 @@ impl Parts {
     /// Without Redis: prunes the event log by age alone.
     pub fn spawn_pruner(&self, shutdown: CancellationToken) -> JoinHandle<()> {
         relay::spawn_pruner(self.store.clone(), self.event_retention(), shutdown)
+    }
+
+    /// Records leases that run out while `serve` runs, within [`LEASE_SWEEP_EVERY`] of their end, so
+    /// watchers see the task become ready without waiting for the next claim.
+    pub fn spawn_lease_sweeper(&self, shutdown: CancellationToken) -> JoinHandle<()> {
+        let service = self.service.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(LEASE_SWEEP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if let Err(err) = service.expire_claims().await {
+                    tracing::debug!("leases that ran out are recorded later: {err}");
+                }
+            }
+        })
     }
 
     /// Starts this process's live hub over the store and, when configured, Redis.

@@ -9,7 +9,16 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
 
 const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
-     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
+     (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL)";
+/// The store's condition "task `t` waits on an open blocker".
+const OPEN_BLOCKER: &str = "SELECT 1 FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL";
+/// The store's pick of the next ready task (`store::*::work::next_ready`).
+const NEXT_READY_ORDER: &str = "ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
+     ELSE 3 END, t.created_at, t.id LIMIT 1";
 const TASK_FROM: &str =
     "tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
 const EVENT_ORDER_LOCK: i64 = 0x746d_6370_2d65_7674;
@@ -28,6 +37,10 @@ pub struct PgFloor {
     get: Statement,
     comments: Statement,
     history_of: Statement,
+    sweep: Statement,
+    user: Statement,
+    next_ready: Statement,
+    claim: Statement,
 }
 
 pub async fn connect_client(url: &str) -> Result<Client> {
@@ -102,8 +115,65 @@ impl PgFloor {
                  FROM task_history WHERE task_id = $1 ORDER BY n"
                 .into())
             .await?,
+            sweep: p(format!(
+                "SELECT {TASK_COLUMNS}, t.repository_id, now() FROM {TASK_FROM} \
+                 WHERE t.claim_expires_at <= now() AND t.deleted_at IS NULL \
+                 ORDER BY t.claim_expires_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED"
+            ))
+            .await?,
+            user: p("SELECT id, email, name, created_at FROM users WHERE email = $1".into()).await?,
+            next_ready: p(format!(
+                "SELECT t.id FROM tasks t WHERE t.deleted_at IS NULL AND t.status = 'not_started' \
+                 AND (t.assignee_id IS NULL OR t.assignee_id = $1) \
+                 AND ($2::text IS NULL OR t.repository_id = (SELECT id FROM repositories WHERE name = $2)) \
+                 AND NOT EXISTS ({OPEN_BLOCKER}) {NEXT_READY_ORDER} FOR UPDATE OF t SKIP LOCKED"
+            ))
+            .await?,
+            claim: p("UPDATE tasks SET status = 'in_progress', assignee_id = $2, updated_by = $3, version = version + 1, \
+                 updated_at = GREATEST(now(), updated_at), claim_holder = $4, claim_agent = NULL, \
+                 claim_expires_at = now() + interval '1800 seconds', claim_lapsed_holder = NULL \
+                 WHERE id = $1 RETURNING updated_at, version, claim_expires_at"
+                .into())
+            .await?,
             client,
         })
+    }
+
+    /// `claim_task` without a task id: the sweep of leases that ran out (its own transaction), then
+    /// the user, the pick under `SKIP LOCKED`, the row locked, the claim written, three history rows
+    /// and the event. `None` when nothing is ready.
+    pub async fn claim_next(&mut self, email: &str, holder: &str, actor: &str) -> Result<Option<Uuid>> {
+        let tx = self.client.transaction().await?;
+        tx.query(&self.sweep, &[&100i64]).await?;
+        tx.commit().await?;
+        let tx = self.client.transaction().await?;
+        let user_id: Uuid = tx.query_one(&self.user, &[&email]).await?.try_get(0)?;
+        let repository: Option<&str> = None;
+        let Some(next) = tx.query_opt(&self.next_ready, &[&user_id, &repository]).await? else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let id: Uuid = next.try_get(0)?;
+        let old = task(&tx.query_one(&self.lock_update, &[&id]).await?)?;
+        let updated = tx.query_one(&self.claim, &[&id, &user_id, &actor, &holder]).await?;
+        let mut new = old.clone();
+        new.status = Status::InProgress;
+        new.assignee_id = Some(user_id);
+        new.assignee_email = Some(email.to_owned());
+        new.updated_at = updated.try_get(0)?;
+        new.version = updated.try_get(1)?;
+        new.updated_by = actor.to_owned();
+        new.claim =
+            Some(task_mcp::domain::Claim { holder: holder.to_owned(), agent: None, expires_at: updated.try_get(2)? });
+        let claim = new.claim.as_ref().map(|c| c.describe());
+        let changes = [
+            ("status", Some("not_started".to_owned()), Some("in_progress".to_owned())),
+            ("assignee", None, Some(email.to_owned())),
+            ("claim", None, claim),
+        ];
+        record(&tx, &self.history, &self.event, &changes, None, "task_assigned", &new, actor).await?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
     /// `create_task` with a repository: the lookup, the insert, the history row and the event.
@@ -151,6 +221,10 @@ impl PgFloor {
             updated_at: row.try_get(1)?,
             version: 1,
             deleted_at: None,
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         };
         let changes = [("created", None, Some(title.to_owned()))];
         record(&tx, &self.history, &self.event, &changes, None, "task_created", &task, actor).await?;
@@ -163,7 +237,7 @@ impl PgFloor {
         let tx = self.client.transaction().await?;
         let row = tx.query_one(&self.lock_update, &[&id]).await?;
         let old = task(&row)?;
-        let repository_id: Option<Uuid> = row.try_get(15)?;
+        let repository_id: Option<Uuid> = row.try_get(21)?;
         let mut new = old.clone();
         new.status = Status::from_stored(status).context("status")?;
         let updated = tx
@@ -274,5 +348,9 @@ fn task(row: &Row) -> Result<Task> {
         updated_at: row.try_get(12)?,
         version: row.try_get(13)?,
         deleted_at: row.try_get(14)?,
+        parent_id: None,
+        claim: None,
+        lapsed_holder: None,
+        open_blockers: 0,
     })
 }

@@ -11,7 +11,16 @@ use task_mcp::domain::{Complexity, Priority, Status, Task};
 use uuid::Uuid;
 
 const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
-     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at";
+     t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
+     (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL)";
+/// The store's condition "task `t` waits on an open blocker".
+const OPEN_BLOCKER: &str = "SELECT 1 FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL";
+/// The store's pick of the next ready task (`store::*::work::next_ready`).
+const NEXT_READY_ORDER: &str = "ORDER BY CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 \
+     ELSE 3 END, t.created_at, t.id LIMIT 1";
 const TASK_FROM: &str =
     "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
 
@@ -84,6 +93,73 @@ impl SqliteFloor {
         Ok(conn.last_insert_rowid())
     }
 
+    /// `claim_task` without a task id: the sweep of leases that ran out (its own transaction), then in
+    /// one write transaction the user, the pick, the task read, the claim written, three history rows
+    /// and the event. `None` when nothing is ready.
+    pub fn claim_next(&mut self, email: &str, holder: &str, actor: &str) -> Result<Option<Uuid>> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sweep = format!(
+            "SELECT {TASK_COLUMNS} {TASK_FROM} WHERE t.claim_expires_at <= ?1 AND t.deleted_at IS NULL \
+             ORDER BY t.claim_expires_at LIMIT ?2"
+        );
+        let expired = tx.prepare_cached(&sweep)?.query_map(params![now_micros(), 100], task)?.count();
+        debug_assert_eq!(expired, 0);
+        tx.commit()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let user_id: String = tx
+            .prepare_cached("SELECT id, email, name, created_at FROM users WHERE email = ?1")?
+            .query_row([email], |r| r.get(0))?;
+        let pick = format!(
+            "SELECT t.id FROM tasks t WHERE t.deleted_at IS NULL AND t.status = 'not_started' \
+             AND (t.assignee_id IS NULL OR t.assignee_id = ?1) \
+             AND (?2 IS NULL OR t.repository_id = (SELECT id FROM repositories WHERE name = ?2)) \
+             AND NOT EXISTS ({OPEN_BLOCKER}) {NEXT_READY_ORDER}"
+        );
+        let next: Option<String> =
+            tx.prepare_cached(&pick)?.query_row(params![user_id, None::<String>], |r| r.get(0)).optional()?;
+        let Some(id) = next else {
+            tx.commit()?;
+            return Ok(None);
+        };
+        let old = Self::live_task(&tx, &id)?;
+        let at = now_micros();
+        let mut new = old.clone();
+        new.status = Status::InProgress;
+        new.assignee_id = Some(Uuid::parse_str(&user_id)?);
+        new.assignee_email = Some(email.to_owned());
+        new.updated_at = time(at)?.max(old.updated_at);
+        new.version = old.version + 1;
+        new.updated_by = actor.to_owned();
+        let expires = at + 1_800_000_000;
+        new.claim =
+            Some(task_mcp::domain::Claim { holder: holder.to_owned(), agent: None, expires_at: time(expires)? });
+        tx.prepare_cached(
+            "UPDATE tasks SET status = ?2, assignee_id = ?3, updated_by = ?4, updated_at = ?5, version = ?6, \
+                              parent_id = ?7, claim_holder = ?8, claim_agent = ?9, claim_expires_at = ?10, \
+                              claim_lapsed_holder = ?11 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            "in_progress",
+            user_id,
+            actor,
+            new.updated_at.timestamp_micros(),
+            new.version,
+            None::<String>,
+            holder,
+            None::<String>,
+            expires,
+            None::<String>
+        ])?;
+        let claim = new.claim.as_ref().map(|c| c.describe());
+        Self::history(&tx, &id, "status", Some("not_started"), Some("in_progress"), actor, at)?;
+        Self::history(&tx, &id, "assignee", None, Some(email), actor, at)?;
+        Self::history(&tx, &id, "claim", None, claim.as_deref(), actor, at)?;
+        Self::event(&tx, "task_assigned", &new, actor, at)?;
+        tx.commit()?;
+        Ok(Some(new.id))
+    }
+
     /// `create_task` with a repository (which exists by then).
     pub fn create(&mut self, title: &str, repository: &str, actor: &str) -> Result<Uuid> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -108,6 +184,10 @@ impl SqliteFloor {
             updated_at: time(at)?,
             version: 1,
             deleted_at: None,
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         };
         let id_text = id.hyphenated().to_string();
         tx.prepare_cached(
@@ -262,5 +342,9 @@ fn task(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
         updated_at: at(12)?,
         version: row.get(13)?,
         deleted_at: row.get::<_, Option<i64>>(14)?.and_then(chrono::DateTime::from_timestamp_micros),
+        parent_id: None,
+        claim: None,
+        lapsed_holder: None,
+        open_blockers: 0,
     })
 }

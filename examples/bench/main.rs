@@ -16,6 +16,7 @@
 //! `serve` (the HTTP child), `http_load` (section 4), `sse` (raw SSE client), `feed` (section 5),
 //! `stats` (quantiles, tables), `summary` (the targets).
 
+mod claims;
 mod feed;
 mod floor_pg;
 mod floor_sqlite;
@@ -38,7 +39,7 @@ use anyhow::{Result, bail};
 use setup::Backend;
 
 /// The parts of a run, in the order they run (`--sections` picks some).
-const SECTIONS: [&str; 4] = ["startup", "tools", "http", "feed"];
+const SECTIONS: [&str; 5] = ["startup", "tools", "claims", "http", "feed"];
 
 struct Options {
     smoke: bool,
@@ -143,6 +144,14 @@ async fn run(backend: &Backend, plan: &plan::Plan, sections: &[String], report: 
             println!("{}", table.render());
         }
         report.add_tools(backend, figures);
+    }
+    if wanted("claims") {
+        eprintln!("bench: {} — claims", backend.label);
+        let (tables, figures) = claims::claims(backend, plan).await?;
+        for table in tables {
+            println!("{}", table.render());
+        }
+        report.add_claims(backend, figures);
     }
     if wanted("http") {
         eprintln!("bench: {} — serve under load", backend.label);

@@ -103,6 +103,23 @@ impl Report {
         ]);
     }
 
+    pub fn add_claims(&mut self, backend: &Backend, claims: crate::claims::ClaimFigures) {
+        let label = backend.label;
+        self.rows.push(vec![
+            label.into(),
+            "claim_task (next) ≤ 1.3× floor (median)".into(),
+            format!("{:.2}×", claims.ratio),
+            verdict(claims.ratio <= 1.3),
+        ]);
+        let share = claims.claims_per_second / claims.creates_per_second;
+        self.rows.push(vec![
+            label.into(),
+            format!("{} racers' claims/s ≥ 70% of one writer's creates/s", claims.racers),
+            format!("{:.0}/s vs {:.0}/s ({:.0} %)", claims.claims_per_second, claims.creates_per_second, 100.0 * share),
+            verdict(share >= 0.7),
+        ]);
+    }
+
     pub fn add_feed(&mut self, backend: &Backend, feed: FeedFigures) {
         let label = backend.label;
         if let Some(&(clients, p99)) = feed.p99_by_clients.last() {

@@ -11,11 +11,11 @@ use crate::domain::TaskRef;
 use super::task_view::{Style, render_detail, render_table, render_task_line};
 use crate::cli::{AddArgs, CommentArgs, ListArgs, TaskArgs};
 use crate::domain::{
-    Actor, CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Title, UserRef,
+    Actor, CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Title, UserRef, parse_uuid,
 };
 use crate::error::Error;
 use crate::service::{CreateTask, ListTasks, UpdateTask};
-use crate::wire::{CommentAddedJson, CommentJson, Detail, HistoryJson, TaskDetailJson, TaskJson, TaskPageJson};
+use crate::wire::{CommentAddedJson, CommentJson, Detail, TaskDetailJson, TaskJson, TaskPageJson};
 use crate::wiring::Parts;
 
 /// One of the terminal task commands.
@@ -71,6 +71,8 @@ async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
                 query: optional(args.search.as_deref(), |raw| SearchText::parse("--search", raw))?,
                 limit: Some(args.limit),
                 cursor: None,
+                ready: args.ready,
+                parent_id: None,
             };
             let page = service.list_tasks(&actor, request).await.map_err(rename("limit", "--limit"))?;
             if args.json {
@@ -82,11 +84,7 @@ async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
             let id = task_id(&args.task)?;
             let detail = service.get_task_detail(&id).await?;
             if args.json {
-                return Ok(json(&TaskDetailJson {
-                    task: TaskJson::from(&detail.task),
-                    comments: detail.comments.iter().map(CommentJson::from).collect(),
-                    history: detail.history.iter().map(HistoryJson::from).collect(),
-                }));
+                return Ok(json(&TaskDetailJson::new(&detail.task, &detail.comments, &detail.history, &detail.links)));
             }
             Ok(render_detail(&detail, style))
         }
@@ -100,6 +98,12 @@ async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
                 priority: optional(args.priority.as_deref(), |raw| Priority::parse("--priority", raw))?,
                 complexity: optional(args.complexity.as_deref(), |raw| Complexity::parse("--complexity", raw))?,
                 idempotency_key: None,
+                parent_id: optional(args.parent.as_deref(), |raw| parse_uuid("--parent", raw))?,
+                blocked_by: args
+                    .blocked_by
+                    .iter()
+                    .map(|raw| parse_uuid("--blocked-by", raw))
+                    .collect::<Result<_, _>>()?,
             };
             let created = service.create_task(&actor, request).await?;
             finish_task(&created.task, args.json, style)

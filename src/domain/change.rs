@@ -1,6 +1,8 @@
 //! What a change to a task is: the patch asked for, the field-by-field diff written to history,
 //! and the event kind published for it.
 
+use uuid::Uuid;
+
 use super::{Complexity, Description, Priority, RepoName, Status, Task, Title, UserKey};
 
 /// The fields a caller asked to change. `None` leaves a field alone; `Some(None)` clears it.
@@ -13,6 +15,11 @@ pub struct TaskPatch {
     pub complexity: Option<Complexity>,
     pub assignee: Option<Option<UserKey>>,
     pub repository: Option<Option<RepoName>>,
+    /// The task this one becomes a step of (`Some(None)`: none).
+    pub parent: Option<Option<Uuid>>,
+    /// Tasks this one starts (or stops) waiting on.
+    pub add_blocked_by: Vec<Uuid>,
+    pub remove_blocked_by: Vec<Uuid>,
 }
 
 impl TaskPatch {
@@ -45,6 +52,8 @@ pub fn diff_tasks(old: &Task, new: &Task) -> Vec<FieldChange> {
     push("complexity", Some(old.complexity.to_string()), Some(new.complexity.to_string()));
     push("assignee", old.assignee_email.clone(), new.assignee_email.clone());
     push("repository", old.repository.clone(), new.repository.clone());
+    push("parent", old.parent_id.map(|p| p.to_string()), new.parent_id.map(|p| p.to_string()));
+    push("claim", old.claim.as_ref().map(|c| c.describe()), new.claim.as_ref().map(|c| c.describe()));
     changes
 }
 
@@ -114,7 +123,6 @@ pub fn event_kind_for_update(old: &Task, new: &Task) -> EventKind {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use uuid::Uuid;
 
     fn task() -> Task {
         Task {
@@ -134,6 +142,10 @@ mod tests {
             updated_at: Utc::now(),
             version: 1,
             deleted_at: None,
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         }
     }
 

@@ -7,6 +7,7 @@ mod key;
 pub(crate) mod properties;
 mod text;
 mod values;
+mod work;
 mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
@@ -17,6 +18,10 @@ pub use text::{
     TITLE_MAX_CHARS, Title,
 };
 pub use values::{Complexity, Priority, Status};
+pub use work::{
+    Claim, LEASE_DEFAULT_SECONDS, LEASE_MAX_SECONDS, Lease, Link, Refusal, SYSTEM_ACTOR, Session, TaskLinks, WorkError,
+    claimed, dependency_cycle, lapsed, link_changes, parent_cycle, released, unblocked, unfinished_subtasks,
+};
 pub use write::{Record, TaskDraft, VersionConflict, check_version, commented, deleted, updated_at};
 
 use chrono::{DateTime, Utc};
@@ -158,6 +163,15 @@ pub struct Task {
     pub updated_at: DateTime<Utc>,
     pub version: i64,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The task this one is a step of.
+    pub parent_id: Option<Uuid>,
+    /// Who works on it now, until when (see `work`).
+    pub claim: Option<Claim>,
+    /// The holder whose lease ran out, until the task is claimed or released again: renewing is
+    /// then refused as `claim_lost` rather than silently granted anew.
+    pub lapsed_holder: Option<String>,
+    /// Blockers neither completed nor cancelled, counted when the task is read.
+    pub open_blockers: i64,
 }
 
 /// A comment on a task.

@@ -91,6 +91,13 @@ impl Default for Complexity {
     }
 }
 
+impl Status {
+    /// Whether work on the task may still happen: a blocker is open until completed or cancelled.
+    pub fn is_open(self) -> bool {
+        !matches!(self, Status::Completed | Status::Cancelled)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

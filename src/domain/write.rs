@@ -62,6 +62,7 @@ pub struct TaskDraft<'a> {
     pub complexity: Complexity,
     pub assignee: Option<User>,
     pub repository: Option<&'a RepoName>,
+    pub parent_id: Option<Uuid>,
 }
 
 impl TaskDraft<'_> {
@@ -85,6 +86,10 @@ impl TaskDraft<'_> {
             updated_at: now,
             version: 1,
             deleted_at: None,
+            parent_id: self.parent_id,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         };
         let created = FieldChange { field: "created", old_value: None, new_value: Some(task.title.clone()) };
         Record {
@@ -134,7 +139,16 @@ impl TaskPatch {
         if let Some(repository) = &self.repository {
             new.repository = repository.as_ref().map(|r| r.as_str().to_owned());
         }
-        let history = diff_tasks(old, &new);
+        if let Some(parent) = self.parent {
+            new.parent_id = parent;
+        }
+        // A claim means someone works on it: a task set to any other status is nobody's work any more.
+        if new.status != Status::InProgress {
+            new.claim = None;
+            new.lapsed_holder = None;
+        }
+        let mut history = diff_tasks(old, &new);
+        history.extend(super::work::link_changes(&self.add_blocked_by, &self.remove_blocked_by));
         if history.is_empty() {
             return None;
         }
@@ -208,6 +222,7 @@ mod tests {
             complexity: Complexity::Medium,
             assignee: None,
             repository: None,
+            parent_id: None,
         };
         draft.create(Uuid::nil(), "T-1".into(), "ann@example.com", at(0)).task
     }
@@ -228,6 +243,7 @@ mod tests {
             complexity: Complexity::Low,
             assignee: Some(bob.clone()),
             repository: None,
+            parent_id: None,
         };
         let record = draft.create(Uuid::nil(), "T-1".into(), "ann@example.com", at(5));
         assert_eq!(record.task.version, 1);

@@ -74,6 +74,14 @@ mod tests {
             updated_at: at(1_800_000_000_123_456),
             version: 3,
             deleted_at: deleted.then(|| at(1_800_000_000_999_999)),
+            parent_id: Some(Uuid::now_v7()),
+            claim: Some(crate::domain::Claim {
+                holder: "bob@example.com (process 7 1a2b3c4d)".into(),
+                agent: Some("claude-code".into()),
+                expires_at: at(1_800_000_100_000_000),
+            }),
+            lapsed_holder: None,
+            open_blockers: 2,
         };
         Event {
             seq: 42,

@@ -157,6 +157,9 @@ impl From<Error> for ApiError {
                 let details = json!({ "idempotency_key": key, "task_id": task_id });
                 ApiError::new(StatusCode::CONFLICT, code, err.to_string()).with_details(details)
             }
+            Error::Refused(refusal) => {
+                ApiError::new(StatusCode::CONFLICT, code, refusal.message).with_details(refusal.details)
+            }
             Error::Unavailable(message) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).with_header(header::RETRY_AFTER, 1)
             }

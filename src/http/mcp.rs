@@ -21,21 +21,24 @@ use super::AppState;
 use super::auth::{Guard, authenticate};
 use super::errors::ApiError;
 use super::hosts;
-use crate::domain::Actor;
+use crate::domain::{Actor, Session};
 use crate::error::Error;
 use crate::mcp::framing::{self, Inbound};
 use crate::mcp::{ActorSource, TaskServer};
 
 /// The `/mcp` route, behind the API-key guard.
 pub fn routes(state: &AppState) -> Router<AppState> {
-    let actors = ActorSource::from_request(|extensions| {
-        // rmcp puts the HTTP request's parts in the call's extensions; the auth layer put the actor
-        // in theirs. Without one the call is refused (the layer makes that impossible in practice).
-        extensions
-            .get::<Parts>()
-            .and_then(|parts| parts.extensions.get::<Actor>().cloned())
-            .ok_or_else(|| Error::Unauthorized("no API key was verified for this request".to_owned()))
-    });
+    let actors = ActorSource::from_request(
+        |extensions| {
+            // rmcp puts the HTTP request's parts in the call's extensions; the auth layer put the actor
+            // in theirs. Without one the call is refused (the layer makes that impossible in practice).
+            extensions
+                .get::<Parts>()
+                .and_then(|parts| parts.extensions.get::<Actor>().cloned())
+                .ok_or_else(|| Error::Unauthorized("no API key was verified for this request".to_owned()))
+        },
+        |extensions| extensions.get::<Parts>().and_then(|parts| parts.extensions.get::<Session>().cloned()),
+    );
     let server = TaskServer::new(state.service.clone(), actors);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts::allowed(&state.config))

@@ -25,6 +25,7 @@ mod properties;
 mod schema;
 pub mod sse;
 pub mod tasks;
+pub mod work;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Deref;
@@ -270,6 +271,52 @@ pub fn api(state: AppState) -> Api {
             sse::ticket,
         )
         .add(
+            op(
+                M::POST,
+                "/api/tasks/claim",
+                "claimNextTask",
+                "Claim the next ready task for the caller's credential (highest priority, then oldest); task null \
+                 and a reason when none is ready",
+            )
+            .optional_body::<work::ClaimBody>()
+            .ok::<crate::wire::ClaimedJson>(200)
+            .errors(&[400, 413, 415, 422, 503]),
+            work::claim_next,
+        )
+        .add(
+            op(
+                M::POST,
+                "/api/tasks/{id}/claim",
+                "claimTask",
+                "Claim a task (or renew your claim's lease); 409 already_claimed when another session holds it, \
+                 claim_lost when your lease ran out",
+            )
+            .optional_body::<work::ClaimBody>()
+            .ok::<crate::wire::TaskJson>(200)
+            .etag()
+            .errors(write_errors),
+            work::claim,
+        )
+        .add(
+            op(
+                M::POST,
+                "/api/tasks/{id}/release",
+                "releaseTask",
+                "Give back a task you hold (not_started, or blocked); 409 claim_lost when you do not hold it",
+            )
+            .optional_body::<work::ReleaseBody>()
+            .ok::<crate::wire::TaskJson>(200)
+            .etag()
+            .errors(write_errors),
+            work::release,
+        )
+        .add(
+            op(M::GET, "/api/tasks/{id}/links", "taskLinks", "The tasks it waits on, waiting on it, its subtasks, its parent")
+                .ok::<work::LinksJson>(200)
+                .errors(task_errors),
+            work::links,
+        )
+        .add(
             op(M::GET, "/api/tasks/{id}", "getTask", "One task, with its version as ETag")
                 .ok::<crate::wire::TaskJson>(200)
                 .etag()
@@ -445,6 +492,7 @@ impl Server {
         if relay.is_none() {
             parts.spawn_pruner(inner.clone());
         }
+        parts.spawn_lease_sweeper(inner.clone());
         // Migrate in the background: a database that is down must not keep the server from starting
         // (it answers 503 until the database is back).
         tokio::spawn({

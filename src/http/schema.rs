@@ -6,8 +6,8 @@ use schemars::generate::SchemaGenerator;
 use serde_json::{Value, json};
 
 use crate::domain::{
-    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, EMAIL_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, Priority,
-    REPO_MAX_CHARS, SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
+    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, EMAIL_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS,
+    LEASE_DEFAULT_SECONDS, LEASE_MAX_SECONDS, Priority, REPO_MAX_CHARS, SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
 };
 use crate::service::MAX_PAGE_SIZE;
 
@@ -141,6 +141,32 @@ pub fn page_size(_: &mut SchemaGenerator) -> Schema {
 pub fn version_or_null(_: &mut SchemaGenerator) -> Schema {
     schema(json!({ "type": ["integer", "null"], "minimum": 1, "maximum": i64::MAX }))
 }
+const UUID_PATTERN: &str = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
+
+fn task_id_value() -> Value {
+    json!({ "type": "string", "pattern": UUID_PATTERN, "description": "A task's UUID." })
+}
+pub fn task_id_or_null(_: &mut SchemaGenerator) -> Schema {
+    or_null(task_id_value())
+}
+/// A list of task ids, each a UUID.
+pub fn task_ids_or_null(_: &mut SchemaGenerator) -> Schema {
+    schema(json!({ "type": ["array", "null"], "items": task_id_value() }))
+}
+/// A lease in seconds, from the domain's bounds.
+pub fn lease_or_null(_: &mut SchemaGenerator) -> Schema {
+    schema(json!({ "type": ["integer", "null"], "minimum": 1, "maximum": LEASE_MAX_SECONDS,
+                   "description": format!("Seconds, 1 to {LEASE_MAX_SECONDS} (default {LEASE_DEFAULT_SECONDS}).") }))
+}
+/// What a released task becomes.
+pub fn release_status_or_null(_: &mut SchemaGenerator) -> Schema {
+    or_null(closed(vec!["not_started", "blocked"]))
+}
+/// `true` or `false`, as a query parameter.
+pub fn flag(_: &mut SchemaGenerator) -> Schema {
+    schema(closed(vec!["true", "false"]))
+}
+
 /// Comma-separated repository names.
 pub fn repositories(_: &mut SchemaGenerator) -> Schema {
     let name = format!("[A-Za-z0-9._/-]{{1,{REPO_MAX_CHARS}}}");

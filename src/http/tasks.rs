@@ -15,6 +15,7 @@ use super::extract::{ApiJson, ApiQuery, BodyRules, IdempotencyHeader, IfMatch, O
 use super::schema;
 use crate::domain::{
     CommentText, Complexity, Description, Priority, RepoName, SearchText, Status, Task, Title, UserRef, given,
+    parse_uuid,
 };
 use crate::service::{CreateTask, ListTasks, MAX_PAGE_SIZE, UpdateTask};
 use crate::wire::{CommentJson, Detail, HistoryJson, TaskJson, TaskPageJson};
@@ -25,7 +26,7 @@ pub fn etag(version: i64) -> String {
 }
 
 /// A task as a response: the task JSON, its `ETag`.
-fn task_response(status: StatusCode, task: &Task) -> Response {
+pub(super) fn task_response(status: StatusCode, task: &Task) -> Response {
     let mut response = (status, Json(TaskJson::from(task))).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag(task.version)) {
         response.headers_mut().insert(header::ETAG, value);
@@ -51,11 +52,26 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     }
 }
 
-fn parse_opt<T, E: Into<ApiError>>(
+pub(super) fn parse_opt<T, E: Into<ApiError>>(
     value: Option<String>,
     parse: impl FnOnce(&str) -> Result<T, E>,
 ) -> ApiResult<Option<T>> {
     value.map(|v| parse(&v)).transpose().map_err(Into::into)
+}
+
+/// A list of task ids.
+pub(super) fn task_ids(field: &str, values: Option<Vec<String>>) -> ApiResult<Vec<uuid::Uuid>> {
+    Ok(values.unwrap_or_default().iter().map(|raw| parse_uuid(field, raw)).collect::<Result<_, _>>()?)
+}
+
+/// `true` or `false`.
+fn flag(field: &str, raw: &str) -> Result<bool, crate::domain::ValidationError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(crate::domain::ValidationError::new(field, format!("{raw:?} is not a flag"))
+            .with_accepted(["true", "false"])),
+    }
 }
 
 /// A field that may be changed but not cleared: `null` is refused.
@@ -130,6 +146,14 @@ pub struct ListQuery {
     #[schemars(schema_with = "schema::detail")]
     #[serde(default)]
     pub detail: Option<String>,
+    /// "true": only tasks the caller could claim now.
+    #[schemars(schema_with = "schema::flag")]
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// Only the subtasks of this task.
+    #[schemars(schema_with = "schema::task_id_or_null")]
+    #[serde(default)]
+    pub parent_id: Option<String>,
 }
 
 pub async fn list(
@@ -157,6 +181,8 @@ pub async fn list(
         query: parse_opt(given(query.q), |raw| SearchText::parse("q", raw))?,
         limit,
         cursor: given(query.cursor),
+        ready: parse_opt(given(query.ready), |raw| flag("ready", raw))?.unwrap_or(false),
+        parent_id: parse_opt(given(query.parent_id), |raw| parse_uuid("parent_id", raw))?,
     };
     let page = state.service.list_tasks(&actor, request).await?;
     Ok(Json(TaskPageJson::new(&page.tasks, page.next_cursor, detail)))
@@ -198,6 +224,14 @@ pub struct CreateTaskBody {
     #[schemars(schema_with = "schema::repository_or_null")]
     #[serde(default)]
     pub repository: Option<String>,
+    /// Tasks it waits on.
+    #[schemars(schema_with = "schema::task_ids_or_null")]
+    #[serde(default)]
+    pub blocked_by: Option<Vec<String>>,
+    /// The task it is a step of.
+    #[schemars(schema_with = "schema::task_id_or_null")]
+    #[serde(default)]
+    pub parent_id: Option<String>,
 }
 
 impl BodyRules for CreateTaskBody {}
@@ -217,6 +251,8 @@ pub async fn create(
         priority: parse_opt(body.priority, |raw| Priority::parse("priority", raw))?,
         complexity: parse_opt(body.complexity, |raw| Complexity::parse("complexity", raw))?,
         idempotency_key,
+        parent_id: parse_opt(body.parent_id, |raw| parse_uuid("parent_id", raw))?,
+        blocked_by: task_ids("blocked_by", body.blocked_by)?,
     };
     let created = state.service.create_task(&actor, request).await?;
     let mut response = task_response(StatusCode::CREATED, &created.task);
@@ -266,6 +302,18 @@ pub struct PatchTaskBody {
     #[schemars(schema_with = "schema::version_or_null")]
     #[serde(default, deserialize_with = "whole_number")]
     pub expected_version: Option<i64>,
+    /// Tasks it starts waiting on.
+    #[schemars(schema_with = "schema::task_ids_or_null")]
+    #[serde(default)]
+    pub add_blocked_by: Option<Vec<String>>,
+    /// Tasks it stops waiting on.
+    #[schemars(schema_with = "schema::task_ids_or_null")]
+    #[serde(default)]
+    pub remove_blocked_by: Option<Vec<String>>,
+    /// The task it is a step of; `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(schema_with = "schema::task_id_or_null")]
+    pub parent_id: Option<Option<String>>,
 }
 
 impl BodyRules for PatchTaskBody {}
@@ -291,6 +339,9 @@ pub async fn patch(
         repository: body.repository.map(|r| parse_opt(r, |raw| RepoName::parse("repository", raw))).transpose()?,
         comment: parse_opt(body.comment, |raw| CommentText::parse("comment", raw))?,
         expected_version: expected,
+        parent: body.parent_id.map(|p| parse_opt(p, |raw| parse_uuid("parent_id", raw))).transpose()?,
+        add_blocked_by: task_ids("add_blocked_by", body.add_blocked_by)?,
+        remove_blocked_by: task_ids("remove_blocked_by", body.remove_blocked_by)?,
     };
     let task = state.service.update_task(&actor, &id, request).await.map_err(conflict_status(from_if_match))?;
     Ok(task_response(StatusCode::OK, &task))

@@ -25,15 +25,15 @@ impl<S, T: DeserializeOwned> FromContextPart<ToolCallContext<'_, S>> for Args<T>
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetTasksArgs {
-    /// Only tasks assigned to this user: UUID, email, or "me".
+    /// Assignee: UUID, email, or "me".
     pub user_id: Option<String>,
-    /// Only tasks of this repository (name).
+    /// Repository name.
     pub repository: Option<String>,
     pub status: Option<String>,
     /// Same as user_id.
     pub assignee: Option<String>,
     pub priority: Option<String>,
-    /// Text to find in titles and descriptions.
+    /// Text in title or description.
     pub query: Option<String>,
     /// Page size (default 50).
     pub limit: Option<i64>,
@@ -41,13 +41,16 @@ pub struct GetTasksArgs {
     pub cursor: Option<String>,
     /// summary (default) or full (every field).
     pub detail: Option<String>,
+    /// Only tasks you could claim now.
+    pub ready: Option<bool>,
+    /// Only subtasks of this task.
+    pub parent_id: Option<String>,
 }
 
 /// Arguments of `get_task`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetTaskArgs {
-    /// The task's UUID.
     pub task_id: String,
 }
 
@@ -67,20 +70,23 @@ pub struct CreateTaskArgs {
     pub priority: Option<String>,
     /// Default medium.
     pub complexity: Option<String>,
-    /// Name to record as creator (default: you).
+    /// Default: you.
     pub created_by: Option<String>,
-    /// Any unique string; retrying with the same key returns the first task instead of a duplicate.
+    /// A retry with the same key returns the first task, not a duplicate.
     pub idempotency_key: Option<String>,
+    /// Task ids it waits on.
+    pub blocked_by: Option<Vec<String>>,
+    /// The task it is a step of.
+    pub parent_id: Option<String>,
 }
 
 /// Arguments of `update_task_status`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskStatusArgs {
-    /// The task's UUID.
     pub task_id: String,
     pub new_status: String,
-    /// Name to record (default: you).
+    /// Default: you.
     pub updated_by: Option<String>,
     /// Why, kept in the task's history.
     pub comment: Option<String>,
@@ -92,7 +98,6 @@ pub struct UpdateTaskStatusArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskArgs {
-    /// The task's UUID.
     pub task_id: String,
     pub title: Option<String>,
     /// "" clears it.
@@ -103,20 +108,44 @@ pub struct UpdateTaskArgs {
     pub assignee_id: Option<String>,
     /// Repository name; "" clears it.
     pub repository: Option<String>,
-    /// Name to record (default: you).
+    /// Default: you.
     pub updated_by: Option<String>,
     /// The version you read; refused if the task changed since.
     pub expected_version: Option<i64>,
+    pub add_blocked_by: Option<Vec<String>>,
+    pub remove_blocked_by: Option<Vec<String>>,
+    /// "" clears it.
+    pub parent_id: Option<String>,
+}
+
+/// Arguments of `claim_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimTaskArgs {
+    pub task_id: Option<String>,
+    pub repository: Option<String>,
+    /// Default 1800.
+    pub lease_seconds: Option<i64>,
+}
+
+/// Arguments of `release_task`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseTaskArgs {
+    pub task_id: String,
+    #[schemars(schema_with = "super::schema::release_status")]
+    #[serde(default)]
+    pub status: Option<String>,
+    pub comment: Option<String>,
 }
 
 /// Arguments of `add_task_comment`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddTaskCommentArgs {
-    /// The task's UUID.
     pub task_id: String,
     pub comment: String,
-    /// Name to record (default: you).
+    /// Default: you.
     pub author: Option<String>,
 }
 
@@ -124,9 +153,8 @@ pub struct AddTaskCommentArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteTaskArgs {
-    /// The task's UUID.
     pub task_id: String,
-    /// Name to record (default: you).
+    /// Default: you.
     pub deleted_by: Option<String>,
     /// Why, kept in the task's history.
     pub reason: Option<String>,

@@ -70,6 +70,7 @@ impl ToolError {
                 )
             }
             Error::IdempotencyConflict { .. } => format!("{}. Nothing was changed.", self.0),
+            Error::Refused(refusal) => format!("{} ({}). Nothing was changed.", refusal.message, refusal.code),
             Error::Unavailable(message) => {
                 // Not "nothing was changed": a connection lost while a commit was being acknowledged may have
                 // saved the change, so the model is told to look before it repeats one.
@@ -106,6 +107,7 @@ impl ToolError {
             Error::IdempotencyConflict { key, task_id } => {
                 (self.0.to_string(), json!({ "idempotency_key": key, "task_id": task_id }))
             }
+            Error::Refused(refusal) => (refusal.message.clone(), refusal.details.clone()),
             Error::Unavailable(message) | Error::Unauthorized(message) => (message.clone(), Value::Null),
             Error::Internal(_) => (INTERNAL_MESSAGE.to_owned(), Value::Null),
         };

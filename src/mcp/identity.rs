@@ -6,12 +6,15 @@ use std::sync::Arc;
 use rmcp::model::Extensions;
 use tokio::sync::OnceCell;
 
-use crate::domain::{Actor, Label, ValidationError};
+use crate::domain::{Actor, Label, Session, ValidationError};
 use crate::error::{Error, Result};
 
 /// Reads the authenticated actor from a request's extensions (HTTP: from the `http::request::Parts`
 /// rmcp stores there, where the auth layer put it).
 pub type RequestActor = dyn Fn(&Extensions) -> Result<Actor> + Send + Sync;
+
+/// Reads the claiming session of a request (HTTP: the credential it presented).
+pub type RequestSession = dyn Fn(&Extensions) -> Option<Session> + Send + Sync;
 
 /// Where the actor of a tool call comes from.
 #[derive(Clone)]
@@ -24,14 +27,16 @@ pub enum ActorSource {
     ///
     /// The HTTP layer builds it from the `http::request::Parts` rmcp puts in the request context's
     /// extensions, e.g. `ext.get::<Parts>().and_then(|p| p.extensions.get::<Actor>().cloned())`.
-    Request(Arc<RequestActor>),
+    Request(Arc<RequestActor>, Arc<RequestSession>),
 }
 
 impl ActorSource {
     /// The process identity from `--user` / `TASK_MCP_USER` (else git, else the OS user), resolved
     /// in the background from now on so that start-up never waits on `git` (call it inside the runtime).
     pub fn process(user: Option<String>) -> Self {
-        let identity = Arc::new(ProcessIdentity { user, resolved: OnceCell::new() });
+        // One session per process: two windows of one person are two holders of claims.
+        let session = format!("{:08x}", rand::random::<u32>());
+        let identity = Arc::new(ProcessIdentity { user, resolved: OnceCell::new(), session });
         let warm = identity.clone();
         tokio::spawn(async move {
             if let Err(err) = warm.get().await {
@@ -42,8 +47,30 @@ impl ActorSource {
     }
 
     /// The identity read from each request (see [`ActorSource::Request`]).
-    pub fn from_request(read: impl Fn(&Extensions) -> Result<Actor> + Send + Sync + 'static) -> Self {
-        ActorSource::Request(Arc::new(read))
+    pub fn from_request(
+        read: impl Fn(&Extensions) -> Result<Actor> + Send + Sync + 'static,
+        session: impl Fn(&Extensions) -> Option<Session> + Send + Sync + 'static,
+    ) -> Self {
+        ActorSource::Request(Arc::new(read), Arc::new(session))
+    }
+
+    /// The session a claim of this call belongs to: the process over stdio, the credential over
+    /// HTTP; `agent` is the client's name from its handshake.
+    pub async fn session(&self, extensions: &Extensions, agent: Option<String>) -> Result<Session> {
+        match self {
+            ActorSource::Process(identity) => {
+                let actor = identity.get().await.map_err(Error::Invalid)?;
+                let holder = format!("{} (process {} {})", actor.email.as_str(), std::process::id(), identity.session);
+                Ok(Session { holder, agent })
+            }
+            ActorSource::Request(read, session) => {
+                let actor = read(extensions)?;
+                let mut session =
+                    session(extensions).unwrap_or(Session { holder: actor.email.to_string(), agent: None });
+                session.agent = agent.or(session.agent);
+                Ok(session)
+            }
+        }
     }
 
     /// The actor of one call. `label` is what the caller asked to be recorded as; it counts only
@@ -54,7 +81,7 @@ impl ActorSource {
                 let actor = identity.get().await.map_err(Error::Invalid)?;
                 Ok(actor.labelled(parse_label(label)?))
             }
-            ActorSource::Request(read) => read(extensions),
+            ActorSource::Request(read, _) => read(extensions),
         }
     }
 }
@@ -72,6 +99,8 @@ fn parse_label(label: Option<(&str, &str)>) -> Result<Option<Label>> {
 /// The stdio process's identity, resolved once.
 pub struct ProcessIdentity {
     user: Option<String>,
+    /// This process's session, among the holders of claims.
+    session: String,
     resolved: OnceCell<std::result::Result<Actor, ValidationError>>,
 }
 
@@ -126,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn over_http_labels_cannot_change_who_acts() {
-        let source = ActorSource::from_request(|_| Ok(ann()));
+        let source = ActorSource::from_request(|_| Ok(ann()), |_| None);
         let actor = source.actor(&Extensions::default(), Some(("updated_by", "boss@example.com"))).await.unwrap();
         assert_eq!(actor, ann());
     }

@@ -13,8 +13,8 @@ use schemars::JsonSchema;
 use serde_json::{Value, json};
 
 use crate::domain::{
-    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, Priority, REPO_MAX_CHARS,
-    SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
+    COMMENT_MAX_CHARS, Complexity, DESCRIPTION_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, LEASE_MAX_SECONDS, Priority,
+    REPO_MAX_CHARS, SEARCH_MAX_CHARS, Status, TITLE_MAX_CHARS,
 };
 use crate::service::MAX_PAGE_SIZE;
 
@@ -41,6 +41,7 @@ fn rules(field: &str) -> Option<Value> {
         "detail" => closed(vec!["summary", "full"]),
         "limit" => json!({ "minimum": 1, "maximum": MAX_PAGE_SIZE }),
         "expected_version" => json!({ "minimum": 1 }),
+        "lease_seconds" => json!({ "minimum": 1, "maximum": LEASE_MAX_SECONDS }),
         "title" => json!({ "minLength": 1, "maxLength": TITLE_MAX_CHARS }),
         "description" => json!({ "maxLength": DESCRIPTION_MAX_CHARS }),
         "comment" | "reason" => json!({ "maxLength": COMMENT_MAX_CHARS }),
@@ -81,6 +82,10 @@ fn constrain(schema: &mut JsonObject) {
                 }
                 (_, value) => value,
             };
+            // A closed set the argument declares itself (narrower than its name's) stands.
+            if keyword == "enum" && property.contains_key("enum") {
+                continue;
+            }
             property.insert(keyword, value);
         }
         if is_required && name == "comment" {
@@ -89,10 +94,20 @@ fn constrain(schema: &mut JsonObject) {
     }
 }
 
-/// The output schema of a result type, shallow: the top-level fields that are always present, with
-/// their types (arrays and objects as such, without their insides). Every result still validates
-/// against it, and it costs a model a fraction of the bytes: with full schemas `tools/list` was
-/// 11.9 KB, over the 8 KB budget. The README documents the full shapes.
+/// `release_task`'s status: what a released task may become ("" or absent: not_started).
+pub fn release_status(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "enum": ["not_started", "blocked", ""] })
+}
+
+/// The fields an output schema names: those a caller keys on (a task's identity, state and
+/// version; a page's tasks; a detail's comments and history). The others are still returned.
+const OUTPUT_FIELDS: &[&str] =
+    &["id", "title", "status", "version", "tasks", "comments", "history", "comment", "task_version"];
+
+/// The output schema of a result type, shallow: the top-level fields of [`OUTPUT_FIELDS`] that are
+/// always present, with their types (arrays and objects as such, without their insides). Every
+/// result still validates against it, and it costs a model a fraction of the bytes: with full
+/// schemas `tools/list` was 11.9 KB, over the 8 KB budget. The README documents the full shapes.
 pub fn output_schema<T: JsonSchema + 'static>() -> Arc<JsonObject> {
     Arc::new(shallow(&schema_for_output::<T>()))
 }
@@ -108,7 +123,7 @@ fn shallow(schema: &JsonObject) -> JsonObject {
             else {
                 continue;
             };
-            if required.contains(&name.as_str()) {
+            if required.contains(&name.as_str()) && OUTPUT_FIELDS.contains(&name.as_str()) {
                 properties.insert(name.clone(), serde_json::json!({ "type": kind }));
             }
         }

@@ -10,11 +10,11 @@ use rmcp::model::{
     ServerConfig,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::args::{
-    AddTaskCommentArgs, Args, CreateTaskArgs, DeleteTaskArgs, GetTaskArgs, GetTasksArgs, UpdateTaskArgs,
-    UpdateTaskStatusArgs,
+    AddTaskCommentArgs, Args, ClaimTaskArgs, CreateTaskArgs, DeleteTaskArgs, GetTaskArgs, GetTasksArgs,
+    ReleaseTaskArgs, UpdateTaskArgs, UpdateTaskStatusArgs,
 };
 use super::errors::ToolError;
 use super::identity::ActorSource;
@@ -22,18 +22,20 @@ use super::output::{Structured, StructuredWithText, page_text};
 use super::resources;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
-    CommentText, Complexity, Description, IdempotencyKey, Priority, RepoName, SearchText, Status, TaskRef, Title,
-    UserRef, ValidationError, given,
+    CommentText, Complexity, Description, IdempotencyKey, Lease, Priority, RepoName, SearchText, Status, TaskRef,
+    Title, UserRef, ValidationError, given, parse_uuid,
 };
-use crate::service::{CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
-use crate::wire::{CommentAddedJson, CommentJson, Detail, HistoryJson, TaskDetailJson, TaskJson, TaskPageJson};
+use crate::service::{ClaimTask, CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
+use crate::wire::{ClaimedJson, CommentAddedJson, CommentJson, Detail, TaskDetailJson, TaskJson, TaskPageJson};
 
 /// What the server tells the model about the workflow, once, at connection.
 pub const INSTRUCTIONS: &str = "A task list shared by agents and people. Typical flow: get_tasks \
 (e.g. assignee \"me\", status \"not_started\") to find work; get_task for its comments and history; \
 update_task_status to in_progress when you start and completed (or blocked, with a comment) when you stop; \
 add_task_comment to report progress; create_task for new work. Pass the task's version as expected_version \
-when changing it: on a version_conflict error, re-read and decide again. Users are a UUID, an email or \"me\" (you).";
+when changing it: on a version_conflict error, re-read and decide again. Users are a UUID, an email or \"me\" (you). \
+With other agents: claim_task (no task_id) takes the next ready task for you alone; call it again with the task_id \
+before the lease ends to keep it, release_task to give it back.";
 
 /// The MCP server: the tools over one [`TaskService`], acting as its [`ActorSource`] says.
 #[derive(Clone)]
@@ -71,6 +73,16 @@ fn clearable<T>(
     }
 }
 
+/// A list of task ids (blank entries refused, as anywhere an id is expected).
+fn task_ids(field: &str, values: Option<Vec<String>>) -> Result<Vec<uuid::Uuid>, ValidationError> {
+    values.unwrap_or_default().iter().map(|raw| parse_uuid(field, raw)).collect()
+}
+
+/// The client's name from its handshake (`claude-code`, `cursor`, …), if it gave one.
+fn agent(peer: &Peer<RoleServer>) -> Option<String> {
+    peer.peer_info().map(|info| info.client_info.name.clone()).filter(|name| !name.trim().is_empty())
+}
+
 fn limit(value: Option<i64>) -> Result<Option<u32>, ValidationError> {
     value
         .map(|n| {
@@ -82,8 +94,8 @@ fn limit(value: Option<i64>) -> Result<Option<u32>, ValidationError> {
 
 #[tool_router]
 impl TaskServer {
-    /// List tasks, most recently changed first; filters combine (all must match).
-    /// Returns {tasks, next_cursor}: pass next_cursor back as cursor for the next page.
+    /// List tasks, newest change first; filters combine (all must match).
+    /// Pass next_cursor back as cursor for the next page.
     #[tool(
         title = "List tasks",
         input_schema = input_schema::<GetTasksArgs>(),
@@ -108,6 +120,8 @@ impl TaskServer {
             query: optional("query", args.query, SearchText::parse)?,
             limit: limit(args.limit)?,
             cursor: given(args.cursor),
+            ready: args.ready.unwrap_or(false),
+            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
         };
         let actor = self.actors.actor(&ext, None).await?;
         let page = self.service.list_tasks(&actor, request).await?;
@@ -126,15 +140,11 @@ impl TaskServer {
     async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Structured<TaskDetailJson>, ToolError> {
         let args = args?;
         let id = TaskRef::parse("task_id", &args.task_id)?;
-        let detail = self.service.get_task_detail(&id).await?;
-        Ok(Structured(TaskDetailJson {
-            task: TaskJson::from(&detail.task),
-            comments: detail.comments.iter().map(CommentJson::from).collect(),
-            history: detail.history.iter().map(HistoryJson::from).collect(),
-        }))
+        let d = self.service.get_task_detail(&id).await?;
+        Ok(Structured(TaskDetailJson::new(&d.task, &d.comments, &d.history, &d.links)))
     }
 
-    /// Create a task (status not_started). Returns the task.
+    /// Create a task (status not_started).
     #[tool(
         title = "Create a task",
         input_schema = input_schema::<CreateTaskArgs>(),
@@ -156,6 +166,8 @@ impl TaskServer {
             priority: optional("priority", args.priority, Priority::parse)?,
             complexity: optional("complexity", args.complexity, Complexity::parse)?,
             idempotency_key: optional("idempotency_key", args.idempotency_key, IdempotencyKey::parse)?,
+            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
+            blocked_by: task_ids("blocked_by", args.blocked_by)?,
         };
         let label = args.created_by.as_deref().map(|raw| ("created_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
@@ -163,7 +175,7 @@ impl TaskServer {
         Ok(Structured(TaskJson::from(&created.task)))
     }
 
-    /// Set a task's status. Returns the updated task.
+    /// Set a task's status (comment: why).
     #[tool(
         title = "Change a task's status",
         input_schema = input_schema::<UpdateTaskStatusArgs>(),
@@ -185,7 +197,7 @@ impl TaskServer {
         Ok(Structured(TaskJson::from(&task)))
     }
 
-    /// Change a task's fields; omitted ones stay as they are. Returns the updated task.
+    /// Change a task's fields; omitted ones stay as they are.
     #[tool(
         title = "Edit a task",
         input_schema = input_schema::<UpdateTaskArgs>(),
@@ -209,6 +221,9 @@ impl TaskServer {
             repository: clearable("repository", args.repository, RepoName::parse)?,
             comment: None,
             expected_version: args.expected_version,
+            parent: clearable("parent_id", args.parent_id, parse_uuid)?,
+            add_blocked_by: task_ids("add_blocked_by", args.add_blocked_by)?,
+            remove_blocked_by: task_ids("remove_blocked_by", args.remove_blocked_by)?,
         };
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
@@ -216,8 +231,7 @@ impl TaskServer {
         Ok(Structured(TaskJson::from(&task)))
     }
 
-    /// Add a comment to a task (progress, questions, hand-over notes).
-    /// Returns the comment and the task's new version.
+    /// Comment on a task (progress, questions, hand-over notes).
     #[tool(
         title = "Comment on a task",
         input_schema = input_schema::<AddTaskCommentArgs>(),
@@ -238,7 +252,56 @@ impl TaskServer {
         Ok(Structured(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
     }
 
-    /// Delete a task (soft: it leaves listings, its history is kept). Returns the deleted task.
+    /// Claim a task for this session (yours, in_progress, until the lease ends); no task_id: the
+    /// next ready one, or task null and a reason. Claim it again to renew.
+    #[tool(
+        title = "Claim a task",
+        input_schema = input_schema::<ClaimTaskArgs>(),
+        output_schema = output_schema::<ClaimedJson>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn claim_task(
+        &self,
+        Args(args): Args<ClaimTaskArgs>,
+        ext: Extensions,
+        peer: Peer<RoleServer>,
+    ) -> Result<Structured<ClaimedJson>, ToolError> {
+        let args = args?;
+        let request = ClaimTask {
+            task_id: optional("task_id", args.task_id, parse_uuid)?,
+            repository: optional("repository", args.repository, RepoName::parse)?,
+            lease: args.lease_seconds.map(|s| Lease::parse("lease_seconds", s)).transpose()?.unwrap_or_default(),
+        };
+        let actor = self.actors.actor(&ext, None).await?;
+        let session = self.actors.session(&ext, agent(&peer)).await?;
+        let claimed = self.service.claim_task(&actor, &session, request).await?;
+        Ok(Structured(ClaimedJson { task: claimed.task.as_ref().map(TaskJson::from), reason: claimed.reason }))
+    }
+
+    /// Give back a task you hold (not_started, for anyone to claim, or blocked).
+    #[tool(
+        title = "Release a task",
+        input_schema = input_schema::<ReleaseTaskArgs>(),
+        output_schema = output_schema::<TaskJson>(),
+        annotations(read_only_hint = false, destructive_hint = false, idempotent_hint = false, open_world_hint = false)
+    )]
+    async fn release_task(
+        &self,
+        Args(args): Args<ReleaseTaskArgs>,
+        ext: Extensions,
+        peer: Peer<RoleServer>,
+    ) -> Result<Structured<TaskJson>, ToolError> {
+        let args = args?;
+        let id = parse_uuid("task_id", &args.task_id)?;
+        let status = optional("status", args.status, Status::parse)?;
+        let comment = optional("comment", args.comment, CommentText::parse)?;
+        let actor = self.actors.actor(&ext, None).await?;
+        let session = self.actors.session(&ext, agent(&peer)).await?;
+        let task = self.service.release_task(&actor, &session, id, status, comment).await?;
+        Ok(Structured(TaskJson::from(&task)))
+    }
+
+    /// Delete a task (soft: it leaves listings, its history is kept).
     #[tool(
         title = "Delete a task",
         input_schema = input_schema::<DeleteTaskArgs>(),

@@ -10,11 +10,15 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Priority,
-    RepoName, Repository, SearchText, Status, Task, TaskPatch, TaskRef, Title, User, UserKey, UserRef,
+    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Lease,
+    Priority, RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, TaskRef, Title, User,
+    UserKey, UserRef,
 };
 use crate::error::{Error, Result};
-use crate::store::{CreatedTask, EventBounds, NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
+use crate::store::{
+    ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, NewComment, NewTask, NotReady, Release, Store, TaskDeletion,
+    TaskQuery, TaskUpdate,
+};
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 200;
@@ -31,6 +35,10 @@ pub struct ListTasks {
     pub limit: Option<u32>,
     /// An opaque cursor from a previous page (decoded here, so a forged one is refused here).
     pub cursor: Option<String>,
+    /// Only tasks the caller could claim now (see `claim_task`).
+    pub ready: bool,
+    /// Only the subtasks of this task.
+    pub parent_id: Option<Uuid>,
 }
 
 /// One page of tasks.
@@ -46,7 +54,26 @@ pub struct TaskDetail {
     pub task: Task,
     pub comments: Vec<Comment>,
     pub history: Vec<HistoryEntry>,
+    pub links: TaskLinks,
 }
+
+/// A claim asked for: a named task, or the next ready one (in a repository, if given).
+#[derive(Debug, Clone, Default)]
+pub struct ClaimTask {
+    pub task_id: Option<Uuid>,
+    pub repository: Option<RepoName>,
+    pub lease: Lease,
+}
+
+/// What a claim gave: the task, or none and why.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub task: Option<Task>,
+    pub reason: Option<String>,
+}
+
+/// How many expired claims one sweep records at most (the rest wait for the next).
+const EXPIRY_BATCH: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct CreateTask {
@@ -58,6 +85,8 @@ pub struct CreateTask {
     pub priority: Option<Priority>,
     pub complexity: Option<Complexity>,
     pub idempotency_key: Option<IdempotencyKey>,
+    pub parent_id: Option<Uuid>,
+    pub blocked_by: Vec<Uuid>,
 }
 
 /// A patch whose assignee may still be `"me"`.
@@ -72,6 +101,9 @@ pub struct UpdateTask {
     pub repository: Option<Option<RepoName>>,
     pub comment: Option<CommentText>,
     pub expected_version: Option<i64>,
+    pub parent: Option<Option<Uuid>>,
+    pub add_blocked_by: Vec<Uuid>,
+    pub remove_blocked_by: Vec<Uuid>,
 }
 
 #[derive(Clone)]
@@ -124,7 +156,16 @@ impl TaskService {
             }
             assignee_id = Some(found.id);
         }
+        let ready_for = if request.ready {
+            // A lease that ran out makes its task ready: recorded before the listing says so.
+            self.expire_claims().await?;
+            Some(self.me(actor).await?.id)
+        } else {
+            None
+        };
         let query = TaskQuery {
+            ready_for,
+            parent_id: request.parent_id,
             assignee_id,
             repository: request.repository,
             status: request.status,
@@ -162,7 +203,14 @@ impl TaskService {
         let task: TaskRef = task.into();
         let id = self.resolve(&task).await?;
         let detail = self.store.get_task_detail(id).await?.ok_or_else(|| Error::task_not_found(&task))?;
-        Ok(TaskDetail { task: detail.task, comments: detail.comments, history: detail.history })
+        let links = self.store.task_links(id).await?;
+        Ok(TaskDetail { task: detail.task, comments: detail.comments, history: detail.history, links })
+    }
+
+    /// The tasks linked to a live task.
+    pub async fn task_links(&self, id: Uuid) -> Result<TaskLinks> {
+        self.get_task(id).await?;
+        self.store.task_links(id).await
     }
 
     pub async fn list_comments(&self, task: impl Into<TaskRef>) -> Result<Vec<Comment>> {
@@ -189,6 +237,8 @@ impl TaskService {
             actor: actor.label.to_string(),
             idempotency_key: request.idempotency_key,
             owner: actor.email.as_str().to_owned(),
+            parent_id: request.parent_id,
+            blocked_by: request.blocked_by,
         };
         let created = self.store.create_task(new).await?;
         if !created.replayed {
@@ -208,6 +258,9 @@ impl TaskService {
             complexity: request.complexity,
             assignee: request.assignee.map(|a| a.map(|u| Self::user_key(actor, u))),
             repository: request.repository,
+            parent: request.parent,
+            add_blocked_by: request.add_blocked_by,
+            remove_blocked_by: request.remove_blocked_by,
         };
         let task = self
             .store
@@ -267,6 +320,69 @@ impl TaskService {
         Ok(task)
     }
 
+    /// Claims a task for `session` (acting as `actor`), or the next ready one. Leases that ran out
+    /// are recorded first, so their tasks are ready for this very claim.
+    pub async fn claim_task(&self, actor: &Actor, session: &Session, request: ClaimTask) -> Result<Claimed> {
+        self.expire_claims().await?;
+        let outcome = self
+            .store
+            .claim_task(ClaimRequest {
+                task_id: request.task_id,
+                repository: request.repository,
+                session: session.clone(),
+                user: UserKey::Email(actor.email.clone()),
+                actor: actor.label.to_string(),
+                lease: request.lease,
+            })
+            .await?;
+        match outcome {
+            ClaimOutcome::Claimed(task) => {
+                self.after_commit();
+                Ok(Claimed { task: Some(*task), reason: None })
+            }
+            ClaimOutcome::NoneReady(why) => Ok(Claimed { task: None, reason: Some(not_ready_reason(why)) }),
+        }
+    }
+
+    /// The holder gives a task back, `not_started` (anyone may claim it at once) or `blocked`.
+    pub async fn release_task(
+        &self,
+        actor: &Actor,
+        session: &Session,
+        id: Uuid,
+        status: Option<Status>,
+        comment: Option<CommentText>,
+    ) -> Result<Task> {
+        self.expire_claims().await?;
+        let task = self
+            .store
+            .release_task(Release {
+                task_id: id,
+                session: session.clone(),
+                actor: actor.label.to_string(),
+                status: status.unwrap_or(Status::NotStarted),
+                comment,
+            })
+            .await?;
+        self.after_commit();
+        Ok(task)
+    }
+
+    /// Records every claim whose lease ran out (a change by the system each, with its event).
+    pub async fn expire_claims(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let found = self.store.expire_claims(EXPIRY_BATCH).await?;
+            total += found;
+            if found > 0 {
+                self.after_commit();
+            }
+            if found < EXPIRY_BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+
     /// The acting user, created on first use.
     pub async fn me(&self, actor: &Actor) -> Result<User> {
         self.store.resolve_user("user", &UserKey::Email(actor.email.clone())).await
@@ -303,5 +419,24 @@ impl TaskService {
 
     pub async fn event_bounds(&self) -> Result<EventBounds> {
         self.store.event_bounds().await
+    }
+}
+
+/// Why `claim_task` found nothing, as the caller reads it.
+fn not_ready_reason(why: NotReady) -> String {
+    let mut parts = Vec::new();
+    if why.waiting_on_blockers > 0 {
+        parts.push(format!("{} wait on blockers", why.waiting_on_blockers));
+    }
+    if why.claimed_by_others > 0 {
+        parts.push(format!("{} are claimed by others", why.claimed_by_others));
+    }
+    if why.assigned_to_others > 0 {
+        parts.push(format!("{} are assigned to someone else", why.assigned_to_others));
+    }
+    if parts.is_empty() {
+        "no task is ready: no open task waits to be started".to_owned()
+    } else {
+        format!("no task is ready: {}", parts.join(", "))
     }
 }

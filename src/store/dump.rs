@@ -11,6 +11,16 @@ pub const FORMAT: &str = "task-mcp-dump";
 /// The version of the format this build writes and the newest it reads.
 pub const FORMAT_VERSION: u64 = 1;
 
+/// Nullable columns added after dumps of format 1 were first written: a line without them reads as
+/// null, so an older dump still imports.
+const ADDED_SINCE_FORMAT_1: &[(&str, &str)] = &[
+    ("tasks", "parent_id"),
+    ("tasks", "claim_holder"),
+    ("tasks", "claim_agent"),
+    ("tasks", "claim_expires_at"),
+    ("tasks", "claim_lapsed_holder"),
+];
+
 /// The type of a column, as far as a copy cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -84,10 +94,19 @@ pub const TABLES: &[Table] = &[
             "complexity": Text, "assignee_id": Uuid, "repository_id": Uuid, "created_by": Text,
             "updated_by": Text, "created_at": Time, "updated_at": Time, "version": Int, "deleted_at": Time,
             "idempotency_key": Text, "idempotency_owner": Text, "idempotency_fingerprint": Text,
+            "parent_id": Uuid, "claim_holder": Text, "claim_agent": Text, "claim_expires_at": Time,
+            "claim_lapsed_holder": Text,
             "key_series_id": Int, "key_number": Int,
         ],
         postgres_order: "created_at, id",
         sqlite_order: "created_at, id",
+        singleton: false,
+    },
+    Table {
+        name: "task_links",
+        columns: columns!["task_id": Uuid, "blocked_by": Uuid, "created_at": Time],
+        postgres_order: "created_at, task_id, blocked_by",
+        sqlite_order: "created_at, task_id, blocked_by",
         singleton: false,
     },
     Table {
@@ -166,7 +185,12 @@ impl DumpRow {
         }
         let mut values = Vec::with_capacity(table.columns.len());
         for column in table.columns {
-            let value = row.get(column.name).ok_or_else(|| format!("{name}.{} is missing", column.name))?;
+            let value = match row.get(column.name) {
+                Some(value) => value,
+                // A dump made before the column existed: it was empty then.
+                None if ADDED_SINCE_FORMAT_1.contains(&(name, column.name)) => &Value::Null,
+                None => return Err(format!("{name}.{} is missing", column.name)),
+            };
             values.push(portable(column.kind, value).map_err(|why| format!("{name}.{}: {why}", column.name))?);
         }
         Ok(Self { table, values })

@@ -115,6 +115,22 @@ impl Store for FailedStore {
         Err(self.error())
     }
 
+    async fn claim_task(&self, _request: super::ClaimRequest) -> Result<super::ClaimOutcome> {
+        Err(self.error())
+    }
+
+    async fn release_task(&self, _release: super::Release) -> Result<Task> {
+        Err(self.error())
+    }
+
+    async fn expire_claims(&self, _limit: u32) -> Result<usize> {
+        Err(self.error())
+    }
+
+    async fn task_links(&self, _id: Uuid) -> Result<crate::domain::TaskLinks> {
+        Err(self.error())
+    }
+
     async fn events_after(&self, _after_seq: i64, _limit: u32) -> Result<Vec<Event>> {
         Err(self.error())
     }

@@ -16,8 +16,9 @@ use uuid::Uuid;
 use self::dump::DumpRow;
 use crate::domain::KeyName;
 use crate::domain::{
-    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Priority, RepoName,
-    Repository, SearchText, Status, Task, TaskDraft, TaskKey, TaskPatch, Title, User, UserKey,
+    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Lease, Priority,
+    RepoName, Repository, SearchText, Session, Status, Task, TaskDraft, TaskKey, TaskLinks, TaskPatch, Title, User,
+    UserKey,
 };
 use crate::error::{Error, Result};
 
@@ -45,6 +46,10 @@ pub struct NewTask {
     /// The acting user (their email), whose keys `idempotency_key` is one of: keys belong to a user,
     /// not to the free-text `actor` label (two users may share a label; one user may use two).
     pub owner: String,
+    /// The task it is a step of.
+    pub parent_id: Option<Uuid>,
+    /// Tasks it waits on.
+    pub blocked_by: Vec<Uuid>,
 }
 
 impl NewTask {
@@ -66,6 +71,12 @@ impl NewTask {
             assignee,
             self.repository.as_ref().map(|r| r.as_str()),
         ]);
+        // Links join the digest only when given, so a key used before links existed still replays.
+        let fields = if self.parent_id.is_none() && self.blocked_by.is_empty() {
+            fields
+        } else {
+            serde_json::json!([fields, self.parent_id, self.blocked_by])
+        };
         hex::encode(Sha256::digest(fields.to_string().as_bytes()))
     }
 
@@ -93,6 +104,7 @@ impl NewTask {
             complexity: self.complexity,
             assignee,
             repository: self.repository.as_ref(),
+            parent_id: self.parent_id,
         }
     }
 }
@@ -139,6 +151,45 @@ pub struct TaskDeletion {
     pub expected_version: Option<i64>,
 }
 
+/// A claim asked for: of one task, or of the next ready one (in a repository, if given).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub task_id: Option<Uuid>,
+    pub repository: Option<RepoName>,
+    pub session: Session,
+    /// The claiming user, who becomes the assignee.
+    pub user: UserKey,
+    /// What history records the change under.
+    pub actor: String,
+    pub lease: Lease,
+}
+
+/// What a claim of the next ready task found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed(Box<Task>),
+    /// No task was ready; the counts say why.
+    NoneReady(NotReady),
+}
+
+/// Why no task was ready for a caller: the open tasks that were not, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotReady {
+    pub waiting_on_blockers: i64,
+    pub claimed_by_others: i64,
+    pub assigned_to_others: i64,
+}
+
+/// The holder gives a task back.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub task_id: Uuid,
+    pub session: Session,
+    pub actor: String,
+    pub status: Status,
+    pub comment: Option<CommentText>,
+}
+
 /// A page request over tasks that are not deleted, newest change first.
 #[derive(Debug, Clone, Default)]
 pub struct TaskQuery {
@@ -147,6 +198,10 @@ pub struct TaskQuery {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
     pub query: Option<SearchText>,
+    /// Only tasks ready for this user (by id): not started, no open blocker, theirs or nobody's.
+    pub ready_for: Option<Uuid>,
+    /// Only the subtasks of this task.
+    pub parent_id: Option<Uuid>,
     /// Rows to return at most.
     pub limit: u32,
     /// Return rows strictly after this position in (`updated_at` desc, `id` desc) order.
@@ -254,6 +309,20 @@ pub trait Store: Send + Sync + 'static {
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>>;
+
+    /// Claims a task for a session (see `domain::claimed`); without a task id, atomically the next
+    /// ready one: highest priority, then oldest. Two callers never get the same task.
+    async fn claim_task(&self, request: ClaimRequest) -> Result<ClaimOutcome>;
+
+    /// The holder gives a task back (see `domain::released`).
+    async fn release_task(&self, release: Release) -> Result<Task>;
+
+    /// Records up to `limit` claims whose lease ran out (`domain::lapsed`), each a change by the
+    /// system with its history and event. Returns how many.
+    async fn expire_claims(&self, limit: u32) -> Result<usize>;
+
+    /// The tasks linked to a live task: its blockers, the tasks it blocks, its subtasks, its parent.
+    async fn task_links(&self, id: Uuid) -> Result<TaskLinks>;
 
     /// Events with `seq > after_seq`, in order, at most `limit`.
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>>;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::{Complexity, Priority, Status, Task};
+use crate::domain::{Claim, Complexity, Priority, Status, Task};
 
 /// The version this code writes.
 const VERSION: u32 = 1;
@@ -55,6 +55,18 @@ struct TaskV1<'a> {
     version: i64,
     #[serde(with = "chrono::serde::ts_microseconds_option")]
     deleted_at: Option<DateTime<Utc>>,
+    parent_id: Option<Uuid>,
+    claim: Option<ClaimV1<'a>>,
+    open_blockers: i64,
+}
+
+/// A claim as stored in version 1 (absent in payloads written before claims existed).
+#[derive(Debug, Serialize, Deserialize)]
+struct ClaimV1<'a> {
+    holder: std::borrow::Cow<'a, str>,
+    agent: Option<std::borrow::Cow<'a, str>>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    expires_at: DateTime<Utc>,
 }
 
 impl<'a> From<&'a Task> for TaskV1<'a> {
@@ -76,6 +88,13 @@ impl<'a> From<&'a Task> for TaskV1<'a> {
             updated_at: t.updated_at,
             version: t.version,
             deleted_at: t.deleted_at,
+            parent_id: t.parent_id,
+            claim: t.claim.as_ref().map(|c| ClaimV1 {
+                holder: c.holder.as_str().into(),
+                agent: c.agent.as_deref().map(Into::into),
+                expires_at: c.expires_at,
+            }),
+            open_blockers: t.open_blockers,
         }
     }
 }
@@ -118,6 +137,12 @@ pub(crate) struct StoredTask {
     version: i64,
     #[serde(default, deserialize_with = "optional_time")]
     deleted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    parent_id: Option<Uuid>,
+    #[serde(default)]
+    claim: Option<ClaimV1<'static>>,
+    #[serde(default)]
+    open_blockers: i64,
 }
 
 /// A time as either shape stores it: integer microseconds, or RFC 3339 text.
@@ -172,6 +197,14 @@ impl Stored {
             updated_at: t.updated_at,
             version: t.version,
             deleted_at: t.deleted_at,
+            parent_id: t.parent_id,
+            claim: t.claim.map(|c| Claim {
+                holder: c.holder.into_owned(),
+                agent: c.agent.map(|a| a.into_owned()),
+                expires_at: c.expires_at,
+            }),
+            lapsed_holder: None,
+            open_blockers: t.open_blockers,
         })
     }
 }
@@ -203,6 +236,10 @@ mod tests {
             updated_at: DateTime::from_timestamp_micros(1_800_000_001_000_001).unwrap(),
             version: 7,
             deleted_at: DateTime::from_timestamp_micros(1_800_000_002_000_000),
+            parent_id: None,
+            claim: None,
+            lapsed_holder: None,
+            open_blockers: 0,
         }
     }
 

@@ -26,6 +26,8 @@ fn new_task(title: &str, assignee: Option<&str>, repository: Option<&str>) -> Cr
         priority: None,
         complexity: None,
         idempotency_key: None,
+        parent_id: None,
+        blocked_by: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 mod support;
 
 pub(crate) mod bad_input;
+mod claims;
 mod cli;
 mod cli_tasks;
 mod deploy;

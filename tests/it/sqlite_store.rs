@@ -30,6 +30,8 @@ fn new_task(title: &str) -> NewTask {
         actor: "tester@example.com".into(),
         idempotency_key: None,
         owner: "tester@example.com".into(),
+        parent_id: None,
+        blocked_by: Vec::new(),
     }
 }
 

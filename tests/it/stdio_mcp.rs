@@ -112,10 +112,22 @@ async fn tools_list_names_every_tool_of_the_spec_with_its_schemas() {
     server.initialize().await;
     let answer = server.request("tools/list", json!({})).await;
     let tools = answer["result"]["tools"].as_array().expect("tools").clone();
-    let spec: [(&str, &[&str], &[&str]); 7] = [
+    let spec: [(&str, &[&str], &[&str]); 9] = [
         (
             "get_tasks",
-            &["user_id", "repository", "status", "assignee", "priority", "query", "limit", "cursor", "detail"],
+            &[
+                "user_id",
+                "repository",
+                "status",
+                "assignee",
+                "priority",
+                "query",
+                "limit",
+                "cursor",
+                "detail",
+                "ready",
+                "parent_id",
+            ],
             &[],
         ),
         ("get_task", &["task_id"], &["task_id"]),
@@ -130,6 +142,8 @@ async fn tools_list_names_every_tool_of_the_spec_with_its_schemas() {
                 "complexity",
                 "created_by",
                 "idempotency_key",
+                "blocked_by",
+                "parent_id",
             ],
             &["title"],
         ),
@@ -150,11 +164,16 @@ async fn tools_list_names_every_tool_of_the_spec_with_its_schemas() {
                 "repository",
                 "updated_by",
                 "expected_version",
+                "add_blocked_by",
+                "remove_blocked_by",
+                "parent_id",
             ],
             &["task_id"],
         ),
         ("add_task_comment", &["task_id", "comment", "author"], &["task_id", "comment"]),
         ("delete_task", &["task_id", "deleted_by", "reason"], &["task_id"]),
+        ("claim_task", &["task_id", "repository", "lease_seconds"], &[]),
+        ("release_task", &["task_id", "status", "comment"], &["task_id"]),
     ];
     assert_eq!(tools.len(), spec.len(), "{answer}");
     for (name, arguments, required) in spec {
@@ -192,6 +211,8 @@ async fn tools_list_names_every_tool_of_the_spec_with_its_schemas() {
         })
         .sum();
     println!("tools/list: {size} bytes in all, {model_facing} bytes without the output schemas");
+    // What clients put into the model's context: it must stay small as tools are added.
+    assert!(size <= 8 * 1024, "tools/list is {size} bytes (over 8 KB)");
     server.close().await;
 }
 
@@ -292,7 +313,7 @@ async fn the_discover_era_serves_the_same_tools(backend: Backend) {
     let db = TestStore::new(backend).await;
     let mut mcp = Server::connect_discover(&db.url, USER).await;
     let list = mcp.request("tools/list", json!({})).await;
-    assert_eq!(list["result"]["tools"].as_array().map(Vec::len), Some(7), "{list}");
+    assert_eq!(list["result"]["tools"].as_array().map(Vec::len), Some(9), "{list}");
     let created = mcp.ok("create_task", json!({"title": "Born in the discover era", "assignee_id": "me"})).await;
     assert_eq!(created["assignee_email"], USER);
     let detail = mcp.ok("get_task", json!({"task_id": id_of(&created)})).await;

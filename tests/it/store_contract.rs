@@ -142,6 +142,8 @@ fn new_task(t: &str) -> NewTask {
         actor: ANN.to_owned(),
         idempotency_key: None,
         owner: ANN.to_owned(),
+        parent_id: None,
+        blocked_by: Vec::new(),
     }
 }
 
@@ -270,6 +272,8 @@ async fn a_created_task_reads_back_with_every_field(backend: Backend) {
             actor: "agent-7".to_owned(),
             idempotency_key: Some(IdempotencyKey::parse("idempotency_key", "k-1").unwrap()),
             owner: ANN.to_owned(),
+            parent_id: None,
+            blocked_by: Vec::new(),
         })
         .await
         .unwrap();
@@ -347,6 +351,7 @@ async fn each_changed_field_writes_a_history_row_with_old_new_who_and_comment(ba
         complexity: Some(Complexity::Low),
         assignee: Some(Some(UserKey::Email(email(BOB)))),
         repository: Some(Some(repo("new-repo"))),
+        ..TaskPatch::default()
     };
     let updated = store
         .update_task(TaskUpdate { comment: Some(comment("waiting on infra")), ..update(&task, patch) })

@@ -55,6 +55,8 @@ fn create(title: &str, repository: Option<&str>) -> CreateTask {
         priority: None,
         complexity: None,
         idempotency_key: None,
+        parent_id: None,
+        blocked_by: Vec::new(),
     }
 }
 

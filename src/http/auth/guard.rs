@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::api_key;
-use crate::domain::Actor;
+use crate::domain::{Actor, Session};
 use crate::http::AppState;
 use crate::http::errors::ApiError;
 
@@ -62,8 +62,9 @@ pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut r
     // Only Sync parts of the request are held across the store lookup (the body is not Sync).
     let (headers, query) = (req.headers().clone(), req.uri().query().map(str::to_owned));
     match identify(&state, guard, &headers, query.as_deref(), ip).await {
-        Ok(Some(actor)) => {
+        Ok(Some((actor, credential))) => {
             tracing::Span::current().record("user", actor.email.as_str());
+            req.extensions_mut().insert(session_of(&actor, &credential));
             req.extensions_mut().insert(actor);
             next.run(req).await
         }
@@ -78,7 +79,7 @@ async fn identify(
     headers: &HeaderMap,
     query: Option<&str>,
     ip: IpAddr,
-) -> Result<Option<Actor>, ApiError> {
+) -> Result<Option<(Actor, String)>, ApiError> {
     if guard == Guard::Public {
         return Ok(None);
     }
@@ -120,12 +121,20 @@ async fn identify(
         _ => state.auth.jwt.verify(&credential),
     };
     match verified {
-        Ok(actor) => Ok(Some(actor)),
+        Ok(actor) => Ok(Some((actor, credential))),
         Err(message) => {
             tracing::info!(%ip, "authentication failed: {message}");
             Err(failed(state, ip, message))
         }
     }
+}
+
+/// Who holds the claims a request makes: its credential (one API key per agent), named by the user
+/// and a digest of the credential (never the credential itself).
+fn session_of(actor: &Actor, credential: &str) -> Session {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(&Sha256::digest(credential.as_bytes())[..4]);
+    Session { holder: format!("{} (credential {digest})", actor.email.as_str()), agent: None }
 }
 
 /// A credential that proves nothing: 429 while the address is locked out, else counted and 401.

@@ -463,6 +463,9 @@ function renderCardContent(t) {
         h('span', { class: 'sr-only' }, 'Priority '), PRIORITY_LABEL[t.priority] || t.priority),
       t.repository ? h('span', { class: 'repo', title: `Repository ${t.repository}` },
         h('span', { class: 'sr-only' }, 'Repository '), t.repository) : null,
+      t.open_blockers > 0 ? h('span', { class: 'blocked-mark', title: 'Waits on open blockers' },
+        `Waits on ${t.open_blockers}`) : null,
+      claimNote(t),
       h('span', { class: 'card-foot' },
         t.assignee_email
           ? h('span', { class: 'assignee', title: `Assigned to ${t.assignee_email}` },
@@ -475,6 +478,74 @@ function renderCardContent(t) {
       'aria-label': `Move “${t.title}” to another status`, title: 'Move to…', dataset: { action: 'move' } },
     h('span', { 'aria-hidden': 'true' }, '⋯')),
   ];
+}
+
+/** Who holds a task's claim and for how long still (a full task knows when its lease ends). */
+function claimText(t) {
+  const holder = (t.claim && t.claim.holder) || t.claimed_by;
+  if (!holder) return null;
+  const expires = t.claim && Date.parse(t.claim.expires_at);
+  if (!expires) return `Claimed by ${holder}`;
+  const minutes = Math.round((expires - Date.now()) / 60000);
+  const left = minutes > 0 ? `${minutes} min left` : 'lease ran out';
+  return `Claimed by ${holder}${t.claim.agent ? ` (${t.claim.agent})` : ''} · ${left}`;
+}
+
+function claimNote(t) {
+  const text = claimText(t);
+  return text ? h('span', { class: 'claim-mark', title: text }, text) : null;
+}
+
+/** The claim, the blockers and the subtasks of the open task, with what a person can do about them. */
+async function renderWork(t) {
+  let box = $('d-work');
+  if (!box) {
+    box = h('section', { id: 'd-work', class: 'detail-work', 'aria-label': 'Claim, blockers and subtasks' });
+    $('d-meta').after(box);
+  }
+  const parts = [];
+  const claim = claimText(t);
+  if (claim) {
+    const release = h('button', { type: 'button', class: 'btn btn-small' }, 'Release the claim');
+    release.addEventListener('click', async () => {
+      try {
+        // A person ends someone else's (stale) claim by setting the task back: recorded in its history.
+        await api('PUT', `/api/tasks/${t.id}/status`,
+          { body: { status: 'not_started', comment: 'claim released from the dashboard' } });
+        await refreshDetail();
+      } catch (error) {
+        toast(`Could not release the claim: ${error.message}`, { kind: 'warn' });
+      }
+    });
+    parts.push(h('p', { class: 'claim-line' }, claim, ' ', release));
+  }
+  let links = { blocked_by: [], blocking: [], subtasks: [], parent: null };
+  try {
+    links = (await api('GET', `/api/tasks/${t.id}/links`)).data || links;
+  } catch (error) {
+    if (error.status !== 404) parts.push(h('p', { class: 'muted small' }, `Links unavailable: ${error.message}`));
+  }
+  const list = (title, items) => items.length
+    ? h('div', {}, h('h3', { class: 'small' }, title),
+      h('ul', { class: 'link-list' }, ...items.map((l) => h('li', {}, `${l.title} (${l.status})`))))
+    : null;
+  if (links.parent) parts.push(h('p', { class: 'small' }, `Step of: ${links.parent.title} (${links.parent.status})`));
+  parts.push(list('Waits on', links.blocked_by || []), list('Blocks', links.blocking || []),
+    list('Subtasks', links.subtasks || []));
+  const input = h('input', { type: 'text', placeholder: 'Task id it waits on', 'aria-label': 'Task id it waits on' });
+  const link = h('button', { type: 'button', class: 'btn btn-small' }, 'Add blocker');
+  link.addEventListener('click', async () => {
+    const other = input.value.trim();
+    if (!other) return;
+    try {
+      await api('PATCH', `/api/tasks/${t.id}`, { body: { add_blocked_by: [other] } });
+      await refreshDetail();
+    } catch (error) {
+      toast(`Could not link the tasks: ${error.message}`, { kind: 'warn' });
+    }
+  });
+  parts.push(h('p', { class: 'link-add' }, input, ' ', link));
+  box.replaceChildren(...parts.filter(Boolean));
 }
 
 /** Puts a task's card where it belongs (its status column, newest change first), creating or updating it. */
@@ -1123,6 +1194,7 @@ function renderDetailTask(t) {
     t.updated_at !== t.created_at ? h('span', {}, ` · updated by ${t.updated_by} `) : null,
     t.updated_at !== t.created_at ? timeEl(t.updated_at) : null,
   );
+  renderWork(t);
 }
 
 /** Re-reads the open task, its comments and its history. */

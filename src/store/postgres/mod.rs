@@ -5,7 +5,7 @@
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
 //! [`keys`] (API keys), [`task_keys`] (task keys: numbering, lookup, prefixes), [`listen`] (the commit
-//! watcher), [`dump`] (export and import).
+//! watcher), [`dump`] (export and import), [`work`] (claims, links, ready work).
 
 mod dump;
 mod keys;
@@ -16,6 +16,7 @@ mod outbox;
 mod rows;
 mod task_keys;
 mod tasks;
+mod work;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -33,11 +34,13 @@ use uuid::Uuid;
 
 use super::dump::DumpRow;
 use super::{
-    ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
-    TaskQuery, TaskUpdate, redact_url,
+    ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Release,
+    Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
+use crate::domain::{
+    Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
+};
 use crate::error::{Error, Result};
 
 /// How long a call waits for a free pooled connection before it fails.
@@ -428,6 +431,22 @@ impl Store for PgStore {
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         self.inner.bounded(tasks::list(&self.inner, query)).await
+    }
+
+    async fn claim_task(&self, request: ClaimRequest) -> Result<ClaimOutcome> {
+        self.inner.bounded(work::claim(&self.inner, request)).await
+    }
+
+    async fn release_task(&self, release: Release) -> Result<Task> {
+        self.inner.bounded(work::release(&self.inner, release)).await
+    }
+
+    async fn expire_claims(&self, limit: u32) -> Result<usize> {
+        self.inner.bounded(work::expire(&self.inner, limit)).await
+    }
+
+    async fn task_links(&self, id: Uuid) -> Result<TaskLinks> {
+        self.inner.bounded(work::task_links(&self.inner, id)).await
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

@@ -5,7 +5,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
 use super::{Fail, Outcome};
-use crate::domain::{Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User};
+use crate::domain::{
+    Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User,
+};
 use crate::error::Error;
 use crate::store::ApiKey;
 use crate::store::payload::Stored;
@@ -13,11 +15,14 @@ use crate::store::payload::Stored;
 /// A task with its assignee's email and its repository's name, read in one query.
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
      t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
+     (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL), \
      ks.prefix || '-' || t.key_number";
 pub(super) const TASK_FROM: &str = "tasks t LEFT JOIN users u ON u.id = t.assignee_id \
      LEFT JOIN repositories r ON r.id = t.repository_id LEFT JOIN key_series ks ON ks.id = t.key_series_id";
 /// How many columns [`TASK_COLUMNS`] has (extra columns a query selects come after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 16;
+pub(super) const TASK_COLUMN_COUNT: usize = 22;
 
 pub(super) const USER_COLUMNS: &str = "id, email, name, created_at";
 pub(super) const COMMENT_COLUMNS: &str = "id, task_id, comment, author, created_at";
@@ -36,7 +41,7 @@ fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
 pub(super) fn task(row: &Row) -> Outcome<Task> {
     Ok(Task {
         id: row.try_get(0)?,
-        key: row.try_get::<_, Option<String>>(15)?.unwrap_or_default(),
+        key: row.try_get::<_, Option<String>>(21)?.unwrap_or_default(),
         title: row.try_get(1)?,
         description: row.try_get(2)?,
         status: known(row.try_get(3)?, "status", Status::from_stored)?,
@@ -51,7 +56,20 @@ pub(super) fn task(row: &Row) -> Outcome<Task> {
         updated_at: row.try_get(12)?,
         version: row.try_get(13)?,
         deleted_at: row.try_get(14)?,
+        parent_id: row.try_get(15)?,
+        claim: claim(row.try_get(16)?, row.try_get(17)?, row.try_get(18)?),
+        lapsed_holder: row.try_get(19)?,
+        open_blockers: row.try_get(20)?,
     })
+}
+
+/// A claim from its three columns (all set or none, as the schema holds them).
+fn claim(
+    holder: Option<String>,
+    agent: Option<String>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Option<Claim> {
+    Some(Claim { holder: holder?, agent, expires_at: expires_at? })
 }
 
 /// A user whose columns start at `at` ([`USER_COLUMNS`] order).

@@ -9,9 +9,10 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::rows::{self, COMMENT_COLUMNS, HISTORY_COLUMNS, TASK_COLUMN_COUNT, TASK_COLUMNS, TASK_FROM};
-use super::{Inner, Outcome, lookup, outbox, task_keys};
+use super::{Inner, Outcome, lookup, outbox, task_keys, work};
 use crate::domain::{
     Comment, HistoryEntry, IdempotencyKey, Record, Task, TaskPatch, User, check_version, commented, deleted,
+    link_changes,
 };
 use crate::error::Error;
 use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, TaskUpdate};
@@ -20,15 +21,15 @@ use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, Ta
 /// a concurrent create with the same key from the same user waits for the first, then inserts nothing.
 /// The times are the transaction's `now()`, returned so the domain builds the task as created then.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint, \
+     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint, parent_id, \
      key_series_id, key_number) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING created_at";
 
 /// How a write locks the task row it changes.
 #[derive(Clone, Copy)]
-enum Lock {
+pub(super) enum Lock {
     /// The row itself changes.
     Update,
     /// The row must not change or vanish meanwhile (a comment).
@@ -36,15 +37,15 @@ enum Lock {
 }
 
 /// A live task, locked for the rest of the transaction.
-struct Locked {
-    task: Task,
-    repository_id: Option<Uuid>,
+pub(super) struct Locked {
+    pub(super) task: Task,
+    pub(super) repository_id: Option<Uuid>,
     /// The transaction's `now()`: the time of the change (history and event rows default to it too).
-    now: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
 }
 
 /// Reads and locks a live task. Missing or deleted: `NotFound`.
-async fn lock_live(tx: &Transaction<'_>, id: Uuid, lock: Lock) -> Outcome<Locked> {
+pub(super) async fn lock_live(tx: &Transaction<'_>, id: Uuid, lock: Lock) -> Outcome<Locked> {
     let mode = match lock {
         Lock::Update => "UPDATE",
         Lock::Share => "SHARE",
@@ -82,7 +83,7 @@ async fn write_history(tx: &Transaction<'_>, record: &Record) -> Outcome<()> {
 /// Writes what a change records, its history rows and then its event, pipelined: `try_join` polls the
 /// history insert first, so it is sent (and run by the server) first, and the second statement goes
 /// out without waiting for the first one's answer. Returns the event's seq.
-async fn write_record(tx: &Transaction<'_>, record: &Record) -> Outcome<i64> {
+pub(super) async fn write_record(tx: &Transaction<'_>, record: &Record) -> Outcome<i64> {
     let ((), seq) = futures::future::try_join(write_history(tx, record), outbox::append(tx, record)).await?;
     Ok(seq)
 }
@@ -134,6 +135,7 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
     let (assignee, repository_id) = resolve_references(&tx, &new).await?;
     let repository = repository_id.zip(new.repository.as_ref().map(|r| r.as_str()));
     let key = task_keys::next_key(&tx, repository).await?;
+    let open_blockers = work::check_new_task_links(&tx, &new).await?;
     let id = Uuid::now_v7();
     let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
     let idempotency_owner = idempotency_key.map(|_| new.owner.as_str());
@@ -155,6 +157,7 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
                 &idempotency_key,
                 &idempotency_owner,
                 &fingerprint,
+                &new.parent_id,
                 &key.series_id,
                 &key.number,
             ],
@@ -170,7 +173,10 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
         return Ok(new.replay(task, fingerprint.as_deref())?);
     };
-    let record = new.draft(assignee).create(id, key.key, &new.actor, row.try_get(0)?);
+    let mut record = new.draft(assignee).create(id, key.key, &new.actor, row.try_get(0)?);
+    work::insert_links(&tx, id, &new.blocked_by).await?;
+    record.history.extend(link_changes(&new.blocked_by, &[]));
+    record.task.open_blockers = open_blockers;
     let seq = write_record(&tx, &record).await?;
     tx.commit().await?;
     inner.committed(seq);
@@ -187,11 +193,13 @@ async fn resolve_assignee(tx: &Transaction<'_>, patch: &TaskPatch) -> Outcome<Op
 }
 
 /// Writes a changed task's row (its version and `updated_at` as the domain set them).
-async fn write_task(tx: &Transaction<'_>, task: &Task, repository_id: Option<Uuid>) -> Outcome<()> {
+pub(super) async fn write_task(tx: &Transaction<'_>, task: &Task, repository_id: Option<Uuid>) -> Outcome<()> {
     let statement = tx
         .prepare_cached(
             "UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, complexity = $6, \
-             assignee_id = $7, repository_id = $8, updated_by = $9, updated_at = $10, version = $11 \
+             assignee_id = $7, repository_id = $8, updated_by = $9, updated_at = $10, version = $11, \
+             parent_id = $12, claim_holder = $13, claim_agent = $14, claim_expires_at = $15, \
+             claim_lapsed_holder = $16 \
              WHERE id = $1",
         )
         .await?;
@@ -209,6 +217,11 @@ async fn write_task(tx: &Transaction<'_>, task: &Task, repository_id: Option<Uui
             &task.updated_by,
             &task.updated_at,
             &task.version,
+            &task.parent_id,
+            &task.claim.as_ref().map(|c| c.holder.as_str()),
+            &task.claim.as_ref().and_then(|c| c.agent.as_deref()),
+            &task.claim.as_ref().map(|c| c.expires_at),
+            &task.lapsed_holder,
         ],
     )
     .await?;
@@ -220,10 +233,11 @@ pub(super) async fn update(inner: &Inner, update: TaskUpdate) -> Outcome<Task> {
     let tx = client.transaction().await?;
     let Locked { task: old, repository_id, now } = lock_live(&tx, update.task_id, Lock::Update).await?;
     check_version(&old, update.expected_version).map_err(Error::from)?;
-    let patch = &update.patch;
+    // Links to check and to write: only those that change something (re-adding one is no change).
+    let patch = &work::check_patch_links(&tx, &old, &update.patch).await?;
     let assignee = resolve_assignee(&tx, patch).await?;
     let comment = update.comment.as_ref().map(|c| c.as_str());
-    let Some(record) = patch.apply(&old, assignee, &update.actor, comment, now) else {
+    let Some(mut record) = patch.apply(&old, assignee, &update.actor, comment, now) else {
         // Nothing changed, so nothing was created either: dropping the transaction rolls back.
         return Ok(old);
     };
@@ -234,7 +248,12 @@ pub(super) async fn update(inner: &Inner, update: TaskUpdate) -> Outcome<Task> {
         _ => repository_id,
     };
     write_task(&tx, &record.task, repository_id).await?;
-    let seq = write_record(&tx, &record).await?;
+    work::write_patch_links(&tx, old.id, patch).await?;
+    record.task.open_blockers = work::open_blockers(&tx, old.id).await?;
+    let mut seq = write_record(&tx, &record).await?;
+    if old.status.is_open() && !record.task.status.is_open() {
+        seq = seq.max(work::announce_unblocked(&tx, old.id, &update.actor).await?);
+    }
     tx.commit().await?;
     inner.committed(seq);
     Ok(record.task)
@@ -362,6 +381,17 @@ pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>>
         // like_pattern() escapes %, _ and \ with \, so the text matches literally.
         let p = q.param(pattern);
         q.and(format_args!(r"(t.title ILIKE {p} ESCAPE '\' OR t.description ILIKE {p} ESCAPE '\')"));
+    }
+    if let Some(user) = &query.ready_for {
+        let p = q.param(user);
+        q.and(format_args!(
+            "t.status = 'not_started' AND (t.assignee_id IS NULL OR t.assignee_id = {p}) AND NOT EXISTS ({})",
+            work::OPEN_BLOCKER
+        ));
+    }
+    if let Some(parent) = &query.parent_id {
+        let p = q.param(parent);
+        q.and(format_args!("t.parent_id = {p}"));
     }
     if let Some((at, id)) = &after {
         let (a, b) = (q.param(at), q.param(id));

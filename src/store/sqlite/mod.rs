@@ -9,6 +9,7 @@ mod ops;
 mod rows;
 mod task_keys;
 mod watch;
+mod work;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,9 +25,11 @@ use super::dump::DumpRow;
 use super::{
     ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
 };
-use super::{TaskQuery, TaskUpdate};
+use super::{ClaimOutcome, ClaimRequest, Release, TaskQuery, TaskUpdate};
 use crate::domain::KeyName;
-use crate::domain::{Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey};
+use crate::domain::{
+    Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
+};
 use crate::error::{Error, Result};
 
 mod embedded {
@@ -281,6 +284,22 @@ impl Store for SqliteStore {
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         let query = query.clone();
         self.read(move |c| Ok(ops::list_tasks(c, &query)?)).await
+    }
+
+    async fn claim_task(&self, request: ClaimRequest) -> Result<ClaimOutcome> {
+        self.write_event(move |tx| work::claim(tx, &request)).await
+    }
+
+    async fn release_task(&self, release: Release) -> Result<Task> {
+        self.write_event(move |tx| work::release(tx, &release)).await
+    }
+
+    async fn expire_claims(&self, limit: u32) -> Result<usize> {
+        self.write_event(move |tx| work::expire(tx, limit)).await
+    }
+
+    async fn task_links(&self, id: Uuid) -> Result<TaskLinks> {
+        self.read(move |c| Ok(work::task_links(c, id)?)).await
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

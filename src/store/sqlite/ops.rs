@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
-use super::task_keys;
+use super::{task_keys, work};
 use crate::domain::KeyName;
 use crate::domain::{
     Comment, Event, HistoryEntry, Record, RepoName, Repository, Task, TaskPatch, User, UserKey, check_version,
-    commented, deleted,
+    commented, deleted, link_changes,
 };
 use crate::error::Error;
 use crate::store::payload::Payload;
@@ -85,7 +85,7 @@ pub(super) fn list_repositories(conn: &Connection) -> rusqlite::Result<Vec<Repos
 }
 
 /// Writes what a change records: its history rows, then its event row. Returns the event's seq.
-fn write_record(conn: &Connection, record: &Record, at: DateTime<Utc>) -> rusqlite::Result<i64> {
+pub(super) fn write_record(conn: &Connection, record: &Record, at: DateTime<Utc>) -> rusqlite::Result<i64> {
     let task = &record.task;
     let mut history = conn.prepare_cached(
         "INSERT INTO task_history (id, task_id, field_changed, old_value, new_value, changed_by, comment, changed_at) \
@@ -144,14 +144,18 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
     let assignee = new.assignee.as_ref().map(|key| resolve_user(conn, "assignee_id", key)).transpose()?;
     let repository_id = new.repository.as_ref().map(|name| repository_id(conn, name)).transpose()?;
     let repository = repository_id.as_deref().zip(new.repository.as_ref().map(|r| r.as_str()));
+    let open_blockers = work::check_new_task_links(conn, new)?;
     let key = task_keys::next_key(conn, repository)?;
-    let record = new.draft(assignee).create(Uuid::now_v7(), key.key, &new.actor, rows::now());
+    let mut record = new.draft(assignee).create(Uuid::now_v7(), key.key, &new.actor, rows::now());
+    record.task.open_blockers = open_blockers;
+    record.history.extend(link_changes(&new.blocked_by, &[]));
     let task = &record.task;
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
-                            search_text, idempotency_owner, idempotency_fingerprint, key_series_id, key_number) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17, ?18, ?19)",
+                            search_text, idempotency_owner, idempotency_fingerprint, parent_id, key_series_id, \
+                            key_number) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -171,9 +175,11 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         rows::search_text(&task.title, task.description.as_deref()),
         new.idempotency_key.as_ref().map(|_| new.owner.as_str()),
         new.idempotency_key.as_ref().map(|_| new.fingerprint()),
+        task.parent_id.map(uuid_text),
         key.series_id,
         key.number,
     ])?;
+    work::insert_links(conn, task.id, &new.blocked_by)?;
     let seq = write_record(conn, &record, task.created_at)?;
     Ok((CreatedTask { task: record.task, replayed: false }, Some(seq)))
 }
@@ -197,15 +203,17 @@ fn resolve_assignee(conn: &Connection, patch: &TaskPatch) -> Outcome<Option<Opti
 /// Applies a patch; a patch that changes nothing writes nothing. Returns the seq of the event written.
 pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Task, Option<i64>)> {
     let old = task_to_change(conn, update.task_id, update.expected_version)?;
-    let assignee = resolve_assignee(conn, &update.patch)?;
+    // Links to check and to write: only those that change something (re-adding one is no change).
+    let patch = &work::check_patch_links(conn, &old, &update.patch)?;
+    let assignee = resolve_assignee(conn, patch)?;
     let comment = update.comment.as_ref().map(|c| c.as_str());
     let now = rows::now();
-    let Some(record) = update.patch.apply(&old, assignee, &update.actor, comment, now) else {
+    let Some(mut record) = patch.apply(&old, assignee, &update.actor, comment, now) else {
         return Ok((old, None));
     };
     let task = &record.task;
     // The repository's id, looked up (created on first use) only when the repository changes.
-    let repository_id = match &update.patch.repository {
+    let repository_id = match &patch.repository {
         Some(name) if task.repository != old.repository => {
             Some(name.as_ref().map(|n| repository_id(conn, n)).transpose()?)
         }
@@ -233,7 +241,13 @@ pub(super) fn update_task(conn: &Connection, update: &TaskUpdate) -> Outcome<(Ta
         task.version,
         rows::search_text(&task.title, task.description.as_deref()),
     ])?;
-    let seq = write_record(conn, &record, now)?;
+    work::write_work_columns(conn, task)?;
+    work::write_patch_links(conn, old.id, patch)?;
+    record.task.open_blockers = work::open_blockers(conn, old.id)?;
+    let mut seq = write_record(conn, &record, now)?;
+    if old.status.is_open() && !record.task.status.is_open() {
+        seq = work::announce_unblocked(conn, old.id, &update.actor)?.unwrap_or(seq).max(seq);
+    }
     Ok((record.task, Some(seq)))
 }
 
@@ -318,6 +332,19 @@ fn list_tasks_sql(query: &TaskQuery) -> (String, Vec<Value>) {
     // fixed words, never text from a caller.
     if let Some(status) = query.status {
         sql.push_str(&format!(" AND t.status = '{}'", status.as_str()));
+    }
+    if let Some(user) = query.ready_for {
+        bind(
+            &mut sql,
+            &format!(
+                " AND t.status = 'not_started' AND (t.assignee_id IS NULL OR t.assignee_id = ?) AND NOT EXISTS ({})",
+                work::OPEN_BLOCKER
+            ),
+            Value::Text(uuid_text(user)),
+        );
+    }
+    if let Some(parent) = query.parent_id {
+        bind(&mut sql, " AND t.parent_id = ?", Value::Text(uuid_text(parent)));
     }
     if let Some(priority) = query.priority {
         sql.push_str(&format!(" AND t.priority = '{}'", priority.as_str()));

@@ -6,7 +6,7 @@ use rusqlite::Row;
 use rusqlite::types::Type;
 use uuid::Uuid;
 
-use crate::domain::{Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Status, Task, User};
+use crate::domain::{Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Status, Task, User};
 use crate::store::{ApiKey, payload};
 
 /// Now, at the precision stored (PostgreSQL keeps microseconds too), so what a write returns equals
@@ -68,10 +68,13 @@ fn get_closed<T>(row: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rus
 /// The columns [`task`] reads, from `tasks t` joined to its assignee `u` and repository `r`.
 pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t.priority, t.complexity, \
      t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
+     t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
+     (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL), \
      ks.prefix || '-' || t.key_number";
 
 /// How many columns [`TASK_COLUMNS`] names (a query may read more after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 16;
+pub(super) const TASK_COLUMN_COUNT: usize = 22;
 
 /// `FROM` with the joins [`TASK_COLUMNS`] needs.
 pub(super) const TASK_FROM: &str = "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id \
@@ -80,7 +83,7 @@ pub(super) const TASK_FROM: &str = "FROM tasks t LEFT JOIN users u ON u.id = t.a
 pub(super) fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: get_uuid(row, 0)?,
-        key: row.get::<_, Option<String>>(15)?.unwrap_or_default(),
+        key: row.get::<_, Option<String>>(21)?.unwrap_or_default(),
         title: row.get(1)?,
         description: row.get(2)?,
         status: get_closed(row, 3, Status::from_stored)?,
@@ -95,6 +98,13 @@ pub(super) fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
         updated_at: get_time(row, 12)?,
         version: row.get(13)?,
         deleted_at: get_opt_time(row, 14)?,
+        parent_id: get_opt_uuid(row, 15)?,
+        claim: match (row.get::<_, Option<String>>(16)?, get_opt_time(row, 18)?) {
+            (Some(holder), Some(expires_at)) => Some(Claim { holder, agent: row.get(17)?, expires_at }),
+            _ => None,
+        },
+        lapsed_holder: row.get(19)?,
+        open_blockers: row.get(20)?,
     })
 }
 

@@ -16,7 +16,8 @@
 //!   answer: a notification the server does not know).
 //!
 //! Placeholders in strings: `${task}` (the target task's id), `${unknown}` (a UUID no row has),
-//! `${deleted}` (a deleted task's id), `${stale_cursor}` (a cursor to a page whose tasks changed
+//! `${deleted}` (a deleted task's id), `${completed}` (a completed task's id), `${chain1}` …
+//! `${chain5}` (five tasks, each waiting on the one before), `${stale_cursor}` (a cursor to a page whose tasks changed
 //! since), `${deleted_cursor}` (a cursor after a task deleted since), `${seq}` / `${seq+N}` (the latest event seq, plus N), `${repeat:N:text}` (text N times),
 //! `${b64:text}` (text in unpadded base64url, for forged cursors). In `rpc`, `body` and header
 //! values, the four characters `\xHH` stand for the byte HH (for invalid UTF-8).
@@ -115,6 +116,10 @@ pub struct Fixtures {
     pub stale_cursor: String,
     pub deleted_cursor: String,
     pub latest_seq: i64,
+    /// A completed task.
+    pub completed: String,
+    /// Five tasks, each waiting on the one before (`${chain1}` … `${chain5}`).
+    pub chain: Vec<String>,
 }
 
 impl Case {
@@ -234,6 +239,11 @@ fn placeholder(name: &str, fixtures: &Fixtures) -> String {
         "stale_cursor" => fixtures.stale_cursor.clone(),
         "deleted_cursor" => fixtures.deleted_cursor.clone(),
         "seq" => fixtures.latest_seq.to_string(),
+        "completed" => fixtures.completed.clone(),
+        chain if chain.starts_with("chain") => {
+            let n: usize = chain["chain".len()..].parse().unwrap_or_else(|_| panic!("a number in {name:?}"));
+            fixtures.chain[n - 1].clone()
+        }
         other => panic!("unknown placeholder ${{{other}}}"),
     }
 }

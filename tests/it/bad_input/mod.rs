@@ -101,6 +101,8 @@ async fn fixtures(app: &task_mcp::wiring::Parts) -> Fixtures {
         priority: None,
         complexity: None,
         idempotency_key: None,
+        parent_id: None,
+        blocked_by: Vec::new(),
     };
     // Made with an idempotency key, so a replay of that key with another body is a case too.
     let keyed = CreateTask {
@@ -123,7 +125,17 @@ async fn fixtures(app: &task_mcp::wiring::Parts) -> Fixtures {
     service.delete_task(&actor, deleted.id, None, None).await.unwrap();
     // A cursor after the deleted task is stale in another way: its row left the listing.
     let deleted_cursor = task_mcp::service::cursor::encode(&PageCursor::after(&deleted));
+    let completed = service.create_task(&actor, create("completed already")).await.unwrap().task;
+    service.update_status(&actor, completed.id, task_mcp::domain::Status::Completed, None, None).await.unwrap();
+    let mut chain: Vec<String> = Vec::new();
+    for n in 1..=5 {
+        let blocked_by = chain.last().map(|id| vec![id.parse().unwrap()]).unwrap_or_default();
+        let link = CreateTask { blocked_by, ..create(&format!("chain {n}")) };
+        chain.push(service.create_task(&actor, link).await.unwrap().task.id.to_string());
+    }
     Fixtures {
+        completed: completed.id.to_string(),
+        chain,
         task: task.id.to_string(),
         unknown: uuid::Uuid::new_v4().to_string(),
         deleted: deleted.id.to_string(),

@@ -1,0 +1,253 @@
+//! Agents working together, through the real binary over stdio on both stores: claims raced by
+//! eight processes, a lease that runs out, a chain of blockers, a parent with an open subtask.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::mcp::Server;
+use crate::support::{Backend, TestStore};
+
+/// One person: the processes differ only by session.
+const USER: &str = "agent@example.com";
+
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_every_backend!(
+    eight_processes_racing_claim_every_task_exactly_once,
+    a_lease_that_runs_out_frees_the_task_and_the_system_records_it,
+    a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused,
+    a_parent_with_an_open_subtask_cannot_be_completed,
+);
+
+fn id_of(task: &Value) -> String {
+    task["id"].as_str().unwrap_or_else(|| panic!("no id in {task}")).to_owned()
+}
+
+async fn create(mcp: &mut Server, arguments: Value) -> String {
+    id_of(&mcp.ok("create_task", arguments).await)
+}
+
+/// The events of a task, oldest first, read from the store the processes share.
+async fn events_of(url: &str, task: &str) -> Vec<task_mcp::domain::Event> {
+    let store = task_mcp::store::open(url, 2).unwrap();
+    let id: uuid::Uuid = task.parse().unwrap();
+    store.events_after(0, 10_000).await.unwrap().into_iter().filter(|e| e.task_id == id).collect()
+}
+
+async fn eight_processes_racing_claim_every_task_exactly_once(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut setup = Server::connect(&db.url, USER).await;
+    let mut created = HashSet::new();
+    for n in 0..40 {
+        created.insert(create(&mut setup, json!({"title": format!("work {n}")})).await);
+    }
+    setup.close().await;
+    let racers = (0..8).map(|_| {
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let mut mcp = Server::connect(&url, USER).await;
+            let mut mine = Vec::new();
+            loop {
+                let claimed = mcp.ok("claim_task", json!({})).await;
+                if claimed["task"].is_null() {
+                    assert!(claimed["reason"].is_string(), "{claimed}");
+                    break;
+                }
+                assert_eq!(claimed["task"]["status"], "in_progress");
+                assert!(claimed["task"]["claim"]["holder"].is_string(), "{claimed}");
+                mine.push(id_of(&claimed["task"]));
+            }
+            mcp.close().await;
+            mine
+        })
+    });
+    let mut claimed = Vec::new();
+    for racer in racers {
+        claimed.extend(racer.await.unwrap());
+    }
+    let unique: HashSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), unique.len(), "a task was claimed twice");
+    assert_eq!(unique, created, "every task claimed, none lost");
+}
+
+async fn a_lease_that_runs_out_frees_the_task_and_the_system_records_it(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut first = Server::connect(&db.url, USER).await;
+    let mut second = Server::connect(&db.url, USER).await;
+    let id = create(&mut first, json!({"title": "short lease"})).await;
+    let held = first.ok("claim_task", json!({"task_id": id, "lease_seconds": 1})).await;
+    assert_eq!(held["task"]["assignee_email"], USER);
+    // Another session of the same person is refused while the lease holds.
+    let refused = second.fail("claim_task", json!({"task_id": id})).await;
+    assert_eq!(refused.code(), "already_claimed");
+    assert!(refused.text.contains("(process "), "names the holder: {}", refused.text);
+    // Once the lease has passed, the other process gets it as the next ready task.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let taken = loop {
+        let claimed = second.ok("claim_task", json!({})).await;
+        if !claimed["task"].is_null() {
+            break claimed;
+        }
+        assert!(Instant::now() < deadline, "the lease never ran out: {claimed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(id_of(&taken["task"]), id);
+    assert_ne!(taken["task"]["claim"]["holder"], held["task"]["claim"]["holder"]);
+    // The first holder learns that its claim is gone.
+    assert_eq!(first.fail("release_task", json!({"task_id": id})).await.code(), "claim_lost");
+    assert_eq!(first.fail("claim_task", json!({"task_id": id})).await.code(), "already_claimed");
+    // History and the event log show the system giving the task back.
+    let detail = second.ok("get_task", json!({"task_id": id})).await;
+    let by_system: Vec<&Value> =
+        detail["history"].as_array().unwrap().iter().filter(|h| h["changed_by"] == "system").collect();
+    assert!(by_system.iter().any(|h| h["field_changed"] == "claim" && h["new_value"].is_null()), "{detail}");
+    let events = events_of(&db.url, &id).await;
+    assert!(events.iter().any(|e| e.actor == "system" && e.task.claim.is_none()), "{events:?}");
+    // The holder gives it back; anyone may take it at once.
+    let released = second.ok("release_task", json!({"task_id": id, "comment": "handing over"})).await;
+    assert_eq!(released["status"], "not_started");
+    assert!(released["claim"].is_null());
+    assert_eq!(id_of(&first.ok("claim_task", json!({})).await["task"]), id);
+    first.close().await;
+    second.close().await;
+}
+
+async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let a = create(&mut mcp, json!({"title": "A"})).await;
+    let b = create(&mut mcp, json!({"title": "B", "blocked_by": [a]})).await;
+    let c = create(&mut mcp, json!({"title": "C", "blocked_by": [b], "priority": "urgent"})).await;
+    let ready = |page: Value| -> Vec<String> { page["tasks"].as_array().unwrap().iter().map(id_of).collect() };
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![a.clone()]);
+    let listed = mcp.ok("get_tasks", json!({})).await;
+    let summary_c = listed["tasks"].as_array().unwrap().iter().find(|t| t["id"] == c.as_str()).unwrap().clone();
+    assert_eq!(summary_c["open_blockers"], 1, "{summary_c}");
+    // A cycle of two and of three, and a self-link, are refused naming the tasks.
+    let cycle = mcp.fail("update_task", json!({"task_id": a, "add_blocked_by": [b]})).await;
+    assert_eq!(cycle.code(), "dependency_cycle");
+    assert!(cycle.text.contains(&a) && cycle.text.contains(&b), "{}", cycle.text);
+    let longer = mcp.fail("update_task", json!({"task_id": a, "add_blocked_by": [c]})).await;
+    assert_eq!(longer.structured["error"]["details"]["cycle"].as_array().unwrap().len(), 4);
+    assert_eq!(mcp.fail("update_task", json!({"task_id": a, "add_blocked_by": [a]})).await.code(), "dependency_cycle");
+    // The detail names what waits on what.
+    let detail_b = mcp.ok("get_task", json!({"task_id": b})).await;
+    assert_eq!(detail_b["blocked_by"][0]["id"], a.as_str());
+    assert_eq!(detail_b["blocking"][0]["id"], c.as_str());
+    // Only A can be claimed; completing it makes B ready, with an event for B.
+    let claimed = mcp.ok("claim_task", json!({})).await;
+    assert_eq!(id_of(&claimed["task"]), a);
+    let none = mcp.ok("claim_task", json!({})).await;
+    assert!(none["task"].is_null());
+    assert!(none["reason"].as_str().unwrap().contains("2 wait on blockers"), "{none}");
+    mcp.ok("update_task_status", json!({"task_id": a, "new_status": "completed"})).await;
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![b.clone()]);
+    let events = events_of(&db.url, &b).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.kind.as_str(), "task_updated");
+    assert_eq!(last.task.open_blockers, 0);
+    mcp.close().await;
+}
+
+async fn a_parent_with_an_open_subtask_cannot_be_completed(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let parent = create(&mut mcp, json!({"title": "feature"})).await;
+    let step = create(&mut mcp, json!({"title": "step one", "parent_id": parent})).await;
+    let refused = mcp.fail("update_task_status", json!({"task_id": parent, "new_status": "completed"})).await;
+    assert_eq!(refused.code(), "open_subtasks");
+    assert!(refused.text.contains(&step), "{}", refused.text);
+    // A parent cannot be its own ancestor.
+    assert_eq!(mcp.fail("update_task", json!({"task_id": parent, "parent_id": step})).await.code(), "dependency_cycle");
+    let detail = mcp.ok("get_task", json!({"task_id": parent})).await;
+    assert_eq!(detail["subtasks"][0]["id"], step.as_str());
+    let subtasks = mcp.ok("get_tasks", json!({"parent_id": parent})).await;
+    assert_eq!(subtasks["tasks"].as_array().unwrap().len(), 1);
+    mcp.ok("update_task_status", json!({"task_id": step, "new_status": "completed"})).await;
+    let done = mcp.ok("update_task_status", json!({"task_id": parent, "new_status": "completed"})).await;
+    assert_eq!(done["status"], "completed");
+    // A link to a missing task is refused naming it.
+    let missing = uuid::Uuid::now_v7().to_string();
+    let unknown = mcp.fail("create_task", json!({"title": "x", "blocked_by": [missing]})).await;
+    assert_eq!(unknown.structured["error"]["details"]["field"], "blocked_by");
+    assert!(unknown.text.contains(&missing), "{}", unknown.text);
+    mcp.close().await;
+}
+
+/// The same race over REST: eight agents, each with its own credential, against two `serve`
+/// instances on one PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_agents_racing_over_rest_on_two_servers_claim_every_task_exactly_once() {
+    use crate::support::http::TestServer;
+    let db = TestStore::new(Backend::Postgres).await;
+    let servers = [
+        std::sync::Arc::new(TestServer::start(crate::support::app(&db.url, None)).await),
+        std::sync::Arc::new(TestServer::start(crate::support::app(&db.url, None)).await),
+    ];
+    let mut created = HashSet::new();
+    for n in 0..40 {
+        let response = servers[0].post("/api/tasks", json!({"title": format!("rest work {n}")})).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        created.insert(id_of(&response.json::<Value>().await.unwrap()));
+    }
+    let racers = (0..8).map(|n| {
+        let server = servers[n % 2].clone();
+        tokio::spawn(async move {
+            let agent = format!("agent{n}@example.com");
+            let mut mine = Vec::new();
+            loop {
+                let response = server
+                    .as_user(reqwest::Method::POST, "/api/tasks/claim", &agent)
+                    .json(&json!({"lease_seconds": 600}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                let claimed: Value = response.json().await.unwrap();
+                if claimed["task"].is_null() {
+                    break;
+                }
+                assert_eq!(claimed["task"]["assignee_email"], agent.as_str());
+                mine.push(id_of(&claimed["task"]));
+            }
+            mine
+        })
+    });
+    let mut claimed = Vec::new();
+    for racer in racers {
+        claimed.extend(racer.await.unwrap());
+    }
+    let unique: HashSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), unique.len(), "a task was claimed twice");
+    assert_eq!(unique, created, "every task claimed, none lost");
+    // Another agent's claim is a 409 naming the holder; the holder's release frees the task.
+    let id = claimed[0].clone();
+    let holder = servers[0].get(&format!("/api/tasks/{id}")).send().await.unwrap().json::<Value>().await.unwrap();
+    let intruder = servers[1]
+        .as_user(reqwest::Method::POST, &format!("/api/tasks/{id}/claim"), "intruder@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(intruder.status(), 409);
+    let body: Value = intruder.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "already_claimed");
+    assert_eq!(body["error"]["details"]["holder"], holder["claim"]["holder"]);
+}
