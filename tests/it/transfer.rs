@@ -340,7 +340,9 @@ fn task_line(i: usize) -> String {
         "status": "not_started", "priority": "medium", "complexity": "medium", "assignee_id": null,
         "repository_id": null, "created_by": "x", "updated_by": "x", "created_at": "2026-01-01T00:00:00.000000Z",
         "updated_at": "2026-01-01T00:00:00.000000Z", "version": 1, "deleted_at": null, "idempotency_key": null,
-        "idempotency_owner": null, "idempotency_fingerprint": null}});
+        "idempotency_owner": null, "idempotency_fingerprint": null, "parent_id": null, "claim_holder": null,
+        "claim_agent": null, "claim_expires_at": null, "claim_lapsed_holder": null, "key_series_id": null,
+        "key_number": null}});
     format!("{row}\n")
 }
 
