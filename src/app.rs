@@ -31,7 +31,7 @@ pub fn main() -> ExitCode {
     // A stdio session serves one agent, call by call: one thread runs it all (no hand-offs between
     // workers on every message, no worker threads to start). Blocking work still goes to the blocking
     // pool. Everything else (`serve` above all) gets a worker per core.
-    let stdio = matches!(cli.command, None | Some(Command::Stdio));
+    let stdio = matches!(cli.command, None | Some(Command::Stdio(_)));
     let mut builder =
         if stdio { tokio::runtime::Builder::new_current_thread() } else { tokio::runtime::Builder::new_multi_thread() };
     let runtime = match builder.enable_all().build() {
@@ -51,7 +51,7 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitCode> {
-    let command = cli.command.unwrap_or(Command::Stdio);
+    let command = cli.command.unwrap_or_else(|| Command::Stdio(cli.stdio.clone()));
     let default_pool = match command {
         Command::Serve(_) => 16,
         _ => 4,
@@ -59,7 +59,11 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
     let settings = Settings::from_args(&cli.global, default_pool)?;
     tracing::debug!(?settings, "starting");
     match command {
-        Command::Stdio => crate::mcp::stdio::run(Parts::build_for_stdio(settings)).await?,
+        Command::Stdio(args) => {
+            // `task-mcp stdio --repository X` or `task-mcp --repository X` (what clients are given).
+            let repository = args.repository.or(cli.stdio.repository);
+            crate::mcp::stdio::run(Parts::build_for_stdio(settings), repository).await?
+        }
         Command::Serve(args) => crate::http::serve(Parts::build(settings)?, args).await?,
         Command::Migrate => commands::migrate::run(Parts::build(settings)?.store.as_ref()).await?,
         Command::Token(args) => commands::token::run(&Parts::build(settings)?.settings, &args).await?,
@@ -75,6 +79,7 @@ async fn run(cli: Cli, user_given_on_command_line: bool) -> anyhow::Result<ExitC
                 store: parts.store.as_ref(),
                 publisher: parts.publisher.as_deref(),
                 settings: &parts.settings,
+                default_repository: cli.stdio.repository.clone(),
             };
             let healthy = commands::doctor::run(checked).await;
             return Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE });

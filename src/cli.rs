@@ -26,8 +26,20 @@ pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    #[command(flatten)]
+    pub stdio: StdioArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The flags of a stdio session (given before any command, or after `stdio`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StdioArgs {
+    /// The repository tasks are filed into and listed from when a call names none [default: the git
+    /// repository of the client's root or the working directory]
+    #[arg(long, env = "TASK_MCP_REPOSITORY", hide_env_values = true)]
+    pub repository: Option<String>,
 }
 
 /// Every flag read from the environment has `hide_env_values`: `--help` shows `[env: NAME]` whatever
@@ -41,6 +53,10 @@ pub struct GlobalArgs {
     /// redis://host:6379 — publish every change to Redis Streams (optional)
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// redis://h1:6379,redis://h2:6379 — seed nodes of a Redis Cluster to publish to, instead of REDIS_URL
+    #[arg(long, env = "REDIS_CLUSTER_URLS", value_delimiter = ',', global = true, hide_env_values = true)]
+    pub redis_cluster_urls: Vec<String>,
 
     /// Key prefix of the Redis streams ({prefix}:user:{id}, {prefix}:repo:{name}, {prefix}:notifications)
     #[arg(long, env = "TASK_MCP_STREAM_PREFIX", default_value = DEFAULT_STREAM_PREFIX, global = true, hide_env_values = true)]
@@ -74,7 +90,7 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve MCP over stdin/stdout (the default)
-    Stdio,
+    Stdio(StdioArgs),
     /// Serve the REST API, SSE, MCP over HTTP and the dashboard
     Serve(ServeArgs),
     /// Apply database migrations and exit
@@ -303,6 +319,9 @@ pub enum ApiKeyCommand {
         /// A name to recognise the key by
         #[arg(long)]
         name: String,
+        /// A key that may list and read tasks but not change anything
+        #[arg(long)]
+        read_only: bool,
     },
     /// List keys (never the secrets)
     List,

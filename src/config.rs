@@ -15,6 +15,8 @@ pub const SQLITE_FILE: &str = "tasks.db";
 pub struct Settings {
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// The seed nodes of a Redis Cluster (`REDIS_CLUSTER_URLS`); empty when not set. Never with `redis_url`.
+    pub redis_cluster_urls: Vec<String>,
     pub stream_prefix: String,
     pub stream_maxlen: usize,
     pub event_retention_days: u32,
@@ -29,6 +31,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_cluster_urls", &self.redis_cluster_urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
             .field("stream_prefix", &self.stream_prefix)
             .field("stream_maxlen", &self.stream_maxlen)
             .field("event_retention_days", &self.event_retention_days)
@@ -53,9 +56,20 @@ impl Settings {
         if args.stream_prefix.is_empty() || args.stream_prefix.contains(char::is_whitespace) {
             return Err(Error::invalid("TASK_MCP_STREAM_PREFIX", "must be non-empty and without spaces"));
         }
+        let redis_url = args.redis_url.clone().filter(|u| !u.trim().is_empty());
+        let redis_cluster_urls: Vec<String> =
+            args.redis_cluster_urls.iter().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        if redis_url.is_some() && !redis_cluster_urls.is_empty() {
+            return Err(Error::Config(crate::domain::ValidationError::new(
+                "REDIS_CLUSTER_URLS",
+                "cannot be used together with REDIS_URL: set REDIS_URL for one Redis server, or \
+                 REDIS_CLUSTER_URLS for the seed nodes of a Redis Cluster, not both",
+            )));
+        }
         Ok(Self {
             database_url,
-            redis_url: args.redis_url.clone().filter(|u| !u.trim().is_empty()),
+            redis_url,
+            redis_cluster_urls,
             stream_prefix: args.stream_prefix.clone(),
             stream_maxlen: args.stream_maxlen.max(1),
             event_retention_days: args.event_retention_days,
@@ -63,6 +77,11 @@ impl Settings {
             pool_size: args.pool_size.unwrap_or(default_pool_size).max(1),
             user: args.user.clone().filter(|u| !u.trim().is_empty()),
         })
+    }
+
+    /// Whether events are published to Redis (one server or a cluster).
+    pub fn has_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster_urls.is_empty()
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -85,8 +104,14 @@ impl Settings {
         if let Some(email) = email {
             env.push(("TASK_MCP_USER", email.to_owned()));
         }
+        let cluster = self.redis_cluster_urls.iter().map(|u| url_with_password_placeholder(u)).collect::<Vec<_>>();
+        if !cluster.is_empty() {
+            env.push(("REDIS_CLUSTER_URLS", cluster.join(",")));
+        }
         if let Some(url) = &self.redis_url {
             env.push(("REDIS_URL", url_with_password_placeholder(url)));
+        }
+        if self.has_redis() {
             if self.stream_prefix != DEFAULT_STREAM_PREFIX {
                 env.push(("TASK_MCP_STREAM_PREFIX", self.stream_prefix.clone()));
             }

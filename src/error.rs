@@ -45,6 +45,10 @@ pub enum Error {
     #[error("{0}")]
     Unauthorized(String),
 
+    /// The caller is known but may not do this (a read-only key asking for a change).
+    #[error("{0}")]
+    Forbidden(String),
+
     /// A bug or an unexpected backend answer. Logged in full; callers see only a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +74,7 @@ impl Error {
             Error::Refused(refusal) => refusal.code,
             Error::Unavailable(_) => "unavailable",
             Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "read_only",
             Error::Internal(_) => "internal",
         }
     }

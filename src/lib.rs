@@ -15,7 +15,8 @@
 //! - [`wiring`]: the wired parts (settings, store, service, publisher) every command is built from.
 //! - [`commands`]: `token`, `api-key`, `events tail`, `doctor`, `migrate`.
 //! - [`app`]: the top: parses the command line and dispatches (only `main.rs` imports it);
-//!   [`cli`], [`config`], [`telemetry`], [`capacity`]: the process around them.
+//!   [`cli`], [`config`], [`telemetry`], [`capacity`]: the process around them; [`workspace`]: which
+//!   repository a folder belongs to (git's files, read directly).
 
 pub mod app;
 pub mod capacity;
@@ -33,3 +34,4 @@ pub mod store;
 pub mod telemetry;
 pub mod wire;
 pub mod wiring;
+pub mod workspace;

@@ -182,6 +182,9 @@ pub struct TaskPageJson {
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+    /// Present when the listing was narrowed to the session's default repository (stdio MCP only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_repository: Option<DefaultRepositoryJson>,
 }
 
 impl TaskPageJson {
@@ -202,7 +205,29 @@ impl TaskPageJson {
                 }
             }
         }
-        Self { tasks: items, repository: shared, next_cursor }
+        Self { tasks: items, repository: shared, next_cursor, default_repository: None }
+    }
+}
+
+/// Which repository a listing without `repository` was narrowed to, where that came from, and how to
+/// see every repository.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DefaultRepositoryJson {
+    pub repository: String,
+    pub from: String,
+    pub note: String,
+}
+
+impl DefaultRepositoryJson {
+    pub fn new(repository: &str, from: &str, all: &str) -> Self {
+        Self {
+            repository: repository.to_owned(),
+            from: from.to_owned(),
+            note: format!(
+                "only tasks of {repository}, this session's default repository; pass repository \"{all}\" to list every \
+                 repository"
+            ),
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub struct Parts {
     pub settings: Settings,
     pub store: Arc<dyn Store>,
     pub service: TaskService,
-    /// Present when `REDIS_URL` is set.
+    /// Present when `REDIS_URL` or `REDIS_CLUSTER_URLS` is set.
     pub publisher: Option<Arc<RedisPublisher>>,
 }
 
@@ -33,8 +33,8 @@ impl Parts {
     pub fn build_for_stdio(settings: Settings) -> Self {
         let store = store::open_or_report(&settings.database_url, settings.pool_size);
         let service = TaskService::new(store.clone());
-        let publisher = settings.redis_url.as_deref().and_then(|url| {
-            RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)
+        let publisher = publisher_for(&settings).and_then(|publisher| {
+            publisher
                 .map_err(|err| tracing::error!("events will not be published from this process: {err}"))
                 .ok()
                 .map(Arc::new)
@@ -47,10 +47,7 @@ impl Parts {
         // No I/O here: the SQLite store creates its directory (owner-only) on first use.
         let store = store::open(&settings.database_url, settings.pool_size)?;
         let service = TaskService::new(store.clone());
-        let publisher = match &settings.redis_url {
-            Some(url) => Some(Arc::new(RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen)?)),
-            None => None,
-        };
+        let publisher = publisher_for(&settings).transpose()?.map(Arc::new);
         Ok(Self { settings, store, service, publisher })
     }
 
@@ -94,4 +91,18 @@ impl Parts {
     pub fn start_hub(&self, shutdown: CancellationToken) -> Arc<Hub> {
         Hub::start(self.store.clone(), self.publisher.clone(), shutdown)
     }
+}
+
+/// The publisher the settings ask for: `None` without Redis, else the publisher (to one server or a
+/// cluster) or why the setting cannot be used. Connects lazily.
+pub fn publisher_for(settings: &Settings) -> Option<crate::error::Result<RedisPublisher>> {
+    if !settings.redis_cluster_urls.is_empty() {
+        return Some(RedisPublisher::cluster(
+            &settings.redis_cluster_urls,
+            &settings.stream_prefix,
+            settings.stream_maxlen,
+        ));
+    }
+    let url = settings.redis_url.as_deref()?;
+    Some(RedisPublisher::new(url, &settings.stream_prefix, settings.stream_maxlen))
 }

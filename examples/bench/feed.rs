@@ -10,6 +10,9 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use task_mcp::events::bus::BusConnection;
+
+use crate::cluster::PrivateCluster;
 use crate::plan::Plan;
 use crate::proc::rss_kib;
 use crate::serve::Serve;
@@ -115,7 +118,11 @@ pub async fn feed(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, FeedFig
     serve.stop()?;
     let mut tables = vec![latency, throughput];
     if backend.redis_url.is_some() {
-        tables.push(relay_drain(backend, plan).await?);
+        tables.push(relay_drain(backend, plan, None).await?);
+        // The same backlog published to a 3-master Redis Cluster (one pipeline per hash slot, each
+        // confirmed by a replica).
+        let cluster = tokio::task::spawn_blocking(PrivateCluster::start).await??;
+        tables.push(relay_drain(backend, plan, Some(&cluster)).await?);
     }
     let (idle, idle_rss_kib) = idle_streams(backend, plan).await?;
     tables.push(idle);
@@ -208,14 +215,18 @@ async fn throughput(backend: &Backend, plan: &Plan, serve: &Serve) -> Result<Tab
 }
 
 /// The outbox → Redis leg alone: `plan.feed_events` events written while no process publishes (no
-/// `REDIS_URL`), then one stdio process with Redis starts and its relay publishes the backlog; timed
-/// from its spawn until the notifications stream holds them all.
-async fn relay_drain(backend: &Backend, plan: &Plan) -> Result<Table> {
+/// `REDIS_URL`), then one stdio process with Redis (or, given `cluster`, that Redis Cluster) starts and
+/// its relay publishes the backlog; timed from its spawn until the notifications stream holds them all.
+async fn relay_drain(backend: &Backend, plan: &Plan, cluster: Option<&PrivateCluster>) -> Result<Table> {
     let Some(url) = &backend.redis_url else { bail!("the relay needs Redis") };
     // Streams of their own (under the bench's prefix, so the clean-up removes them), empty at start.
-    let prefix = format!("{}:relay", backend.prefix);
+    let prefix = format!("{}:relay{}", backend.prefix, if cluster.is_some() { "-cluster" } else { "" });
     let stream = format!("{prefix}:notifications");
-    let publishing = backend.target.with("TASK_MCP_STREAM_PREFIX", &prefix);
+    let publishing = match cluster {
+        Some(cluster) => backend.target.with("REDIS_URL", "").with("REDIS_CLUSTER_URLS", &cluster.urls()),
+        None => backend.target.clone(),
+    }
+    .with("TASK_MCP_STREAM_PREFIX", &prefix);
     let total = plan.feed_events;
     let quiet = backend.target.with("REDIS_URL", "");
     let writers = plan.processes;
@@ -244,8 +255,13 @@ async fn relay_drain(backend: &Backend, plan: &Plan) -> Result<Table> {
         })
     })
     .await??;
-    let client = redis::Client::open(url.as_str())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut conn = match cluster {
+        Some(cluster) => {
+            let seeds: Vec<String> = cluster.urls().split(',').map(str::to_owned).collect();
+            BusConnection::Cluster(redis::cluster::ClusterClient::new(seeds)?.get_async_connection().await?)
+        }
+        None => BusConnection::Plain(redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?),
+    };
     let before: usize = redis::cmd("XLEN").arg(&stream).query_async(&mut conn).await?;
     let started = Instant::now();
     let mut relay = Session::spawn(&publishing)?;
@@ -265,7 +281,11 @@ async fn relay_drain(backend: &Backend, plan: &Plan) -> Result<Table> {
         relay.close()
     })?;
     let mut table = Table::new(
-        format!("5. Relay: a backlog in the outbox → Redis — {}", backend.label),
+        format!(
+            "5. Relay: a backlog in the outbox → {} — {}",
+            if cluster.is_some() { "a Redis Cluster (3 masters, 3 replicas)" } else { "one Redis" },
+            backend.label
+        ),
         &["events waiting", "published", "time (process start included)", "rate"],
     );
     table.row(vec![

@@ -14,9 +14,10 @@
 //! Modules: `plan` (counts), `setup` (database, prefix, file), `proc` (children, RSS, file limit),
 //! `stdio` (raw JSON-RPC), `floor_pg` / `floor_sqlite` (the same SQL, direct), `tools` (sections 1–3, 6),
 //! `serve` (the HTTP child), `http_load` (section 4), `sse` (raw SSE client), `feed` (section 5),
-//! `stats` (quantiles, tables), `summary` (the targets).
+//! `stats` (quantiles, tables), `summary` (the targets), `cluster` (a private Redis Cluster for the relay).
 
 mod claims;
+mod cluster;
 mod feed;
 mod floor_pg;
 mod floor_sqlite;

@@ -12,17 +12,25 @@ pub struct Target {
     pub bin: PathBuf,
     /// The variables every child gets (on top of PATH): store, Redis, identity, data directory.
     pub env: Vec<(String, String)>,
+    /// Where children start: outside any git repository unless a section asks otherwise, so that no
+    /// default repository narrows the listings measured.
+    pub cwd: PathBuf,
 }
 
 impl Target {
     /// A command for the binary with only PATH and this target's variables.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.bin);
-        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+        command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).current_dir(&self.cwd);
         for (key, value) in &self.env {
             command.env(key, value);
         }
         command
+    }
+
+    /// The same target, its children started in `dir`.
+    pub fn in_dir(&self, dir: PathBuf) -> Target {
+        Target { cwd: dir, ..self.clone() }
     }
 
     pub fn with(&self, key: &str, value: &str) -> Target {

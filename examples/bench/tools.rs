@@ -91,7 +91,9 @@ fn listing_sizes(session: &mut Session) -> Result<(usize, usize)> {
 
 /// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
 pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
-    let target = &backend.target;
+    // Started where the bench runs (a git repository, usually): the start-up measured includes
+    // finding the session's default repository.
+    let target = &backend.target.in_dir(std::env::current_dir()?);
     let mut samples = Samples::with_capacity(plan.starts);
     for _ in 0..plan.starts {
         let started = Instant::now();

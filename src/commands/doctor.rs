@@ -8,13 +8,17 @@ use std::time::Duration;
 use crate::config::{self, Settings};
 use crate::error::Error;
 use crate::events::publisher::RedisPublisher;
+use crate::mcp::default_repo::DefaultRepository;
 use crate::store::{PASSWORD_PLACEHOLDER, Store};
+use crate::wiring::publisher_for;
 
 /// What the diagnosis checks: the store, the bus (when configured) and the settings.
 pub struct Checked<'a> {
     pub store: &'a dyn Store,
     pub publisher: Option<&'a RedisPublisher>,
     pub settings: &'a Settings,
+    /// `--repository` / `TASK_MCP_REPOSITORY`, as given.
+    pub default_repository: Option<String>,
 }
 
 /// Prints the report; returns whether everything in use answered.
@@ -44,6 +48,17 @@ pub async fn run(app: Checked<'_>) -> bool {
         Some(publisher) => {
             println!("bus:        Redis Streams at {} (prefix {:?})", publisher.location(), publisher.prefix());
             match tokio::time::timeout(Duration::from_secs(5), publisher.ping()).await {
+                Ok(Ok(())) if publisher.is_cluster() => match publisher.cluster_report().await {
+                    Some(report) => {
+                        healthy &= report.healthy();
+                        let verdict = if report.healthy() { "answers" } else { "DEGRADED" };
+                        println!(
+                            "            {verdict}: {} of {} nodes reachable, cluster_state:{}",
+                            report.reachable, report.nodes, report.state
+                        );
+                    }
+                    None => println!("            answers"),
+                },
                 Ok(Ok(())) => println!("            answers"),
                 Ok(Err(err)) => {
                     healthy = false;
@@ -55,14 +70,13 @@ pub async fn run(app: Checked<'_>) -> bool {
                 }
             }
         }
-        None => match app.settings.redis_url.as_deref() {
+        None => match publisher_for(app.settings) {
             // Left out at start (see `Parts::build_for_stdio`): say why.
-            Some(url) => {
+            Some(outcome) => {
                 healthy = false;
-                let reason = RedisPublisher::new(url, &app.settings.stream_prefix, app.settings.stream_maxlen)
-                    .err()
-                    .map_or_else(|| "it was left out".to_owned(), |err| err.to_string());
-                println!("bus:        REDIS_URL CANNOT BE USED: {reason}");
+                let name = if app.settings.redis_cluster_urls.is_empty() { "REDIS_URL" } else { "REDIS_CLUSTER_URLS" };
+                let reason = outcome.err().map_or_else(|| "it was left out".to_owned(), |err| err.to_string());
+                println!("bus:        {name} CANNOT BE USED: {reason}");
             }
             None => println!("bus:        none (REDIS_URL unset): `serve` follows the store's event log"),
         },
@@ -90,6 +104,22 @@ pub async fn run(app: Checked<'_>) -> bool {
             None
         }
     };
+
+    let default = DefaultRepository::for_process(app.default_repository.clone());
+    match default.now() {
+        Ok(Some(resolved)) => {
+            println!("repository: {} (from {})", resolved.name, resolved.from);
+            println!("            stdio sessions started here file into it and list it when a call names none");
+        }
+        Ok(None) => println!("repository: none ({}): calls name their repository", default.why_none()),
+        Err(err) => {
+            healthy = false;
+            println!("repository: INVALID: {err}");
+        }
+    }
+    if app.default_repository.is_none() {
+        println!("            (a client that announces exactly one root folder decides instead)");
+    }
 
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "task-mcp".to_owned());
     let vars = app.settings.client_env(identity.as_deref());

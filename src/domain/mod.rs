@@ -127,11 +127,45 @@ pub struct Actor {
     pub label: Label,
     /// The user this actor is, for `"me"`.
     pub email: Email,
+    /// What the credential this actor acts with may do.
+    pub access: Access,
+}
+
+/// What a credential may do: read and change, or only list and read (a read-only API key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    #[default]
+    ReadWrite,
+    ReadOnly,
+}
+
+impl Access {
+    /// The stored and listed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::ReadWrite => "read_write",
+            Access::ReadOnly => "read_only",
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Option<Self> {
+        match raw {
+            "read_write" => Some(Access::ReadWrite),
+            "read_only" => Some(Access::ReadOnly),
+            _ => None,
+        }
+    }
 }
 
 impl Actor {
     pub fn new(email: Email) -> Self {
-        Self { label: Label::from_email(&email), email }
+        Self { label: Label::from_email(&email), email, access: Access::ReadWrite }
+    }
+
+    /// The same actor, limited to what `access` allows.
+    pub fn with_access(mut self, access: Access) -> Self {
+        self.access = access;
+        self
     }
 
     /// The same user, recorded under another label (stdio callers may name themselves).

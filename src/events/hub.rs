@@ -1,6 +1,8 @@
 //! The live hub of one process: follows Redis (`XREAD BLOCK` on the notifications stream, one reader
 //! for all clients) or, without Redis, the store's event log, and broadcasts events in `seq` order,
 //! each once. A gap in what Redis delivers is filled from the store, which holds every committed event.
+//! On a Redis Cluster the read follows the notifications stream's slot to whichever node holds it; after
+//! a failover it reads on from the last id it saw.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -11,6 +13,7 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::Event;
+use crate::events::bus::BusConnection;
 use crate::events::entry;
 use crate::events::publisher::RedisPublisher;
 use crate::store::Store;
@@ -35,6 +38,8 @@ impl LiveEvent {
 /// Events buffered for the slowest subscriber; one that falls further behind is dropped (it resumes
 /// from the store with `Last-Event-ID`).
 const CHANNEL_CAPACITY: usize = 4096;
+/// How long one `XREAD` waits for new entries (its connection waits longer for the answer).
+const BLOCK: Duration = Duration::from_secs(5);
 /// Events read from the store per query when catching up.
 const CATCH_UP_BATCH: u32 = 1000;
 
@@ -239,7 +244,7 @@ impl Hub {
         backoff: &mut Duration,
     ) -> crate::error::Result<()> {
         let unavailable = |err: redis::RedisError| publisher.unavailable(err);
-        let mut conn = publisher.blocking_connection().await?;
+        let mut conn = publisher.blocking_connection(BLOCK).await?;
         // Resolve the starting point once per connection (never loop on `$`): the last entry now,
         // or where we were (Redis may have restarted empty: then start from the beginning).
         let start = match last_id.as_ref() {
@@ -248,7 +253,7 @@ impl Hub {
         };
         *last_id = Some(start);
         loop {
-            let options = StreamReadOptions::default().block(5_000).count(500);
+            let options = StreamReadOptions::default().block(BLOCK.as_millis() as usize).count(500);
             let id = last_id.clone().unwrap_or_else(|| "0-0".to_owned());
             let keys = [stream];
             let ids = [&id];
@@ -279,7 +284,7 @@ impl Hub {
                 Err(err) => {
                     self.redis_live.store(false, Ordering::Relaxed);
                     // If Redis restarted, its streams are empty and ids start again: re-resolve.
-                    if let Ok(mut fresh) = publisher.blocking_connection().await
+                    if let Ok(mut fresh) = publisher.blocking_connection(BLOCK).await
                         && let Ok(newest) = last_entry_id(&mut fresh, stream).await
                         && stream_id_less(&newest, last_id.as_deref().unwrap_or("0-0"))
                     {
@@ -293,7 +298,7 @@ impl Hub {
 }
 
 /// The id of the newest entry of a stream, or `0-0` when it is empty.
-async fn last_entry_id(conn: &mut redis::aio::MultiplexedConnection, stream: &str) -> redis::RedisResult<String> {
+async fn last_entry_id(conn: &mut BusConnection, stream: &str) -> redis::RedisResult<String> {
     let reply: redis::streams::StreamRangeReply =
         redis::AsyncCommands::xrevrange_count(conn, stream, "+", "-", 1).await?;
     Ok(reply.ids.first().map(|e| e.id.clone()).unwrap_or_else(|| "0-0".to_owned()))

@@ -1,6 +1,7 @@
 //! The event side of the outbox: the Redis Streams publisher and its entries (`entry`), the relay that
 //! publishes committed events, the live hub that puts them back in `seq` order for SSE clients, and `events tail`.
 
+pub mod bus;
 pub mod entry;
 pub mod feed;
 pub mod hub;

@@ -164,6 +164,7 @@ impl From<Error> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message).with_header(header::RETRY_AFTER, 1)
             }
             Error::Unauthorized(message) => ApiError::unauthorized(message),
+            Error::Forbidden(message) => ApiError::forbidden(code, message),
             Error::Internal(detail) => {
                 // Logged here, once, inside the request's span (which carries the request id).
                 tracing::error!("internal error: {detail}");

@@ -1,4 +1,4 @@
-//! `GET /health`: whether the database and Redis answer, for load balancers and people. No credential;
+//! `GET /health`: whether the database and Redis (one server or a cluster: its nodes and state) answer, for load balancers and people. No credential;
 //! it names the kinds of backend, never their addresses.
 
 use std::time::Duration;
@@ -21,6 +21,9 @@ pub struct HealthJson {
     pub status: &'static str,
     pub database: CheckJson,
     pub redis: CheckJson,
+    /// On a Redis Cluster: its nodes, how many answer, and its `cluster_state`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_cluster: Option<ClusterJson>,
     pub version: &'static str,
 }
 
@@ -28,12 +31,23 @@ pub struct HealthJson {
 pub struct CheckJson {
     /// "ok", "down" or "disabled".
     pub status: &'static str,
-    /// `postgres`, `sqlite` or `redis`.
+    /// `postgres`, `sqlite`, `redis` or `redis-cluster`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<&'static str>,
     /// Why it is down, in general terms (the details, which may name hosts, are only logged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ClusterJson {
+    /// The nodes the cluster knows of (masters and replicas).
+    pub nodes: usize,
+    /// The nodes that answered.
+    pub reachable: usize,
+    /// The `cluster_state` the nodes report: "ok", else the first other state one reported
+    /// ("fail": some slots have no master that answers, and their writes wait).
+    pub state: String,
 }
 
 fn check<E: std::fmt::Display>(
@@ -62,19 +76,33 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthJs
     };
     let redis = async {
         match &state.parts.publisher {
-            Some(publisher) => check("redis", tokio::time::timeout(CHECK_TIMEOUT, publisher.ping()).await),
-            None => CheckJson { status: "disabled", kind: None, error: None },
+            Some(publisher) if publisher.is_cluster() => {
+                let (ping, report) = tokio::join!(
+                    tokio::time::timeout(CHECK_TIMEOUT, publisher.ping()),
+                    tokio::time::timeout(CHECK_TIMEOUT, publisher.cluster_report())
+                );
+                let cluster = report.ok().flatten().map(|r| ClusterJson {
+                    nodes: r.nodes,
+                    reachable: r.reachable,
+                    state: r.state,
+                });
+                (check("redis-cluster", ping), cluster)
+            }
+            Some(publisher) => (check("redis", tokio::time::timeout(CHECK_TIMEOUT, publisher.ping()).await), None),
+            None => (CheckJson { status: "disabled", kind: None, error: None }, None),
         }
     };
-    let (database, redis) = tokio::join!(database, redis);
+    let (database, (redis, redis_cluster)) = tokio::join!(database, redis);
+    let cluster_ok = redis_cluster.as_ref().is_none_or(|c| c.state == "ok" && c.reachable == c.nodes);
     // Only the database decides the status code: without Redis, changes still commit (events wait in
     // the outbox) and live events come from the store, so a load balancer should keep this instance.
     let status = if database.status == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let everything_ok = database.status == "ok" && redis.status != "down";
+    let everything_ok = database.status == "ok" && redis.status != "down" && cluster_ok;
     let body = HealthJson {
         status: if everything_ok { "ok" } else { "degraded" },
         database,
         redis,
+        redis_cluster,
         version: env!("CARGO_PKG_VERSION"),
     };
     (status, Json(body))

@@ -1,6 +1,6 @@
 //! `/mcp`: the same MCP tools as stdio, over Streamable HTTP (rmcp's service, nested in the router),
-//! acting as the user whose API key the request carries. Host and Origin are validated (DNS
-//! rebinding, cross-site pages); sessions are off, so any instance behind a load balancer can answer
+//! acting as the user whose API key the request carries. Host and Origin are validated by the layers
+//! every route has (DNS rebinding, cross-site pages); sessions are off, so any instance behind a load balancer can answer
 //! any request. A JSON body that is not a message the server can serve is answered here, before
 //! rmcp (which would say a plain-text 415, or "method not found"): a JSON-RPC error, 400 when no
 //! request could be read.
@@ -42,8 +42,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let server = TaskServer::new(state.service.clone(), actors);
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts::allowed(&state.config))
-        .with_allowed_origins(state.config.allowed_origins())
-        .enforce_origin_validation()
+        // Origins are judged by the one rule of every route (`origins`), in the layer before this.
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(Some(state.config.limits.sse_heartbeat))

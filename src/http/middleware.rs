@@ -18,9 +18,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::AppState;
-use super::errors::ApiError;
+use std::sync::Arc;
 
+use super::errors::ApiError;
+use super::{AppState, Config, origins};
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A client-sent id is kept only if it is short and plain, so it cannot forge log lines.
@@ -124,27 +125,12 @@ pub async fn time_limit(State(state): State<AppState>, req: Request, next: Next)
     }
 }
 
-/// Whether a browser page of `origin` may call this server: it is in `CORS_ORIGINS` (or is
-/// `PUBLIC_URL`), or — outside `/mcp` — it is this very server (the dashboard's own origin).
-pub fn origin_allowed(state: &AppState, origin: &str, host: Option<&str>, strict: bool) -> bool {
-    let origin = origin.trim_end_matches('/');
-    if state.config.allowed_origins().iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
-    if strict {
-        return false;
-    }
-    let authority = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
-}
-
 /// Refuses requests from browser pages of origins that are not allowed (403), preflights included,
 /// so CORS is a refusal rather than a silent omission of headers.
 pub async fn guard_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-        let strict = req.uri().path() == "/mcp" || req.uri().path().starts_with("/mcp/");
-        let allowed = origin.to_str().is_ok_and(|o| origin_allowed(&state, o, host, strict));
+        let host = super::hosts::request_host(&req);
+        let allowed = origin.to_str().is_ok_and(|o| origins::allowed(&state.config, o, host));
         if !allowed {
             let shown = origin.to_str().unwrap_or("(not text)");
             tracing::info!(origin = shown, "refused a request from an origin that is not allowed");
@@ -158,11 +144,18 @@ pub async fn guard_origin(State(state): State<AppState>, req: Request, next: Nex
     next.run(req).await
 }
 
-/// CORS for the origins in `CORS_ORIGINS`: explicit methods and headers, preflight cached 10 minutes.
-pub fn cors(origins: &[String]) -> CorsLayer {
-    let values: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+/// CORS for the origins the Origin rule allows ([`origins::allowed`]): explicit methods and headers,
+/// preflight cached 10 minutes.
+pub fn cors(config: Arc<Config>) -> CorsLayer {
+    let allow = move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
+        let host = match parts.headers.get(header::HOST) {
+            Some(value) => value.to_str().ok(),
+            None => parts.uri.authority().map(|a| a.as_str()),
+        };
+        origin.to_str().is_ok_and(|o| origins::allowed(&config, o, host))
+    };
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(values))
+        .allow_origin(AllowOrigin::predicate(allow))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,

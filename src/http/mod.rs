@@ -20,6 +20,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod origins;
 #[cfg(test)]
 mod properties;
 mod schema;
@@ -144,22 +145,6 @@ impl Config {
             },
         }
     }
-
-    /// Origins browsers may call from: `CORS_ORIGINS` and the public URL's origin.
-    pub fn allowed_origins(&self) -> Vec<String> {
-        let mut origins = self.cors_origins.clone();
-        if let Some(public) = self.public_url.as_deref().and_then(origin_of) {
-            origins.push(public);
-        }
-        origins
-    }
-}
-
-/// `scheme://authority` of a URL.
-fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split('/').next()?;
-    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
 }
 
 /// The authentication parts of a server.
@@ -291,7 +276,7 @@ pub fn api(state: AppState) -> Api {
                 "Claim a task (or renew your claim's lease); 409 already_claimed when another session holds it, \
                  claim_lost when your lease ran out",
             )
-            .optional_body::<work::ClaimBody>()
+            .optional_body::<work::ClaimOneBody>()
             .ok::<crate::wire::TaskJson>(200)
             .etag()
             .errors(write_errors),
@@ -422,7 +407,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(from_fn_with_state(state.clone(), middleware::time_limit))
         .layer(from_fn_with_state(state.clone(), metrics::track))
-        .layer(middleware::cors(&state.config.allowed_origins()))
+        .layer(middleware::cors(Arc::new(state.config.clone())))
         .layer(from_fn_with_state(state.clone(), middleware::guard_origin))
         .layer(from_fn_with_state(Arc::<[String]>::from(hosts::allowed(&state.config)), hosts::guard))
         .layer(from_fn_with_state(state.clone(), middleware::limit_body))

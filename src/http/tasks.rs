@@ -39,8 +39,9 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A version: an integer, also when written with a zero fraction (`3.0`), as JSON Schema's `integer` allows.
-fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+/// An integer (a version, a lease), also when written with a zero fraction (`3.0`), as JSON Schema's
+/// `integer` allows.
+pub(super) fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
     if let Some(n) = number.as_i64() {
         return Ok(Some(n));
@@ -48,7 +49,7 @@ fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
     match number.as_f64() {
         // The bounds are exact in f64; inside them the cast is exact for whole numbers.
         Some(f) if f.fract() == 0.0 && f >= -(2f64.powi(63)) && f < 2f64.powi(63) => Ok(Some(f as i64)),
-        _ => Err(serde::de::Error::custom(format!("{number} is not a version: expected a whole number"))),
+        _ => Err(serde::de::Error::custom(format!("{number} is not a whole number"))),
     }
 }
 

@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::errors::{ApiError, ApiResult};
 use super::extract::{BodyRules, OptionalJson, TaskId};
 use super::schema;
-use super::tasks::{parse_opt, task_response};
+use super::tasks::{parse_opt, task_response, whole_number};
 use crate::domain::{CommentText, Lease, RepoName, Session, Status};
 use crate::service::ClaimTask;
 use crate::wire::{ClaimedJson, LinkJson, TaskJson};
@@ -47,17 +47,33 @@ pub struct ClaimBody {
     pub repository: Option<String>,
     /// How long the claim holds unless renewed.
     #[schemars(schema_with = "schema::lease_or_null")]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub lease_seconds: Option<i64>,
 }
 
 impl BodyRules for ClaimBody {}
 
+/// The optional body of claiming a named task: only the lease (the task names its repository).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimOneBody {
+    /// How long the claim holds unless renewed.
+    #[schemars(schema_with = "schema::lease_or_null")]
+    #[serde(default, deserialize_with = "whole_number")]
+    pub lease_seconds: Option<i64>,
+}
+
+impl BodyRules for ClaimOneBody {}
+
+fn lease(seconds: Option<i64>) -> ApiResult<Lease> {
+    Ok(seconds.map(|s| Lease::parse("lease_seconds", s)).transpose()?.unwrap_or_default())
+}
+
 fn claim_request(body: ClaimBody, task_id: Option<uuid::Uuid>) -> ApiResult<ClaimTask> {
     Ok(ClaimTask {
         task_id,
         repository: parse_opt(body.repository, |raw| RepoName::parse("repository", raw))?,
-        lease: body.lease_seconds.map(|s| Lease::parse("lease_seconds", s)).transpose()?.unwrap_or_default(),
+        lease: lease(body.lease_seconds)?,
     })
 }
 
@@ -79,14 +95,12 @@ pub async fn claim(
     Caller(actor): Caller,
     Holder(session): Holder,
     TaskId(id): TaskId,
-    OptionalJson(body): OptionalJson<ClaimBody>,
+    OptionalJson(body): OptionalJson<ClaimOneBody>,
 ) -> ApiResult<Response> {
-    let mut body = body.unwrap_or_default();
-    if body.repository.take().is_some() {
-        return Err(ApiError::invalid("repository", "only claiming the next ready task takes a repository"));
-    }
     let id = state.service.resolve(&id).await?;
-    let claimed = state.service.claim_task(&actor, &session, claim_request(body, Some(id))?).await?;
+    let request =
+        ClaimTask { task_id: Some(id), repository: None, lease: lease(body.unwrap_or_default().lease_seconds)? };
+    let claimed = state.service.claim_task(&actor, &session, request).await?;
     let task = claimed.task.ok_or_else(|| ApiError::from(crate::error::Error::task_not_found(id)))?;
     Ok(task_response(StatusCode::OK, &task))
 }

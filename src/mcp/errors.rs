@@ -80,6 +80,7 @@ impl ToolError {
                 )
             }
             Error::Unauthorized(message) => message.clone(),
+            Error::Forbidden(message) => format!("{message}. Nothing was changed."),
             Error::Internal(_) => INTERNAL_MESSAGE.to_owned(),
         }
     }
@@ -108,7 +109,9 @@ impl ToolError {
                 (self.0.to_string(), json!({ "idempotency_key": key, "task_id": task_id }))
             }
             Error::Refused(refusal) => (refusal.message.clone(), refusal.details.clone()),
-            Error::Unavailable(message) | Error::Unauthorized(message) => (message.clone(), Value::Null),
+            Error::Unavailable(message) | Error::Unauthorized(message) | Error::Forbidden(message) => {
+                (message.clone(), Value::Null)
+            }
             Error::Internal(_) => (INTERNAL_MESSAGE.to_owned(), Value::Null),
         };
         json!({ "error": { "code": self.0.code(), "message": message, "details": details } })

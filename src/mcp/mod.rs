@@ -2,6 +2,7 @@
 //! HTTP by `http/`. Only this module knows rmcp; the tools translate, the service decides.
 //!
 //! - [`tools`]: the server and its tools; [`args`]: their arguments; [`errors`]: `Error` → tool error.
+//! - [`default_repo`]: a stdio session's default repository (setting, client root, working directory).
 //! - [`identity`]: who acts (the process over stdio, the credentials over HTTP); [`schema`]: the
 //!   tools' JSON schemas, compacted; [`output`]: their structured results.
 //! - [`stdio`]: `task-mcp` / `task-mcp stdio`, over [`transport`] (lines, capped, every bad line
@@ -9,6 +10,7 @@
 //!   what an incoming message is, for both transports.
 
 pub mod args;
+pub mod default_repo;
 pub mod drain;
 pub mod errors;
 pub mod framing;

@@ -64,6 +64,9 @@ pub fn page_text(page: &crate::wire::TaskPageJson) -> String {
         }
         let _ = writeln!(text, " {}", t.title);
     }
+    if let Some(scope) = &page.default_repository {
+        let _ = writeln!(text, "{}", scope.note);
+    }
     if let Some(cursor) = &page.next_cursor {
         let _ = write!(text, "More: cursor={cursor}");
     }

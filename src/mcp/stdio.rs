@@ -10,12 +10,14 @@ use rmcp::service::ServerInitializeError;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::relay::RelayMode;
+use crate::mcp::default_repo::DefaultRepository;
 use crate::mcp::drain::DrainOnEof;
 use crate::mcp::transport::LineTransport;
 use crate::mcp::{ActorSource, TaskServer};
 use crate::wiring::Parts;
 
-pub async fn run(app: Parts) -> anyhow::Result<()> {
+/// Serves one session; `repository` is `--repository` / `TASK_MCP_REPOSITORY` (the default repository).
+pub async fn run(app: Parts, repository: Option<String>) -> anyhow::Result<()> {
     if std::io::stdin().is_terminal() {
         // Someone ran it by hand: without this it looks hung. Plain lines for a person, not a log
         // record; never when a client drives it (stdin is a pipe then).
@@ -26,7 +28,11 @@ pub async fn run(app: Parts) -> anyhow::Result<()> {
     let relay = app.spawn_relay(RelayMode::AfterCommits, shutdown.clone());
     warm_up(&app);
 
-    let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()));
+    // Read in the background: `initialize` is answered without waiting on the file system.
+    let default_repository = DefaultRepository::for_process(repository);
+    default_repository.warm_up();
+    let server = TaskServer::new(app.service.clone(), ActorSource::process(app.settings.user.clone()))
+        .with_default_repository(default_repository);
     let (stdin, stdout) = rmcp::transport::io::stdio_pipes();
     // Every line is answered (bad ones with a JSON-RPC error), and at end of input the calls in flight
     // are answered before the end is reported (rmcp alone gives them 5 s).

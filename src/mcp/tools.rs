@@ -4,18 +4,21 @@
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
+use std::sync::Arc;
+
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Extensions, Implementation, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig,
+    CallToolRequestParams, CallToolResponse, Extensions, Implementation, InitializeRequestParams, InitializeResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 
 use super::args::{
     AddTaskCommentArgs, Args, ClaimTaskArgs, CreateTaskArgs, DeleteTaskArgs, GetTaskArgs, GetTasksArgs,
     ReleaseTaskArgs, UpdateTaskArgs, UpdateTaskStatusArgs,
 };
+use super::default_repo::{DefaultRepository, Resolved};
 use super::errors::ToolError;
 use super::identity::ActorSource;
 use super::output::{Structured, StructuredWithText, page_text};
@@ -26,7 +29,9 @@ use crate::domain::{
     Title, UserRef, ValidationError, given, parse_uuid,
 };
 use crate::service::{ClaimTask, CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
-use crate::wire::{ClaimedJson, CommentAddedJson, CommentJson, Detail, TaskDetailJson, TaskJson, TaskPageJson};
+use crate::wire::{
+    ClaimedJson, CommentAddedJson, CommentJson, DefaultRepositoryJson, Detail, TaskDetailJson, TaskJson, TaskPageJson,
+};
 
 /// What the server tells the model about the workflow, once, at connection.
 pub const INSTRUCTIONS: &str = "A task list shared by agents and people. Typical flow: get_tasks \
@@ -37,17 +42,76 @@ when changing it: on a version_conflict error, re-read and decide again. Users a
 With other agents: claim_task (no task_id) takes the next ready task for you alone; call it again with the task_id \
 before the lease ends to keep it, release_task to give it back.";
 
+/// The `repository` value that means every repository, whatever the default.
+pub const ALL_REPOSITORIES: &str = "*";
+
 /// The MCP server: the tools over one [`TaskService`], acting as its [`ActorSource`] says.
 #[derive(Clone)]
 pub struct TaskServer {
     service: TaskService,
     actors: ActorSource,
+    /// stdio only: the repository a call without `repository` works in (HTTP callers name it).
+    default_repository: Option<Arc<DefaultRepository>>,
     tool_router: ToolRouter<Self>,
 }
 
 impl TaskServer {
     pub fn new(service: TaskService, actors: ActorSource) -> Self {
-        Self { service, actors, tool_router: Self::tool_router() }
+        Self { service, actors, default_repository: None, tool_router: Self::tool_router() }
+    }
+
+    /// Calls without `repository` work in this session's default repository.
+    pub fn with_default_repository(mut self, default: Arc<DefaultRepository>) -> Self {
+        self.default_repository = Some(default);
+        self
+    }
+
+    /// The session's default repository, when it has one (waits for the client's roots if asked).
+    async fn default_repository(&self) -> Result<Option<Resolved>, ValidationError> {
+        match &self.default_repository {
+            Some(default) => default.get().await,
+            None => Ok(None),
+        }
+    }
+
+    /// The instructions, with the default repository named when this session has one.
+    fn instructions(&self) -> String {
+        let Some(default) = &self.default_repository else { return INSTRUCTIONS.to_owned() };
+        if default.awaiting_roots() {
+            return format!(
+                "{INSTRUCTIONS} Default repository: the one of your workspace root folder (else of the working \
+                 directory): create_task files into it and get_tasks lists it when no repository is given, and \
+                 names it; repository \"{ALL_REPOSITORIES}\" lists every repository."
+            );
+        }
+        let scope = match default.now() {
+            Ok(Some(resolved)) => format!(
+                " Default repository: {} (from {}): create_task files into it and get_tasks lists it when no \
+                 repository is given; repository \"{ALL_REPOSITORIES}\" lists every repository.",
+                resolved.name, resolved.from
+            ),
+            Ok(None) => {
+                format!(" No default repository ({}): pass repository to file or filter by one.", default.why_none())
+            }
+            Err(err) => format!(" The default repository setting is wrong: {err}."),
+        };
+        format!("{INSTRUCTIONS}{scope}")
+    }
+}
+
+/// `get_tasks`'s repository filter: `"*"` is every repository, a name is that one, nothing is the
+/// default repository (when there is one).
+enum RepoFilter {
+    All,
+    Named(RepoName),
+    Default,
+}
+
+fn repo_filter(value: Option<String>) -> Result<RepoFilter, ValidationError> {
+    match given(value) {
+        Some(raw) if raw.trim() == ALL_REPOSITORIES => Ok(RepoFilter::All),
+        Some(raw) => RepoName::parse("repository", &raw).map(RepoFilter::Named),
+        None => Ok(RepoFilter::Default),
     }
 }
 
@@ -109,12 +173,13 @@ impl TaskServer {
     ) -> Result<StructuredWithText<TaskPageJson>, ToolError> {
         let args = args?;
         let detail = optional("detail", args.detail, Detail::parse)?.unwrap_or_default();
+        let filter = repo_filter(args.repository)?;
         let mut assignees = Vec::new();
         assignees.extend(optional("user_id", args.user_id, UserRef::parse)?);
         assignees.extend(optional("assignee", args.assignee, UserRef::parse)?);
         let request = ListTasks {
             assignees,
-            repository: optional("repository", args.repository, RepoName::parse)?,
+            repository: None,
             status: optional("status", args.status, Status::parse)?,
             priority: optional("priority", args.priority, Priority::parse)?,
             query: optional("query", args.query, SearchText::parse)?,
@@ -123,11 +188,24 @@ impl TaskServer {
             ready: args.ready.unwrap_or(false),
             parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
         };
+        let mut request = request;
+        let mut scope = None;
+        match filter {
+            RepoFilter::All => {}
+            RepoFilter::Named(name) => request.repository = Some(name),
+            RepoFilter::Default => {
+                if let Some(resolved) = self.default_repository().await? {
+                    request.repository = Some(resolved.name.clone());
+                    scope = Some(DefaultRepositoryJson::new(resolved.name.as_str(), &resolved.from, ALL_REPOSITORIES));
+                }
+            }
+        }
         let actor = self.actors.actor(&ext, None).await?;
         let page = self.service.list_tasks(&actor, request).await?;
-        let page = TaskPageJson::new(&page.tasks, page.next_cursor, detail);
-        let text = page_text(&page);
-        Ok(StructuredWithText(page, text))
+        let mut json = TaskPageJson::new(&page.tasks, page.next_cursor, detail);
+        json.default_repository = scope;
+        let text = page_text(&json);
+        Ok(StructuredWithText(json, text))
     }
 
     /// One task with every field, its comments and its change history (oldest first).
@@ -157,11 +235,16 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
+        let title = Title::parse("title", &args.title)?;
+        let repository = match optional("repository", args.repository, RepoName::parse)? {
+            Some(named) => Some(named),
+            None => self.default_repository().await?.map(|resolved| resolved.name),
+        };
         let request = CreateTask {
-            title: Title::parse("title", &args.title)?,
+            title,
             description: optional("description", args.description, Description::parse)?,
             assignee: optional("assignee_id", args.assignee_id, UserRef::parse)?,
-            repository: optional("repository", args.repository, RepoName::parse)?,
+            repository,
             status: None,
             priority: optional("priority", args.priority, Priority::parse)?,
             complexity: optional("complexity", args.complexity, Complexity::parse)?,
@@ -267,9 +350,17 @@ impl TaskServer {
         peer: Peer<RoleServer>,
     ) -> Result<Structured<ClaimedJson>, ToolError> {
         let args = args?;
+        let task_id = optional("task_id", args.task_id, parse_uuid)?;
+        // The next task comes from the session's default repository unless one (or "*") is named.
+        let repository = match repo_filter(args.repository)? {
+            RepoFilter::All => None,
+            RepoFilter::Named(name) => Some(name),
+            RepoFilter::Default if task_id.is_none() => self.default_repository().await?.map(|r| r.name),
+            RepoFilter::Default => None,
+        };
         let request = ClaimTask {
-            task_id: optional("task_id", args.task_id, parse_uuid)?,
-            repository: optional("repository", args.repository, RepoName::parse)?,
+            task_id,
+            repository,
             lease: args.lease_seconds.map(|s| Lease::parse("lease_seconds", s)).transpose()?.unwrap_or_default(),
         };
         let actor = self.actors.actor(&ext, None).await?;
@@ -374,6 +465,36 @@ impl ServerHandler for TaskServer {
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).with_title("Shared task list"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.instructions())
+    }
+
+    /// As rmcp's, and a client that supports roots is noted before the answer goes out, so that no
+    /// tool call can start before the session knows to wait for them.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        #[allow(deprecated)] // roots are deprecated in the newest protocol; 2025-11-25 clients use them
+        let has_roots = request.capabilities.roots.is_some();
+        if let Some(default) = &self.default_repository
+            && has_roots
+        {
+            default.client_has_roots();
+        }
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Some(default) = &self.default_repository {
+            default.ask_roots(&context.peer).await;
+        }
+    }
+
+    async fn on_roots_list_changed(&self, context: NotificationContext<RoleServer>) {
+        if let Some(default) = &self.default_repository {
+            default.ask_roots(&context.peer).await;
+        }
     }
 }

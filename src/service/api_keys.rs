@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::TaskService;
-use crate::domain::{Actor, Email, KeyName, UserKey};
+use crate::domain::{Access, Actor, Email, KeyName, UserKey};
 use crate::error::{Error, Result};
 use crate::store::ApiKey;
 
@@ -34,11 +34,11 @@ pub struct CreatedApiKey {
 }
 
 impl TaskService {
-    /// Creates a key for `owner` (the user is created on first use).
-    pub async fn create_api_key(&self, owner: &Actor, name: KeyName) -> Result<CreatedApiKey> {
+    /// Creates a key for `owner` (the user is created on first use) that may do what `access` allows.
+    pub async fn create_api_key(&self, owner: &Actor, name: KeyName, access: Access) -> Result<CreatedApiKey> {
         let user = self.store.resolve_user("user", &UserKey::Email(owner.email.clone())).await?;
         let secret = generate_api_key();
-        let key = self.store.create_api_key(user.id, &name, &hash_api_key(&secret)).await?;
+        let key = self.store.create_api_key(user.id, &name, &hash_api_key(&secret), access).await?;
         Ok(CreatedApiKey { key, secret })
     }
 
@@ -60,8 +60,8 @@ impl TaskService {
             )));
         }
         match self.store.find_api_key(&hash_api_key(presented)).await? {
-            Some((_, user)) => match Email::parse("user", &user.email) {
-                Ok(email) => Ok(Actor::new(email)),
+            Some((key, user)) => match Email::parse("user", &user.email) {
+                Ok(email) => Ok(Actor::new(email).with_access(key.access)),
                 Err(_) => Err(Error::Unauthorized("the API key's user has no valid email".to_owned())),
             },
             None => Err(Error::Unauthorized("the API key is unknown or revoked".to_owned())),

@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Lease,
-    Priority, RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, TaskRef, Title, User,
-    UserKey, UserRef,
+    Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix,
+    Lease, Priority, RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, TaskRef, Title,
+    User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
 use crate::store::{
@@ -226,6 +226,7 @@ impl TaskService {
     }
 
     pub async fn create_task(&self, actor: &Actor, request: CreateTask) -> Result<CreatedTask> {
+        may_change(actor, "create a task")?;
         let new = NewTask {
             title: request.title,
             description: request.description,
@@ -248,6 +249,7 @@ impl TaskService {
     }
 
     pub async fn update_task(&self, actor: &Actor, task: impl Into<TaskRef>, request: UpdateTask) -> Result<Task> {
+        may_change(actor, "change a task")?;
         let task: TaskRef = task.into();
         let id = self.resolve(&task).await?;
         let patch = TaskPatch {
@@ -295,6 +297,7 @@ impl TaskService {
         task: impl Into<TaskRef>,
         comment: CommentText,
     ) -> Result<(Comment, Task)> {
+        may_change(actor, "comment on a task")?;
         let task: TaskRef = task.into();
         let id = self.resolve(&task).await?;
         let added =
@@ -310,6 +313,7 @@ impl TaskService {
         reason: Option<CommentText>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
+        may_change(actor, "delete a task")?;
         let task: TaskRef = task.into();
         let id = self.resolve(&task).await?;
         let task = self
@@ -323,6 +327,7 @@ impl TaskService {
     /// Claims a task for `session` (acting as `actor`), or the next ready one. Leases that ran out
     /// are recorded first, so their tasks are ready for this very claim.
     pub async fn claim_task(&self, actor: &Actor, session: &Session, request: ClaimTask) -> Result<Claimed> {
+        may_change(actor, "claim a task")?;
         self.expire_claims().await?;
         let outcome = self
             .store
@@ -353,6 +358,7 @@ impl TaskService {
         status: Option<Status>,
         comment: Option<CommentText>,
     ) -> Result<Task> {
+        may_change(actor, "release a task")?;
         self.expire_claims().await?;
         let task = self
             .store
@@ -419,6 +425,17 @@ impl TaskService {
 
     pub async fn event_bounds(&self) -> Result<EventBounds> {
         self.store.event_bounds().await
+    }
+}
+
+/// Every change starts here: a read-only credential may list and read, never change.
+pub fn may_change(actor: &Actor, what: &str) -> Result<()> {
+    match actor.access {
+        Access::ReadWrite => Ok(()),
+        Access::ReadOnly => Err(Error::Forbidden(format!(
+            "this API key is read-only: it may list and read tasks but not {what} (use a key created without \
+             --read-only)"
+        ))),
     }
 }
 

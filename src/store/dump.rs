@@ -140,7 +140,7 @@ pub const TABLES: &[Table] = &[
         name: "api_keys",
         columns: columns![
             "id": Uuid, "user_id": Uuid, "name": Text, "key_hash": Text, "created_at": Time,
-            "last_used_at": Time, "revoked_at": Time,
+            "last_used_at": Time, "revoked_at": Time, "scope": Text,
         ],
         postgres_order: "created_at, id",
         sqlite_order: "created_at, id",

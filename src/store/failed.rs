@@ -11,7 +11,7 @@ use super::{
     ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
     TaskQuery, TaskUpdate,
 };
-use crate::domain::KeyName;
+use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey, ValidationError,
 };
@@ -152,7 +152,13 @@ impl Store for FailedStore {
         tokio::sync::watch::channel(0).1
     }
 
-    async fn create_api_key(&self, _user_id: Uuid, _name: &KeyName, _key_hash: &str) -> Result<ApiKey> {
+    async fn create_api_key(
+        &self,
+        _user_id: Uuid,
+        _name: &KeyName,
+        _key_hash: &str,
+        _access: Access,
+    ) -> Result<ApiKey> {
         Err(self.error())
     }
 

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use self::dump::DumpRow;
-use crate::domain::KeyName;
+use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Lease, Priority,
     RepoName, Repository, SearchText, Session, Status, Task, TaskDraft, TaskKey, TaskLinks, TaskPatch, Title, User,
@@ -242,6 +242,8 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// What the key may do.
+    pub access: crate::domain::Access,
 }
 
 /// Where the relay hands events it claimed. Implemented by the Redis publisher.
@@ -342,7 +344,7 @@ pub trait Store: Send + Sync + 'static {
     fn watch_commits(&self) -> tokio::sync::watch::Receiver<i64>;
 
     /// A key name already in use is refused with [`api_key_name_taken`], by both stores alike.
-    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey>;
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str, access: Access) -> Result<ApiKey>;
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
 

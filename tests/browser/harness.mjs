@@ -156,7 +156,8 @@ export async function issueToken(dataDir, email) {
 /** The stdio MCP server, spoken to as an agent's client would: newline-delimited JSON-RPC frames. */
 export class McpClient {
   constructor(dataDir, { user = 'agent@example.com' } = {}) {
-    this.proc = spawn(BIN, [], { env: childEnv(dataDir, { TASK_MCP_USER: user }), stdio: ['pipe', 'pipe', 'pipe'] });
+    // Started outside any git repository: no default repository narrows what the agent files and lists.
+    this.proc = spawn(BIN, [], { cwd: tmpdir(), env: childEnv(dataDir, { TASK_MCP_USER: user }), stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.once('error', (e) => {
       for (const waiter of this.pending.values()) waiter.reject(new Error(`cannot start ${BIN}: ${e.message}`));
       this.pending.clear();

@@ -137,9 +137,10 @@ async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Bac
     let b = create(&mut mcp, json!({"title": "B", "blocked_by": [a]})).await;
     let c = create(&mut mcp, json!({"title": "C", "blocked_by": [b], "priority": "urgent"})).await;
     let ready = |page: Value| -> Vec<String> { page["tasks"].as_array().unwrap().iter().map(id_of).collect() };
-    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![a.clone()]);
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true, "detail": "full"})).await), vec![a.clone()]);
     let listed = mcp.ok("get_tasks", json!({})).await;
-    let summary_c = listed["tasks"].as_array().unwrap().iter().find(|t| t["id"] == c.as_str()).unwrap().clone();
+    // Summaries name tasks by key, not id: C is the one titled so.
+    let summary_c = listed["tasks"].as_array().unwrap().iter().find(|t| t["title"] == "C").unwrap().clone();
     assert_eq!(summary_c["open_blockers"], 1, "{summary_c}");
     // A cycle of two and of three, and a self-link, are refused naming the tasks.
     let cycle = mcp.fail("update_task", json!({"task_id": a, "add_blocked_by": [b]})).await;
@@ -159,7 +160,7 @@ async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Bac
     assert!(none["task"].is_null());
     assert!(none["reason"].as_str().unwrap().contains("2 wait on blockers"), "{none}");
     mcp.ok("update_task_status", json!({"task_id": a, "new_status": "completed"})).await;
-    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![b.clone()]);
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true, "detail": "full"})).await), vec![b.clone()]);
     let events = events_of(&db.url, &b).await;
     let last = events.last().unwrap();
     assert_eq!(last.kind.as_str(), "task_updated");

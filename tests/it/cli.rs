@@ -303,9 +303,10 @@ async fn a_database_url_that_cannot_be_right_is_a_configuration_error_over_stdio
 }
 
 /// Every variable a flag reads, and the `--help` that shows it.
-const ENV_FLAGS: [(&str, &[&str]); 15] = [
+const ENV_FLAGS: [(&str, &[&str]); 16] = [
     ("DATABASE_URL", &["--help"]),
     ("REDIS_URL", &["--help"]),
+    ("REDIS_CLUSTER_URLS", &["--help"]),
     ("TASK_MCP_STREAM_PREFIX", &["--help"]),
     ("TASK_MCP_STREAM_MAXLEN", &["--help"]),
     ("TASK_MCP_EVENT_RETENTION_DAYS", &["--help"]),

@@ -494,3 +494,104 @@ async fn a_stream_ticket_needs_a_sign_in_token() {
         .unwrap();
     assert_eq!(response.status(), 401, "the ticket route takes the token in the header only");
 }
+
+/// The body a write route of the matrix is sent.
+fn write_body() -> serde_json::Value {
+    json!({"title": "x", "status": "completed", "comment": "x", "priority": "high"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_key_reads_every_route_and_changes_nothing() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("reader@example.com".to_owned());
+    let read_only = task_mcp::domain::Access::ReadOnly;
+    let key = task_mcp::commands::api_key::create_with(&app, "reader", read_only).await.unwrap();
+    let server = TestServer::start(app.clone()).await;
+    // A task to read and to try to change.
+    let task: serde_json::Value =
+        server.post("/api/tasks", json!({"title": "kept as it is"})).send().await.unwrap().json().await.unwrap();
+    let id = task["id"].as_str().unwrap().to_owned();
+    let mut writes = 0;
+    for (method, path, public) in documented_routes(&server).await {
+        if public {
+            continue;
+        }
+        let path = path
+            .split('/')
+            .map(|p| if uuid::Uuid::parse_str(p).is_ok() { id.as_str() } else { p })
+            .collect::<Vec<_>>()
+            .join("/");
+        let mut request = server.client.request(method.clone(), server.url(&path)).header("x-api-key", &key);
+        let write = [Method::POST, Method::PATCH, Method::PUT, Method::DELETE].contains(&method);
+        if write {
+            request = request.json(&write_body());
+        }
+        let response = request.timeout(Duration::from_secs(5)).send().await.unwrap();
+        let status = response.status().as_u16();
+        // Opening a stream ticket changes nothing: it is a read of the stream.
+        if write && !path.ends_with("/stream/ticket") {
+            assert_eq!(error_code(response).await, (403, "read_only".to_owned()), "{method} {path}");
+            writes += 1;
+        } else {
+            assert!(status < 400, "{method} {path} answered {status} to a read-only key");
+        }
+    }
+    assert!(writes >= 4, "only {writes} write routes");
+    // Over /mcp: the read tools answer, every write tool says the key is read-only.
+    let call = |name: &str, arguments: serde_json::Value| {
+        server
+            .client
+            .post(server.url("/mcp"))
+            .header("x-api-key", &key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}))
+            .send()
+    };
+    for (name, arguments) in [("get_tasks", json!({})), ("get_task", json!({"task_id": id}))] {
+        let frame: serde_json::Value = call(name, arguments).await.unwrap().json().await.unwrap();
+        assert_eq!(frame["result"]["isError"], false, "{name}: {frame}");
+    }
+    for (name, arguments) in [
+        ("create_task", json!({"title": "x"})),
+        ("update_task", json!({"task_id": id, "title": "changed"})),
+        ("update_task_status", json!({"task_id": id, "new_status": "completed"})),
+        ("add_task_comment", json!({"task_id": id, "comment": "x"})),
+        ("delete_task", json!({"task_id": id})),
+    ] {
+        let frame: serde_json::Value = call(name, arguments).await.unwrap().json().await.unwrap();
+        assert_eq!(frame["result"]["isError"], true, "{name}: {frame}");
+        assert_eq!(frame["result"]["structuredContent"]["error"]["code"], "read_only", "{name}: {frame}");
+        let text = frame["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("read-only"), "{name}: {text}");
+    }
+    // Nothing changed.
+    let now: serde_json::Value = server.get(&format!("/api/tasks/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(now["version"], 1, "{now}");
+    // The listing shows each key's scope.
+    let listing = task_mcp::commands::api_key::list(&app).await.unwrap().join("\n");
+    assert!(listing.lines().next().unwrap().contains("scope"), "{listing}");
+    assert!(listing.contains("reader\treader@example.com\tread-only"), "{listing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_write_key_changes_tasks_over_rest_too() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("writer@example.com".to_owned());
+    let key = task_mcp::commands::api_key::create(&app, "writer").await.unwrap();
+    let server = TestServer::start(app.clone()).await;
+    let response = server
+        .client
+        .post(server.url("/api/tasks"))
+        .header("x-api-key", &key)
+        .json(&json!({"title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let task: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(task["created_by"], "writer@example.com");
+    let listing = task_mcp::commands::api_key::list(&app).await.unwrap().join("\n");
+    assert!(listing.contains("writer\twriter@example.com\tread-write"), "{listing}");
+}

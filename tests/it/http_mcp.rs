@@ -167,10 +167,10 @@ async fn mcp_refuses_foreign_origins_and_rebinding_hosts() {
     let (_db, server, key) = server_with_key("agent@example.com").await;
     let response = mcp(&server, &key, &initialize()).header("origin", "https://evil.example.net").send().await.unwrap();
     assert_eq!(response.status(), 403);
-    // Even the server's own origin: /mcp is for agents, and browsers only from CORS_ORIGINS.
+    // The server's own origin is allowed, as on every route.
     let own = server.base.clone();
     let response = mcp(&server, &key, &initialize()).header("origin", own).send().await.unwrap();
-    assert_eq!(response.status(), 403);
+    assert_eq!(response.status(), 200);
     let response =
         mcp(&server, &key, &initialize()).header("origin", "https://dashboard.example.com").send().await.unwrap();
     assert_eq!(response.status(), 200);

@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{TimeDelta, Utc};
 use task_mcp::domain::{
-    CommentText, Complexity, Description, Email, Event, EventKind, IdempotencyKey, PageCursor, Priority, RepoName,
-    SearchText, Status, Task, TaskPatch, Title, UserKey,
+    Access, CommentText, Complexity, Description, Email, Event, EventKind, IdempotencyKey, PageCursor, Priority,
+    RepoName, SearchText, Status, Task, TaskPatch, Title, UserKey,
 };
 use task_mcp::error::Error;
 use task_mcp::store::{EventSink, NewComment, NewTask, Store, TaskDeletion, TaskQuery, TaskUpdate};
@@ -1265,10 +1265,10 @@ async fn an_api_key_is_found_by_its_hash_until_revoked(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let store = ts.store.as_ref();
     let ann = store.resolve_user("user", &UserKey::Email(email(ANN))).await.unwrap();
-    let key = store.create_api_key(ann.id, &key_name("laptop"), "hash-1").await.unwrap();
+    let key = store.create_api_key(ann.id, &key_name("laptop"), "hash-1", Access::ReadWrite).await.unwrap();
     assert_eq!((key.user_id, key.user_email.as_str(), key.name.as_str()), (ann.id, ANN, "laptop"));
     assert_eq!((key.last_used_at, key.revoked_at), (None, None));
-    let other = store.create_api_key(ann.id, &key_name("ci"), "hash-2").await.unwrap();
+    let other = store.create_api_key(ann.id, &key_name("ci"), "hash-2", Access::ReadWrite).await.unwrap();
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.iter().map(|k| k.id).collect::<BTreeSet<_>>(), BTreeSet::from([key.id, other.id]));
 
@@ -1288,16 +1288,25 @@ async fn an_api_key_is_found_by_its_hash_until_revoked(backend: Backend) {
     assert!(!store.revoke_api_key(&Uuid::new_v4().to_string()).await.unwrap());
     let listed = store.list_api_keys().await.unwrap();
     assert!(listed.iter().all(|k| k.revoked_at.is_some()), "revoked keys are still listed, as revoked");
+    assert!(listed.iter().all(|k| k.access == Access::ReadWrite));
+
+    // A read-only key keeps its scope through creation, listing and look-up.
+    let reader = store.create_api_key(ann.id, &key_name("reader"), "hash-3", Access::ReadOnly).await.unwrap();
+    assert_eq!(reader.access, Access::ReadOnly);
+    let (found, _) = store.find_api_key("hash-3").await.unwrap().expect("found by hash");
+    assert_eq!(found.access, Access::ReadOnly);
+    let listed = store.list_api_keys().await.unwrap();
+    assert_eq!(listed.iter().find(|k| k.name == "reader").unwrap().access, Access::ReadOnly);
 }
 
 async fn an_api_key_name_is_unique(backend: Backend) {
     let ts = TestStore::new(backend).await;
     let store = ts.store.as_ref();
     let ann = store.resolve_user("user", &UserKey::Email(email(ANN))).await.unwrap();
-    store.create_api_key(ann.id, &key_name("laptop"), "hash-1").await.unwrap();
-    let err = store.create_api_key(ann.id, &key_name("laptop"), "hash-2").await.unwrap_err();
+    store.create_api_key(ann.id, &key_name("laptop"), "hash-1", Access::ReadWrite).await.unwrap();
+    let err = store.create_api_key(ann.id, &key_name("laptop"), "hash-2", Access::ReadWrite).await.unwrap_err();
     assert!(matches!(&err, Error::Invalid(v) if v.field == "name"), "{err:?}");
-    let err = store.create_api_key(Uuid::new_v4(), &key_name("orphan"), "hash-3").await.unwrap_err();
+    let err = store.create_api_key(Uuid::new_v4(), &key_name("orphan"), "hash-3", Access::ReadWrite).await.unwrap_err();
     assert!(matches!(&err, Error::Invalid(v) if v.field == "user_id"), "{err:?}");
     assert_eq!(store.list_api_keys().await.unwrap().len(), 1);
 }

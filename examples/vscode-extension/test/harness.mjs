@@ -155,7 +155,8 @@ export class Serve {
 /** The stdio MCP server, as an agent's client speaks to it: newline-delimited JSON-RPC frames. */
 export class McpClient {
   constructor(store, { user = 'agent@example.com' } = {}) {
-    this.proc = spawn(BIN, [], { env: store.childEnv({ TASK_MCP_USER: user }), stdio: ['pipe', 'pipe', 'pipe'] });
+    // Started outside any git repository: no default repository narrows what the agent files and lists.
+    this.proc = spawn(BIN, [], { cwd: tmpdir(), env: store.childEnv({ TASK_MCP_USER: user }), stdio: ['pipe', 'pipe', 'pipe'] });
     this.nextId = 1;
     this.pending = new Map();
     this.stderr = [];

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -13,6 +13,7 @@ use super::api_key;
 use crate::domain::{Actor, Session};
 use crate::http::AppState;
 use crate::http::errors::ApiError;
+use crate::service::api_keys::API_KEY_PREFIX;
 
 /// How a route is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,15 @@ pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut r
     match identify(&state, guard, &headers, query.as_deref(), ip).await {
         Ok(Some((actor, credential))) => {
             tracing::Span::current().record("user", actor.email.as_str());
+            // On REST a read-only key is refused any change before its body is read (the service
+            // refuses it too); opening a stream ticket is a read. On `/mcp` every call is a POST: the
+            // tools decide.
+            let reads = guard == Guard::ApiKey
+                || matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+                || req.uri().path() == "/api/tasks/stream/ticket";
+            if !reads && let Err(err) = crate::service::may_change(&actor, "change anything") {
+                return axum::response::IntoResponse::into_response(ApiError::from(err));
+            }
             req.extensions_mut().insert(session_of(&actor, &credential));
             req.extensions_mut().insert(actor);
             next.run(req).await
@@ -91,8 +101,12 @@ async fn identify(
             "the event stream is not served to cross-site no-cors requests (open it with EventSource or fetch)",
         ));
     }
+    // REST takes an API key in the headers too (never in the query string, which logs keep), so a
+    // read-only key can read there; whether it may change anything is the service's to say.
+    let rest_key = matches!(guard, Guard::Jwt | Guard::JwtOrQuery) && api_key_header(headers);
     let presented: Result<Option<String>, String> = match guard {
         Guard::Public => Ok(None),
+        _ if rest_key => api_key::presented(headers),
         Guard::Jwt => bearer(headers).map(|t| t.map(str::to_owned)),
         Guard::JwtOrQuery => match bearer(headers) {
             Ok(Some(token)) => Ok(Some(token.to_owned())),
@@ -117,6 +131,7 @@ async fn identify(
     // (others' failures from behind the same proxy must not lock it out); only failures count.
     let verified = match guard {
         Guard::ApiKey => api_key::verify(&state.service, &credential).await?,
+        _ if rest_key => api_key::verify(&state.service, &credential).await?,
         Guard::JwtOrQuery => state.auth.jwt.verify_scoped(&credential).map(|(actor, _)| actor),
         _ => state.auth.jwt.verify(&credential),
     };
@@ -127,6 +142,12 @@ async fn identify(
             Err(failed(state, ip, message))
         }
     }
+}
+
+/// Whether the request carries an API key in its headers (`X-API-Key`, or a bearer credential with
+/// the key prefix), as opposed to a token or a query parameter.
+fn api_key_header(headers: &HeaderMap) -> bool {
+    headers.contains_key("x-api-key") || bearer(headers).ok().flatten().is_some_and(|t| t.starts_with(API_KEY_PREFIX))
 }
 
 /// Who holds the claims a request makes: its credential (one API key per agent), named by the user

@@ -4,18 +4,27 @@ use uuid::Uuid;
 
 use super::rows::{self, API_KEY_COLUMN_COUNT, API_KEY_COLUMNS};
 use super::{Inner, Outcome};
-use crate::domain::{KeyName, User};
+use crate::domain::{Access, KeyName, User};
 use crate::store::ApiKey;
 
-pub(super) async fn create(inner: &Inner, user_id: Uuid, name: &KeyName, key_hash: &str) -> Outcome<ApiKey> {
+pub(super) async fn create(
+    inner: &Inner,
+    user_id: Uuid,
+    name: &KeyName,
+    key_hash: &str,
+    access: Access,
+) -> Outcome<ApiKey> {
     let client = inner.conn().await?;
     let statement = client
         .prepare_cached(&format!(
-            "WITH k AS (INSERT INTO api_keys (id, user_id, name, key_hash) VALUES ($1, $2, $3, $4) RETURNING *) \
+            "WITH k AS (INSERT INTO api_keys (id, user_id, name, key_hash, scope) VALUES ($1, $2, $3, $4, $5) RETURNING *) \
              SELECT {API_KEY_COLUMNS} FROM k JOIN users u ON u.id = k.user_id"
         ))
         .await?;
-    let row = match client.query_one(&statement, &[&Uuid::now_v7(), &user_id, &name.as_str(), &key_hash]).await {
+    let row = match client
+        .query_one(&statement, &[&Uuid::now_v7(), &user_id, &name.as_str(), &key_hash, &access.as_str()])
+        .await
+    {
         Err(err) if err.as_db_error().and_then(|db| db.constraint()) == Some("api_keys_name_key") => {
             return Err(crate::store::api_key_name_taken(name).into());
         }
@@ -65,7 +74,7 @@ pub(super) async fn find(inner: &Inner, key_hash: &str) -> Outcome<Option<(ApiKe
                    AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') \
                  RETURNING id, last_used_at) \
              SELECT k.id, k.user_id, u.email, k.name, k.created_at, coalesce(t.last_used_at, k.last_used_at), \
-                    k.revoked_at, {FIND_USER_COLUMNS} \
+                    k.revoked_at, k.scope, {FIND_USER_COLUMNS} \
              FROM api_keys k JOIN live ON live.id = k.id JOIN users u ON u.id = k.user_id \
              LEFT JOIN touched t ON t.id = k.id"
         ))

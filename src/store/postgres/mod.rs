@@ -37,7 +37,7 @@ use super::{
     ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Release,
     Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
-use crate::domain::KeyName;
+use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
 };
@@ -470,8 +470,8 @@ impl Store for PgStore {
         self.inner.commits.subscribe()
     }
 
-    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey> {
-        self.inner.bounded(keys::create(&self.inner, user_id, name, key_hash)).await
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str, access: Access) -> Result<ApiKey> {
+        self.inner.bounded(keys::create(&self.inner, user_id, name, key_hash, access)).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {

@@ -6,7 +6,7 @@ use tokio_postgres::types::Json;
 
 use super::{Fail, Outcome};
 use crate::domain::{
-    Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User,
+    Access, Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Repository, Status, Task, User,
 };
 use crate::error::Error;
 use crate::store::ApiKey;
@@ -31,8 +31,9 @@ pub(super) const HISTORY_COLUMNS: &str =
 pub(super) const EVENT_COLUMNS: &str =
     "seq, event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, created_at";
 /// Over `api_keys k JOIN users u`.
-pub(super) const API_KEY_COLUMNS: &str = "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at";
-pub(super) const API_KEY_COLUMN_COUNT: usize = 7;
+pub(super) const API_KEY_COLUMNS: &str =
+    "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at, k.scope";
+pub(super) const API_KEY_COLUMN_COUNT: usize = 8;
 
 fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
     parse(raw).ok_or_else(|| Fail::Store(Error::Internal(format!("the database holds an unknown {what} {raw:?}"))))
@@ -140,5 +141,6 @@ pub(super) fn api_key(row: &Row) -> Outcome<ApiKey> {
         created_at: row.try_get(4)?,
         last_used_at: row.try_get(5)?,
         revoked_at: row.try_get(6)?,
+        access: known(row.try_get::<_, &str>(7)?, "API key scope", Access::from_stored)?,
     })
 }

@@ -26,7 +26,7 @@ use super::{
     ApiKey, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Store, StoreInfo, TaskDeletion,
 };
 use super::{ClaimOutcome, ClaimRequest, Release, TaskQuery, TaskUpdate};
-use crate::domain::KeyName;
+use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
 };
@@ -334,9 +334,9 @@ impl Store for SqliteStore {
         CommitWatch::subscribe(&self.shared.commits, self.path())
     }
 
-    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str) -> Result<ApiKey> {
+    async fn create_api_key(&self, user_id: Uuid, name: &KeyName, key_hash: &str, access: Access) -> Result<ApiKey> {
         let (name, key_hash) = (name.clone(), key_hash.to_owned());
-        self.write(move |tx| ops::create_api_key(tx, user_id, &name, &key_hash)).await
+        self.write(move |tx| ops::create_api_key(tx, user_id, &name, &key_hash, access)).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {

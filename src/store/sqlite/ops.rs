@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
 use super::{task_keys, work};
-use crate::domain::KeyName;
+use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, Event, HistoryEntry, Record, RepoName, Repository, Task, TaskPatch, User, UserKey, check_version,
     commented, deleted, link_changes,
@@ -425,14 +425,29 @@ fn api_key_by(conn: &Connection, condition: &str, params: impl rusqlite::Params)
     conn.prepare_cached(&sql)?.query_map(params, rows::api_key)?.collect()
 }
 
-pub(super) fn create_api_key(conn: &Connection, user_id: Uuid, name: &KeyName, key_hash: &str) -> Outcome<ApiKey> {
+pub(super) fn create_api_key(
+    conn: &Connection,
+    user_id: Uuid,
+    name: &KeyName,
+    key_hash: &str,
+    access: Access,
+) -> Outcome<ApiKey> {
     if find_user(conn, &UserKey::Id(user_id))?.is_none() {
         return Err(Error::invalid("user_id", format!("no user has the id {user_id}")).into());
     }
     let id = Uuid::now_v7();
     let inserted = conn
-        .prepare_cached("INSERT INTO api_keys (id, user_id, name, key_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![uuid_text(id), uuid_text(user_id), name.as_str(), key_hash, micros(rows::now())]);
+        .prepare_cached(
+            "INSERT INTO api_keys (id, user_id, name, key_hash, created_at, scope) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            uuid_text(id),
+            uuid_text(user_id),
+            name.as_str(),
+            key_hash,
+            micros(rows::now()),
+            access.as_str()
+        ]);
     match inserted {
         Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("api_keys.name") => {
             return Err(crate::store::api_key_name_taken(name).into());

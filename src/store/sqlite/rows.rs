@@ -6,7 +6,7 @@ use rusqlite::Row;
 use rusqlite::types::Type;
 use uuid::Uuid;
 
-use crate::domain::{Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Status, Task, User};
+use crate::domain::{Access, Claim, Comment, Complexity, Event, EventKind, HistoryEntry, Priority, Status, Task, User};
 use crate::store::{ApiKey, payload};
 
 /// Now, at the precision stored (PostgreSQL keeps microseconds too), so what a write returns equals
@@ -162,7 +162,7 @@ pub(super) fn event(row: &Row<'_>) -> rusqlite::Result<Event> {
 
 /// The columns [`api_key`] reads, from `api_keys k` joined to its user `u`.
 pub(super) const API_KEY_COLUMNS: &str =
-    "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at, u.name, u.created_at";
+    "k.id, k.user_id, u.email, k.name, k.created_at, k.last_used_at, k.revoked_at, u.name, u.created_at, k.scope";
 
 pub(super) fn api_key(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
@@ -173,6 +173,16 @@ pub(super) fn api_key(row: &Row<'_>) -> rusqlite::Result<ApiKey> {
         created_at: get_time(row, 4)?,
         last_used_at: get_opt_time(row, 5)?,
         revoked_at: get_opt_time(row, 6)?,
+        access: {
+            let raw: String = row.get(9)?;
+            Access::from_stored(&raw).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    9,
+                    rusqlite::types::Type::Text,
+                    format!("unknown key scope {raw:?}").into(),
+                )
+            })?
+        },
     })
 }
 

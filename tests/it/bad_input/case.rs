@@ -5,7 +5,8 @@
 //! - `name`: unique, says what is wrong with the input.
 //! - what is sent, one of: `tool` + `args` (an MCP `tools/call`, over stdio and over `/mcp`); `rpc`
 //!   (a raw JSON-RPC message: one stdio line, or the body of a POST to `/mcp`); `http` (`method`,
-//!   `path`, `headers`, and `json` or a raw `body`: a REST request).
+//!   `path`, `headers`, and `json` or a raw `body`: a REST request; `anonymous` sends no credential,
+//!   `read_only_key` the test user's read-only API key).
 //! - `on`: the transports, `stdio` and/or `http` (default: every transport the kind of case has).
 //! - `expect`: what must come back; `expect_http` / `expect_stdio` replace it on one transport.
 //!   `error` (the code of a tool error or of a REST error body), `field` (the field it names),
@@ -64,6 +65,9 @@ pub struct HttpRequest {
     /// Send no credentials (the default is a valid token for the test user).
     #[serde(default)]
     pub anonymous: bool,
+    /// Send the test user's read-only API key instead (as `X-API-Key`, REST and `/mcp` alike).
+    #[serde(default)]
+    pub read_only_key: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +108,7 @@ pub enum Request {
         headers: BTreeMap<String, Vec<u8>>,
         body: Option<Vec<u8>>,
         anonymous: bool,
+        read_only_key: bool,
     },
 }
 
@@ -183,6 +188,7 @@ impl Case {
             headers,
             body,
             anonymous: http.anonymous,
+            read_only_key: http.read_only_key,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct HttpTarget {
     client: reqwest::Client,
     token: String,
     key: String,
+    /// A read-only key of the same user.
+    read_only_key: String,
     next_id: i64,
     /// Whether the last case went through `/mcp` (read-backs then go the same way).
     last_via_mcp: bool,
@@ -120,6 +122,10 @@ impl Target {
             Transport::Stdio => Target::Stdio(Box::new(Server::connect(database_url, STDIO_USER).await)),
             Transport::Http => {
                 let key = task_mcp::commands::api_key::create(app, "corpus").await.expect("an API key");
+                let read_only = task_mcp::domain::Access::ReadOnly;
+                let read_only_key = task_mcp::commands::api_key::create_with(app, "corpus read-only", read_only)
+                    .await
+                    .expect("a read-only API key");
                 let (process, data_dir) = ServeProcess::spawn_on(database_url);
                 let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client");
                 Target::Http(Box::new(HttpTarget {
@@ -127,6 +133,7 @@ impl Target {
                     client,
                     token: token_for(HTTP_USER),
                     key,
+                    read_only_key,
                     next_id: 1,
                     last_via_mcp: false,
                     _data_dir: data_dir,
@@ -323,11 +330,13 @@ impl HttpTarget {
                 let response = self.mcp_request(bytes.clone()).send().await.expect("POST /mcp");
                 self.outcome(response).await
             }
-            Request::Http { method, path, headers, body, anonymous } => {
+            Request::Http { method, path, headers, body, anonymous, read_only_key } => {
                 self.last_via_mcp = path.starts_with("/mcp");
                 let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
                 let mut builder = self.client.request(method, self.process.url(path));
-                if !anonymous {
+                if *read_only_key {
+                    builder = builder.header("x-api-key", &self.read_only_key);
+                } else if !anonymous {
                     builder = if self.last_via_mcp {
                         builder.header("x-api-key", &self.key)
                     } else {

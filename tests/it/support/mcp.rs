@@ -72,11 +72,18 @@ impl Server {
         Server::spawn_with_umask(env, None)
     }
 
-    /// Like [`Server::spawn_with`], with the process's umask set first (through `sh`).
+    /// Like [`Server::spawn_with`], with the process's umask set first (through `sh`). It runs in the
+    /// temporary directory, outside any git repository: no default repository narrows its calls.
     pub fn spawn_with_umask(env: &[(&str, &str)], umask: Option<u32>) -> Server {
+        Server::spawn_in(&std::env::temp_dir(), env, umask)
+    }
+
+    /// Like [`Server::spawn_with`], started in `cwd`.
+    pub fn spawn_in(cwd: &std::path::Path, env: &[(&str, &str)], umask: Option<u32>) -> Server {
         let data_dir = std::env::temp_dir().join("task-mcp-tests-data");
         let mut command = Command::from(crate::support::binary_command(umask));
         command
+            .current_dir(cwd)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))

@@ -3,7 +3,9 @@
 pub mod http;
 pub mod mcp;
 pub mod pg;
+pub mod python;
 pub mod redis;
+pub mod redis_cluster;
 pub mod snapshot;
 pub mod sqlite;
 
@@ -70,6 +72,7 @@ pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::wiring:
     let settings = task_mcp::config::Settings {
         database_url: database_url.to_owned(),
         redis_url: redis.map(|(url, _)| url.to_owned()),
+        redis_cluster_urls: Vec::new(),
         stream_prefix: redis.map(|(_, prefix)| prefix.to_owned()).unwrap_or_else(|| "tasks".to_owned()),
         stream_maxlen: 10_000,
         event_retention_days: 7,
