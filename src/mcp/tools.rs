@@ -26,7 +26,7 @@ use super::resources;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
     CommentText, Complexity, Description, IdempotencyKey, Lease, Priority, RepoName, SearchText, Status, TaskRef,
-    Title, UserRef, ValidationError, given, parse_uuid,
+    Title, UserRef, ValidationError, given,
 };
 use crate::service::{ClaimTask, CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
 use crate::wire::{
@@ -53,6 +53,24 @@ pub struct TaskServer {
     /// stdio only: the repository a call without `repository` works in (HTTP callers name it).
     default_repository: Option<Arc<DefaultRepository>>,
     tool_router: ToolRouter<Self>,
+}
+
+impl TaskServer {
+    /// A task named by id or key, as its id (an unknown key is `not_found`, naming it).
+    async fn resolve_opt(&self, task: Option<TaskRef>) -> crate::error::Result<Option<uuid::Uuid>> {
+        match task {
+            Some(task) => self.service.resolve(&task).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn resolve_all(&self, tasks: Vec<TaskRef>) -> crate::error::Result<Vec<uuid::Uuid>> {
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            ids.push(self.service.resolve(task).await?);
+        }
+        Ok(ids)
+    }
 }
 
 impl TaskServer {
@@ -137,9 +155,9 @@ fn clearable<T>(
     }
 }
 
-/// A list of task ids (blank entries refused, as anywhere an id is expected).
-fn task_ids(field: &str, values: Option<Vec<String>>) -> Result<Vec<uuid::Uuid>, ValidationError> {
-    values.unwrap_or_default().iter().map(|raw| parse_uuid(field, raw)).collect()
+/// A list of tasks, each by id or key (blank entries refused, as anywhere a task is expected).
+fn task_refs(field: &str, values: Option<Vec<String>>) -> Result<Vec<TaskRef>, ValidationError> {
+    values.unwrap_or_default().iter().map(|raw| TaskRef::parse(field, raw)).collect()
 }
 
 /// The client's name from its handshake (`claude-code`, `cursor`, …), if it gave one.
@@ -186,7 +204,7 @@ impl TaskServer {
             limit: limit(args.limit)?,
             cursor: given(args.cursor),
             ready: args.ready.unwrap_or(false),
-            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
+            parent_id: self.resolve_opt(optional("parent_id", args.parent_id, TaskRef::parse)?).await?,
         };
         let mut request = request;
         let mut scope = None;
@@ -249,8 +267,8 @@ impl TaskServer {
             priority: optional("priority", args.priority, Priority::parse)?,
             complexity: optional("complexity", args.complexity, Complexity::parse)?,
             idempotency_key: optional("idempotency_key", args.idempotency_key, IdempotencyKey::parse)?,
-            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
-            blocked_by: task_ids("blocked_by", args.blocked_by)?,
+            parent_id: self.resolve_opt(optional("parent_id", args.parent_id, TaskRef::parse)?).await?,
+            blocked_by: self.resolve_all(task_refs("blocked_by", args.blocked_by)?).await?,
         };
         let label = args.created_by.as_deref().map(|raw| ("created_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
@@ -304,9 +322,12 @@ impl TaskServer {
             repository: clearable("repository", args.repository, RepoName::parse)?,
             comment: None,
             expected_version: args.expected_version,
-            parent: clearable("parent_id", args.parent_id, parse_uuid)?,
-            add_blocked_by: task_ids("add_blocked_by", args.add_blocked_by)?,
-            remove_blocked_by: task_ids("remove_blocked_by", args.remove_blocked_by)?,
+            parent: match clearable("parent_id", args.parent_id, TaskRef::parse)? {
+                Some(parent) => Some(self.resolve_opt(parent).await?),
+                None => None,
+            },
+            add_blocked_by: self.resolve_all(task_refs("add_blocked_by", args.add_blocked_by)?).await?,
+            remove_blocked_by: self.resolve_all(task_refs("remove_blocked_by", args.remove_blocked_by)?).await?,
         };
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
@@ -350,7 +371,7 @@ impl TaskServer {
         peer: Peer<RoleServer>,
     ) -> Result<Structured<ClaimedJson>, ToolError> {
         let args = args?;
-        let task_id = optional("task_id", args.task_id, parse_uuid)?;
+        let task_id = self.resolve_opt(optional("task_id", args.task_id, TaskRef::parse)?).await?;
         // The next task comes from the session's default repository unless one (or "*") is named.
         let repository = match repo_filter(args.repository)? {
             RepoFilter::All => None,
@@ -383,7 +404,7 @@ impl TaskServer {
         peer: Peer<RoleServer>,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = self.service.resolve(&TaskRef::parse("task_id", &args.task_id)?).await?;
         let status = optional("status", args.status, Status::parse)?;
         let comment = optional("comment", args.comment, CommentText::parse)?;
         let actor = self.actors.actor(&ext, None).await?;

@@ -35,6 +35,7 @@ on_every_backend!(
     a_lease_that_runs_out_frees_the_task_and_the_system_records_it,
     a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused,
     a_parent_with_an_open_subtask_cannot_be_completed,
+    keys_name_tasks_in_links_claims_and_releases,
 );
 
 fn id_of(task: &Value) -> String {
@@ -251,4 +252,26 @@ async fn eight_agents_racing_over_rest_on_two_servers_claim_every_task_exactly_o
     let body: Value = intruder.json().await.unwrap();
     assert_eq!(body["error"]["code"], "already_claimed");
     assert_eq!(body["error"]["details"]["holder"], holder["claim"]["holder"]);
+}
+
+/// A task's key (in any case) works wherever these tools take a task: links, parents, claims, releases.
+async fn keys_name_tasks_in_links_claims_and_releases(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let a = mcp.ok("create_task", json!({"title": "A", "repository": "web-app"})).await;
+    let a_key = a["key"].as_str().expect("a key").to_lowercase();
+    let b = mcp
+        .ok("create_task", json!({"title": "B", "repository": "web-app", "blocked_by": [a_key], "parent_id": a_key}))
+        .await;
+    let detail = mcp.ok("get_task", json!({"task_id": b["key"]})).await;
+    assert_eq!(detail["blocked_by"][0]["id"], a["id"], "{detail}");
+    let claimed = mcp.ok("claim_task", json!({"task_id": a["key"]})).await;
+    assert_eq!(claimed["task"]["id"], a["id"], "{claimed}");
+    let released = mcp.ok("release_task", json!({"task_id": a_key})).await;
+    assert_eq!(released["id"], a["id"], "{released}");
+    mcp.ok("update_task", json!({"task_id": b["key"], "remove_blocked_by": [a["key"]], "parent_id": ""})).await;
+    let unknown = mcp.fail("update_task", json!({"task_id": b["id"], "add_blocked_by": ["WEB-999"]})).await;
+    assert_eq!(unknown.code(), "not_found", "{}", unknown.text);
+    assert!(unknown.text.contains("WEB-999"), "{}", unknown.text);
+    mcp.close().await;
 }
