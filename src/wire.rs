@@ -12,10 +12,18 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// What names a task in a path or argument: a UUID, or a key (`WEB-42`, any case).
+pub const TASK_REF_PATTERN: &str =
+    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}|[A-Za-z0-9]{1,6}-0*[1-9][0-9]{0,17})$";
+
 /// A task with every field.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskJson {
     pub id: Uuid,
+    /// The short name, e.g. "WEB-42": accepted wherever a task id is. (Absent only in events
+    /// written before tasks had keys.)
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
     pub title: String,
     pub description: Option<String>,
     /// not_started | in_progress | blocked | completed | cancelled
@@ -64,6 +72,7 @@ impl From<&domain::Task> for TaskJson {
     fn from(t: &domain::Task) -> Self {
         Self {
             id: t.id,
+            key: t.key.clone(),
             title: t.title.clone(),
             description: t.description.clone(),
             status: t.status.to_string(),
@@ -85,17 +94,20 @@ impl From<&domain::Task> for TaskJson {
     }
 }
 
-/// A task in a listing's summary detail: enough to pick one, small enough to list fifty.
+/// A task in a listing's summary detail: what a model needs to choose a task, small enough to list
+/// fifty (named by key; `get_task` or `detail: "full"` give every field).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskSummaryJson {
-    pub id: Uuid,
+    pub key: String,
     pub title: String,
     pub status: String,
     pub priority: String,
-    /// The assignee's email.
+    /// The assignee's email (absent: unassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// Absent when the page names one repository for all its tasks, or the task has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
-    pub updated_at: String,
     /// Open blockers it waits on (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub open_blockers: i64,
@@ -111,13 +123,12 @@ fn is_zero(n: &i64) -> bool {
 impl From<&domain::Task> for TaskSummaryJson {
     fn from(t: &domain::Task) -> Self {
         Self {
-            id: t.id,
+            key: if t.key.is_empty() { t.id.to_string() } else { t.key.clone() },
             title: t.title.clone(),
             status: t.status.to_string(),
             priority: t.priority.to_string(),
             assignee: t.assignee_email.clone(),
             repository: t.repository.clone(),
-            updated_at: rfc3339(t.updated_at),
             open_blockers: t.open_blockers,
             claimed_by: t.claim.as_ref().map(|c| c.holder.clone()),
         }
@@ -148,7 +159,7 @@ impl Detail {
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant)] // built and serialised once per listed task, never stored
 pub enum TaskItemJson {
-    Full(TaskJson),
+    Full(Box<TaskJson>),
     Summary(TaskSummaryJson),
 }
 
@@ -156,7 +167,7 @@ impl TaskItemJson {
     pub fn new(task: &domain::Task, detail: Detail) -> Self {
         match detail {
             Detail::Summary => TaskItemJson::Summary(TaskSummaryJson::from(task)),
-            Detail::Full => TaskItemJson::Full(TaskJson::from(task)),
+            Detail::Full => TaskItemJson::Full(Box::new(TaskJson::from(task))),
         }
     }
 }
@@ -165,6 +176,9 @@ impl TaskItemJson {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct TaskPageJson {
     pub tasks: Vec<TaskItemJson>,
+    /// In summaries: the repository of every task on the page, when they share one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -176,11 +190,22 @@ pub struct TaskPageJson {
 impl TaskPageJson {
     /// A page of `tasks`, each in `detail`.
     pub fn new(tasks: &[domain::Task], next_cursor: Option<String>, detail: Detail) -> Self {
-        Self {
-            tasks: tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect(),
-            next_cursor,
-            default_repository: None,
+        let mut items: Vec<TaskItemJson> = tasks.iter().map(|t| TaskItemJson::new(t, detail)).collect();
+        // Summaries say a shared repository once, for the page, rather than fifty times.
+        let shared = match tasks.split_first() {
+            Some((first, rest)) if detail == Detail::Summary && first.repository.is_some() => {
+                rest.iter().all(|t| t.repository == first.repository).then(|| first.repository.clone()).flatten()
+            }
+            _ => None,
+        };
+        if shared.is_some() {
+            for item in &mut items {
+                if let TaskItemJson::Summary(summary) = item {
+                    summary.repository = None;
+                }
+            }
         }
+        Self { tasks: items, repository: shared, next_cursor, default_repository: None }
     }
 }
 
@@ -344,6 +369,8 @@ pub struct RepositoryJson {
     pub name: String,
     pub url: Option<String>,
     pub created_at: String,
+    /// The prefix of its tasks' keys (absent until its first task).
+    pub key_prefix: Option<String>,
     pub open_task_count: i64,
 }
 
@@ -354,6 +381,7 @@ impl From<&domain::Repository> for RepositoryJson {
             name: r.name.clone(),
             url: r.url.clone(),
             created_at: rfc3339(r.created_at),
+            key_prefix: r.key_prefix.clone(),
             open_task_count: r.open_task_count,
         }
     }
@@ -408,6 +436,7 @@ impl TaskJson {
         let time = |raw: &str| DateTime::parse_from_rfc3339(raw).ok().map(|t| t.with_timezone(&Utc));
         Some(domain::Task {
             id: self.id,
+            key: self.key.clone(),
             title: self.title.clone(),
             description: self.description.clone(),
             status: domain::Status::from_stored(&self.status)?,

@@ -206,6 +206,7 @@ impl PgFloor {
             .await?;
         let task = Task {
             id,
+            key: String::new(),
             title: title.to_owned(),
             description: None,
             status: Status::NotStarted,
@@ -332,6 +333,7 @@ fn task(row: &Row) -> Result<Task> {
     let created_at: DateTime<Utc> = row.try_get(11)?;
     Ok(Task {
         id: row.try_get(0)?,
+        key: String::new(),
         title: row.try_get(1)?,
         description: row.try_get(2)?,
         status: Status::from_stored(status).with_context(|| known(status))?,

@@ -169,6 +169,7 @@ impl SqliteFloor {
         let id = Uuid::now_v7();
         let task = Task {
             id,
+            key: String::new(),
             title: title.to_owned(),
             description: None,
             status: Status::NotStarted,
@@ -326,6 +327,7 @@ fn task(row: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
     };
     Ok(Task {
         id: uuid(0)?,
+        key: String::new(),
         title: row.get(1)?,
         description: row.get(2)?,
         status: Status::from_stored(&row.get::<_, String>(3)?).ok_or_else(|| bad(3))?,

@@ -89,6 +89,18 @@ impl Report {
             format!("{} B", tools.tools_list_bytes),
             verdict(tools.tools_list_bytes <= 8 * 1024),
         ]);
+        self.rows.push(vec![
+            label.into(),
+            "get_tasks 50 summaries: text ≤ 6,000 B".into(),
+            format!("{} B", tools.listing_text_bytes),
+            verdict(tools.listing_text_bytes <= 6000),
+        ]);
+        self.rows.push(vec![
+            label.into(),
+            "get_tasks 50 summaries: frame ≤ 12 KB".into(),
+            format!("{} B", tools.listing_frame_bytes),
+            verdict(tools.listing_frame_bytes <= 12 * 1024),
+        ]);
     }
 
     pub fn add_claims(&mut self, backend: &Backend, claims: crate::claims::ClaimFigures) {

@@ -67,6 +67,26 @@ pub struct ToolFigures {
     pub create_median: Duration,
     pub ratios: Vec<(Op, f64)>,
     pub tools_list_bytes: usize,
+    /// The JSON-RPC frame of a 50-task summary page with 40-character titles.
+    pub listing_frame_bytes: usize,
+    /// Its text block alone (what a client that reads text puts in the model's context).
+    pub listing_text_bytes: usize,
+}
+
+/// A summary page as a model meets it: 50 tasks with 40-character titles, assigned, in one
+/// repository, listed unfiltered (newest first, so the page is these 50). Returns the frame's
+/// size and its text block's.
+fn listing_sizes(session: &mut Session) -> Result<(usize, usize)> {
+    for i in 0..50 {
+        let title = format!("{:<40}", format!("Size check: a forty character title {i}"));
+        session.call(
+            "create_task",
+            json!({"title": &title[..40], "repository": "bench/sizes", "assignee_id": "me", "priority": "high"}),
+        )?;
+    }
+    let answer = session.call("get_tasks", json!({}))?;
+    let text = answer.frame["result"]["content"][0]["text"].as_str().map_or(0, str::len);
+    Ok((answer.bytes, text))
 }
 
 /// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
@@ -221,6 +241,9 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
             }
             results.push((op, tool, base));
         }
+        let (frame, text) = listing_sizes(&mut session)?;
+        sizes.push(("get_tasks (50 × 40-char titles): frame".to_owned(), frame));
+        sizes.push(("get_tasks (50 × 40-char titles): text block".to_owned(), text));
         session.close()?;
         Ok((results, sizes, ping))
     })
@@ -277,10 +300,12 @@ pub async fn tools(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, ToolFi
 
     let mut size = Table::new(format!("6. Size of answers (JSON-RPC frame) — {}", backend.label), &["answer", "bytes"]);
     let tools_list_bytes = sizes[0].1;
+    let listing_bytes = sizes.iter().rev().take(2).map(|(_, b)| *b).collect::<Vec<_>>();
+    let (listing_text_bytes, listing_frame_bytes) = (listing_bytes[0], listing_bytes[1]);
     for (what, bytes) in sizes {
         size.row(vec![what, kib(bytes)]);
     }
-    let figures = ToolFigures { create_median, ratios, tools_list_bytes };
+    let figures = ToolFigures { create_median, ratios, tools_list_bytes, listing_frame_bytes, listing_text_bytes };
     Ok((vec![latency, parallel, size], figures))
 }
 

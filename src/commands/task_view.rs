@@ -59,9 +59,10 @@ fn priority_color(priority: Priority) -> Option<Color> {
     }
 }
 
-/// How a task is named to a person: the identifier every command accepts.
+/// How a task is named to a person: its key (every command accepts it), or its id for a task that
+/// has none (read from an event written before keys existed).
 pub fn task_name(task: &Task) -> String {
-    task.id.to_string()
+    if task.key.is_empty() { task.id.to_string() } else { task.key.clone() }
 }
 
 /// A listing as a table: one row a task; the repository column only when the listing spans several.

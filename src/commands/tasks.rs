@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use uuid::Uuid;
+use crate::domain::TaskRef;
 
 use super::task_view::{Style, render_detail, render_table, render_task_line};
 use crate::cli::{AddArgs, CommentArgs, ListArgs, TaskArgs};
@@ -82,7 +82,7 @@ async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
         }
         TaskCommand::Show(args) => {
             let id = task_id(&args.task)?;
-            let detail = service.get_task_detail(id).await?;
+            let detail = service.get_task_detail(&id).await?;
             if args.json {
                 return Ok(json(&TaskDetailJson::new(&detail.task, &detail.comments, &detail.history, &detail.links)));
             }
@@ -115,18 +115,18 @@ async fn execute(parts: &Parts, command: TaskCommand) -> Result<String, Error> {
                 assignee: Some(Some(UserRef::Me)),
                 ..UpdateTask::default()
             };
-            let task = service.update_task(&actor, id, request).await?;
+            let task = service.update_task(&actor, &id, request).await?;
             finish_task(&task, args.json, style)
         }
         TaskCommand::Done(args) => {
             let id = task_id(&args.task)?;
-            let task = service.update_status(&actor, id, Status::Completed, None, None).await?;
+            let task = service.update_status(&actor, &id, Status::Completed, None, None).await?;
             finish_task(&task, args.json, style)
         }
         TaskCommand::Comment(args) => {
             let id = task_id(&args.task)?;
             let text = CommentText::parse("TEXT", &args.text)?;
-            let (comment, task) = service.add_comment(&actor, id, text).await?;
+            let (comment, task) = service.add_comment(&actor, &id, text).await?;
             if args.json {
                 return Ok(json(&CommentAddedJson {
                     comment: CommentJson::from(&comment),
@@ -154,8 +154,8 @@ async fn acting(parts: &Parts) -> Result<Actor, Error> {
 }
 
 /// A task named on the command line.
-fn task_id(raw: &str) -> Result<Uuid, Error> {
-    Ok(crate::domain::parse_uuid("TASK", raw)?)
+fn task_id(raw: &str) -> Result<TaskRef, Error> {
+    Ok(TaskRef::parse("TASK", raw)?)
 }
 
 fn optional<T, E: Into<Error>>(

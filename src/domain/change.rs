@@ -127,6 +127,7 @@ mod tests {
     fn task() -> Task {
         Task {
             id: Uuid::nil(),
+            key: "T-1".into(),
             title: "t".into(),
             description: None,
             status: Status::NotStarted,

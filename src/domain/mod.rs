@@ -2,6 +2,7 @@
 //! rules of every write (`write`). Knows nothing about SQL, rmcp, axum or Redis.
 
 mod change;
+mod key;
 #[cfg(test)]
 pub(crate) mod properties;
 mod text;
@@ -10,6 +11,7 @@ mod work;
 mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
+pub use key::{DEFAULT_PREFIX, KeyPrefix, TaskKey, TaskRef};
 pub use text::{
     COMMENT_MAX_CHARS, CommentText, DESCRIPTION_MAX_CHARS, Description, EMAIL_MAX_CHARS, Email,
     IDEMPOTENCY_KEY_MAX_CHARS, IdempotencyKey, KeyName, Label, REPO_MAX_CHARS, RepoName, SEARCH_MAX_CHARS, SearchText,
@@ -78,6 +80,8 @@ pub struct Repository {
     pub name: String,
     pub url: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The prefix of its tasks' keys (none until its first task).
+    pub key_prefix: Option<String>,
     /// Tasks in it that are not deleted.
     pub open_task_count: i64,
 }
@@ -177,6 +181,8 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: Uuid,
+    /// The short name (`WEB-42`), given at creation and kept for life (its prefix follows a rename).
+    pub key: String,
     pub title: String,
     pub description: Option<String>,
     pub status: Status,

@@ -384,7 +384,7 @@ mod tests {
             repository: None,
             parent_id: None,
         };
-        draft.create(Uuid::now_v7(), "ann@example.com", at(0)).task
+        draft.create(Uuid::now_v7(), "T-1".into(), "ann@example.com", at(0)).task
     }
 
     fn session(name: &str) -> Session {

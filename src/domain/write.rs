@@ -68,9 +68,10 @@ pub struct TaskDraft<'a> {
 impl TaskDraft<'_> {
     /// The task as created by `actor` at `now` (version 1), and its record: one `created` history
     /// row holding the title.
-    pub fn create(self, id: Uuid, actor: &str, now: DateTime<Utc>) -> Record {
+    pub fn create(self, id: Uuid, key: String, actor: &str, now: DateTime<Utc>) -> Record {
         let task = Task {
             id,
+            key,
             title: self.title.as_str().to_owned(),
             description: self.description.map(|d| d.as_str().to_owned()),
             status: self.status,
@@ -223,7 +224,7 @@ mod tests {
             repository: None,
             parent_id: None,
         };
-        draft.create(Uuid::nil(), "ann@example.com", at(0)).task
+        draft.create(Uuid::nil(), "T-1".into(), "ann@example.com", at(0)).task
     }
 
     fn user(email: &str) -> User {
@@ -244,7 +245,7 @@ mod tests {
             repository: None,
             parent_id: None,
         };
-        let record = draft.create(Uuid::nil(), "ann@example.com", at(5));
+        let record = draft.create(Uuid::nil(), "T-1".into(), "ann@example.com", at(5));
         assert_eq!(record.task.version, 1);
         assert_eq!((record.task.created_at, record.task.updated_at), (at(5), at(5)));
         assert_eq!(record.task.assignee_id, Some(bob.id));

@@ -59,6 +59,7 @@ mod tests {
         let assignee_id = Some(Uuid::now_v7());
         let task = Task {
             id: Uuid::now_v7(),
+            key: "WEB-7".into(),
             title: "a \"quoted\" title, ünïcode".into(),
             description: None,
             status: Status::InProgress,

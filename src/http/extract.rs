@@ -7,10 +7,9 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use super::errors::ApiError;
-use crate::domain::{IdempotencyKey, parse_uuid};
+use crate::domain::{IdempotencyKey, TaskRef};
 use crate::json_keys::{backticked, strip_position};
 
 /// Fields of a body that a client may not set, and why. Checked before deserializing, so the
@@ -166,8 +165,8 @@ pub fn check_query_utf8(query: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `{id}` of a task route.
-pub struct TaskId(pub Uuid);
+/// The `{id}` of a task route: a UUID or a key (`WEB-42`, any case).
+pub struct TaskId(pub TaskRef);
 
 impl<S: Send + Sync> FromRequestParts<S> for TaskId {
     type Rejection = ApiError;
@@ -176,7 +175,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskId {
         let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid("id", e.body_text()))?;
-        Ok(TaskId(parse_uuid("id", &raw)?))
+        Ok(TaskId(TaskRef::parse("id", &raw)?))
     }
 }
 

@@ -358,6 +358,18 @@ pub fn api(state: AppState) -> Api {
             directory::repositories,
         )
         .add(
+            op(
+                M::PATCH,
+                "/api/repositories/{name}",
+                "updateRepository",
+                "Change a repository's task key prefix (refused if taken); its old keys keep naming the same tasks",
+            )
+            .body::<directory::RepositoryBody>()
+            .ok::<crate::wire::RepositoryJson>(200)
+            .errors(&[400, 404, 413, 415, 422, 503]),
+            directory::update_repository,
+        )
+        .add(
             op(M::GET, "/api/users", "listUsers", "Users").ok::<Vec<crate::wire::UserJson>>(200).errors(&[503]),
             directory::users,
         )

@@ -185,7 +185,7 @@ pub fn document(operations: &[Operation]) -> Value {
         entry.insert("summary".into(), json!(operation.summary));
         let mut parameters = Vec::new();
         for name in path_parameters(operation.path) {
-            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } }));
+            parameters.push(path_parameter(name));
         }
         if let Some(query) = operation.query {
             let schema = query(&mut generator);
@@ -314,6 +314,18 @@ fn task_links(operations: &[Operation]) -> Value {
         );
     }
     Value::Object(links)
+}
+
+/// A path parameter: a task (`id`) is its UUID or its key; a repository (`name`) its name.
+fn path_parameter(name: &str) -> Value {
+    if name == "id" {
+        json!({ "name": name, "in": "path", "required": true,
+                "description": "The task's UUID or its key (e.g. WEB-42, any case).",
+                "schema": { "type": "string", "pattern": crate::wire::TASK_REF_PATTERN } })
+    } else {
+        json!({ "name": name, "in": "path", "required": true,
+                "description": "The repository's name (a / in it written %2F).", "schema": { "type": "string" } })
+    }
 }
 
 fn path_parameters(path: &str) -> Vec<&str> {

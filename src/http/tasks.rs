@@ -190,7 +190,7 @@ pub async fn list(
 }
 
 pub async fn get(State(state): State<AppState>, Caller(_): Caller, TaskId(id): TaskId) -> ApiResult<Response> {
-    let task = state.service.get_task(id).await?;
+    let task = state.service.get_task(&id).await?;
     Ok(task_response(StatusCode::OK, &task))
 }
 
@@ -344,7 +344,7 @@ pub async fn patch(
         add_blocked_by: task_ids("add_blocked_by", body.add_blocked_by)?,
         remove_blocked_by: task_ids("remove_blocked_by", body.remove_blocked_by)?,
     };
-    let task = state.service.update_task(&actor, id, request).await.map_err(conflict_status(from_if_match))?;
+    let task = state.service.update_task(&actor, &id, request).await.map_err(conflict_status(from_if_match))?;
     Ok(task_response(StatusCode::OK, &task))
 }
 
@@ -379,7 +379,7 @@ pub async fn put_status(
     let comment = parse_opt(body.comment, |raw| CommentText::parse("comment", raw))?;
     let task = state
         .service
-        .update_status(&actor, id, status, comment, expected)
+        .update_status(&actor, &id, status, comment, expected)
         .await
         .map_err(conflict_status(from_if_match))?;
     Ok(task_response(StatusCode::OK, &task))
@@ -411,7 +411,8 @@ pub async fn delete(
     let body = body.unwrap_or_default();
     let (expected, from_if_match) = expected_version(if_match, body.expected_version)?;
     let reason = parse_opt(body.reason, |raw| CommentText::parse("reason", raw))?;
-    let task = state.service.delete_task(&actor, id, reason, expected).await.map_err(conflict_status(from_if_match))?;
+    let task =
+        state.service.delete_task(&actor, &id, reason, expected).await.map_err(conflict_status(from_if_match))?;
     Ok((StatusCode::OK, Json(TaskJson::from(&task))).into_response())
 }
 
@@ -420,7 +421,7 @@ pub async fn list_comments(
     Caller(_): Caller,
     TaskId(id): TaskId,
 ) -> ApiResult<Json<Vec<CommentJson>>> {
-    let comments = state.service.list_comments(id).await?;
+    let comments = state.service.list_comments(&id).await?;
     Ok(Json(comments.iter().map(CommentJson::from).collect()))
 }
 
@@ -442,7 +443,7 @@ pub async fn add_comment(
     ApiJson(body): ApiJson<CommentBody>,
 ) -> ApiResult<Response> {
     let text = CommentText::parse("comment", &body.comment)?;
-    let (comment, task) = state.service.add_comment(&actor, id, text).await?;
+    let (comment, task) = state.service.add_comment(&actor, &id, text).await?;
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_str(&etag(task.version)) {
         headers.insert(header::ETAG, value);
@@ -455,7 +456,7 @@ pub async fn history(
     Caller(_): Caller,
     TaskId(id): TaskId,
 ) -> ApiResult<Json<Vec<HistoryJson>>> {
-    let history = state.service.list_history(id).await?;
+    let history = state.service.list_history(&id).await?;
     Ok(Json(history.iter().map(HistoryJson::from).collect()))
 }
 

@@ -97,6 +97,7 @@ pub async fn claim(
     TaskId(id): TaskId,
     OptionalJson(body): OptionalJson<ClaimOneBody>,
 ) -> ApiResult<Response> {
+    let id = state.service.resolve(&id).await?;
     let request =
         ClaimTask { task_id: Some(id), repository: None, lease: lease(body.unwrap_or_default().lease_seconds)? };
     let claimed = state.service.claim_task(&actor, &session, request).await?;
@@ -131,6 +132,7 @@ pub async fn release(
     let body = body.unwrap_or_default();
     let status = parse_opt(body.status, |raw| Status::parse("status", raw))?;
     let comment = parse_opt(body.comment, |raw| CommentText::parse("comment", raw))?;
+    let id = state.service.resolve(&id).await?;
     let task = state.service.release_task(&actor, &session, id, status, comment).await?;
     Ok(task_response(StatusCode::OK, &task))
 }
@@ -146,6 +148,7 @@ pub struct LinksJson {
 
 /// `GET /api/tasks/{id}/links`.
 pub async fn links(State(state): State<AppState>, Caller(_): Caller, TaskId(id): TaskId) -> ApiResult<Json<LinksJson>> {
+    let id = state.service.resolve(&id).await?;
     let links = state.service.task_links(id).await?;
     let list = |links: &[crate::domain::Link]| links.iter().map(LinkJson::from).collect();
     Ok(Json(LinksJson {

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod output;
 #[cfg(test)]
 mod properties;
+pub mod resources;
 pub mod schema;
 pub mod stdio;
 pub mod tools;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Extensions, Implementation, InitializeRequestParams, InitializeResult,
-    ServerCapabilities, ServerConfig,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -20,11 +21,12 @@ use super::args::{
 use super::default_repo::{DefaultRepository, Resolved};
 use super::errors::ToolError;
 use super::identity::ActorSource;
-use super::output::Structured;
+use super::output::{Structured, StructuredWithText, page_text};
+use super::resources;
 use super::schema::{input_schema, output_schema};
 use crate::domain::{
-    CommentText, Complexity, Description, IdempotencyKey, Lease, Priority, RepoName, SearchText, Status, Title,
-    UserRef, ValidationError, given, parse_uuid,
+    CommentText, Complexity, Description, IdempotencyKey, Lease, Priority, RepoName, SearchText, Status, TaskRef,
+    Title, UserRef, ValidationError, given,
 };
 use crate::service::{ClaimTask, CreateTask, ListTasks, MAX_PAGE_SIZE, TaskService, UpdateTask};
 use crate::wire::{
@@ -51,6 +53,24 @@ pub struct TaskServer {
     /// stdio only: the repository a call without `repository` works in (HTTP callers name it).
     default_repository: Option<Arc<DefaultRepository>>,
     tool_router: ToolRouter<Self>,
+}
+
+impl TaskServer {
+    /// A task named by id or key, as its id (an unknown key is `not_found`, naming it).
+    async fn resolve_opt(&self, task: Option<TaskRef>) -> crate::error::Result<Option<uuid::Uuid>> {
+        match task {
+            Some(task) => self.service.resolve(&task).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn resolve_all(&self, tasks: Vec<TaskRef>) -> crate::error::Result<Vec<uuid::Uuid>> {
+        let mut ids = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            ids.push(self.service.resolve(task).await?);
+        }
+        Ok(ids)
+    }
 }
 
 impl TaskServer {
@@ -135,9 +155,9 @@ fn clearable<T>(
     }
 }
 
-/// A list of task ids (blank entries refused, as anywhere an id is expected).
-fn task_ids(field: &str, values: Option<Vec<String>>) -> Result<Vec<uuid::Uuid>, ValidationError> {
-    values.unwrap_or_default().iter().map(|raw| parse_uuid(field, raw)).collect()
+/// A list of tasks, each by id or key (blank entries refused, as anywhere a task is expected).
+fn task_refs(field: &str, values: Option<Vec<String>>) -> Result<Vec<TaskRef>, ValidationError> {
+    values.unwrap_or_default().iter().map(|raw| TaskRef::parse(field, raw)).collect()
 }
 
 /// The client's name from its handshake (`claude-code`, `cursor`, …), if it gave one.
@@ -168,7 +188,7 @@ impl TaskServer {
         &self,
         Args(args): Args<GetTasksArgs>,
         ext: Extensions,
-    ) -> Result<Structured<TaskPageJson>, ToolError> {
+    ) -> Result<StructuredWithText<TaskPageJson>, ToolError> {
         let args = args?;
         let detail = optional("detail", args.detail, Detail::parse)?.unwrap_or_default();
         let filter = repo_filter(args.repository)?;
@@ -184,7 +204,7 @@ impl TaskServer {
             limit: limit(args.limit)?,
             cursor: given(args.cursor),
             ready: args.ready.unwrap_or(false),
-            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
+            parent_id: self.resolve_opt(optional("parent_id", args.parent_id, TaskRef::parse)?).await?,
         };
         let mut request = request;
         let mut scope = None;
@@ -202,7 +222,8 @@ impl TaskServer {
         let page = self.service.list_tasks(&actor, request).await?;
         let mut json = TaskPageJson::new(&page.tasks, page.next_cursor, detail);
         json.default_repository = scope;
-        Ok(Structured(json))
+        let text = page_text(&json);
+        Ok(StructuredWithText(json, text))
     }
 
     /// One task with every field, its comments and its change history (oldest first).
@@ -214,8 +235,8 @@ impl TaskServer {
     )]
     async fn get_task(&self, Args(args): Args<GetTaskArgs>) -> Result<Structured<TaskDetailJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
-        let d = self.service.get_task_detail(id).await?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
+        let d = self.service.get_task_detail(&id).await?;
         Ok(Structured(TaskDetailJson::new(&d.task, &d.comments, &d.history, &d.links)))
     }
 
@@ -246,8 +267,8 @@ impl TaskServer {
             priority: optional("priority", args.priority, Priority::parse)?,
             complexity: optional("complexity", args.complexity, Complexity::parse)?,
             idempotency_key: optional("idempotency_key", args.idempotency_key, IdempotencyKey::parse)?,
-            parent_id: optional("parent_id", args.parent_id, parse_uuid)?,
-            blocked_by: task_ids("blocked_by", args.blocked_by)?,
+            parent_id: self.resolve_opt(optional("parent_id", args.parent_id, TaskRef::parse)?).await?,
+            blocked_by: self.resolve_all(task_refs("blocked_by", args.blocked_by)?).await?,
         };
         let label = args.created_by.as_deref().map(|raw| ("created_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
@@ -268,12 +289,12 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let status = Status::parse("new_status", &args.new_status)?;
         let comment = optional("comment", args.comment, CommentText::parse)?;
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.update_status(&actor, id, status, comment, args.expected_version).await?;
+        let task = self.service.update_status(&actor, &id, status, comment, args.expected_version).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 
@@ -290,7 +311,7 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let request = UpdateTask {
             title: args.title.map(|raw| Title::parse("title", &raw)).transpose()?,
             description: clearable("description", args.description, Description::parse)?,
@@ -301,13 +322,16 @@ impl TaskServer {
             repository: clearable("repository", args.repository, RepoName::parse)?,
             comment: None,
             expected_version: args.expected_version,
-            parent: clearable("parent_id", args.parent_id, parse_uuid)?,
-            add_blocked_by: task_ids("add_blocked_by", args.add_blocked_by)?,
-            remove_blocked_by: task_ids("remove_blocked_by", args.remove_blocked_by)?,
+            parent: match clearable("parent_id", args.parent_id, TaskRef::parse)? {
+                Some(parent) => Some(self.resolve_opt(parent).await?),
+                None => None,
+            },
+            add_blocked_by: self.resolve_all(task_refs("add_blocked_by", args.add_blocked_by)?).await?,
+            remove_blocked_by: self.resolve_all(task_refs("remove_blocked_by", args.remove_blocked_by)?).await?,
         };
         let label = args.updated_by.as_deref().map(|raw| ("updated_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.update_task(&actor, id, request).await?;
+        let task = self.service.update_task(&actor, &id, request).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 
@@ -324,11 +348,11 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<CommentAddedJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let comment = CommentText::parse("comment", &args.comment)?;
         let label = args.author.as_deref().map(|raw| ("author", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let (comment, task) = self.service.add_comment(&actor, id, comment).await?;
+        let (comment, task) = self.service.add_comment(&actor, &id, comment).await?;
         Ok(Structured(CommentAddedJson { comment: CommentJson::from(&comment), task_version: task.version }))
     }
 
@@ -347,7 +371,7 @@ impl TaskServer {
         peer: Peer<RoleServer>,
     ) -> Result<Structured<ClaimedJson>, ToolError> {
         let args = args?;
-        let task_id = optional("task_id", args.task_id, parse_uuid)?;
+        let task_id = self.resolve_opt(optional("task_id", args.task_id, TaskRef::parse)?).await?;
         // The next task comes from the session's default repository unless one (or "*") is named.
         let repository = match repo_filter(args.repository)? {
             RepoFilter::All => None,
@@ -380,7 +404,7 @@ impl TaskServer {
         peer: Peer<RoleServer>,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = self.service.resolve(&TaskRef::parse("task_id", &args.task_id)?).await?;
         let status = optional("status", args.status, Status::parse)?;
         let comment = optional("comment", args.comment, CommentText::parse)?;
         let actor = self.actors.actor(&ext, None).await?;
@@ -402,11 +426,11 @@ impl TaskServer {
         ext: Extensions,
     ) -> Result<Structured<TaskJson>, ToolError> {
         let args = args?;
-        let id = parse_uuid("task_id", &args.task_id)?;
+        let id = TaskRef::parse("task_id", &args.task_id)?;
         let reason = optional("reason", args.reason, CommentText::parse)?;
         let label = args.deleted_by.as_deref().map(|raw| ("deleted_by", raw));
         let actor = self.actors.actor(&ext, label).await?;
-        let task = self.service.delete_task(&actor, id, reason, None).await?;
+        let task = self.service.delete_task(&actor, &id, reason, None).await?;
         Ok(Structured(TaskJson::from(&task)))
     }
 }
@@ -428,8 +452,37 @@ impl ServerHandler for TaskServer {
         self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let listed = async {
+            let actor = self.actors.actor(&context.extensions, None).await?;
+            resources::list(&self.service, &actor).await
+        };
+        let items = listed.await.map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok(ListResourcesResult::with_all_items(items))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(&self.service, &request.uri).await.map(Into::into)
+    }
+
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).with_title("Shared task list"),
             )

@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::domain::{
-    Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Lease, Priority,
-    RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, Title, User, UserKey, UserRef,
+    Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix,
+    Lease, Priority, RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, TaskRef, Title,
+    User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
 use crate::store::{
@@ -183,12 +184,25 @@ impl TaskService {
         Ok(TaskPage { tasks, next_cursor })
     }
 
-    pub async fn get_task(&self, id: Uuid) -> Result<Task> {
-        self.store.get_task(id).await?.ok_or_else(|| Error::task_not_found(id))
+    /// The id of the task a reference names: the one resolver of keys (any case, any prefix the
+    /// series has had). An unknown key is `NotFound` naming it; an id is checked by the call it serves.
+    pub async fn resolve(&self, task: &TaskRef) -> Result<Uuid> {
+        match task {
+            TaskRef::Id(id) => Ok(*id),
+            TaskRef::Key(key) => self.store.find_task_id(key).await?.ok_or_else(|| Error::task_not_found(key)),
+        }
     }
 
-    pub async fn get_task_detail(&self, id: Uuid) -> Result<TaskDetail> {
-        let detail = self.store.get_task_detail(id).await?.ok_or_else(|| Error::task_not_found(id))?;
+    pub async fn get_task(&self, task: impl Into<TaskRef>) -> Result<Task> {
+        let task: TaskRef = task.into();
+        let id = self.resolve(&task).await?;
+        self.store.get_task(id).await?.ok_or_else(|| Error::task_not_found(&task))
+    }
+
+    pub async fn get_task_detail(&self, task: impl Into<TaskRef>) -> Result<TaskDetail> {
+        let task: TaskRef = task.into();
+        let id = self.resolve(&task).await?;
+        let detail = self.store.get_task_detail(id).await?.ok_or_else(|| Error::task_not_found(&task))?;
         let links = self.store.task_links(id).await?;
         Ok(TaskDetail { task: detail.task, comments: detail.comments, history: detail.history, links })
     }
@@ -199,13 +213,15 @@ impl TaskService {
         self.store.task_links(id).await
     }
 
-    pub async fn list_comments(&self, id: Uuid) -> Result<Vec<Comment>> {
-        self.get_task(id).await?;
+    pub async fn list_comments(&self, task: impl Into<TaskRef>) -> Result<Vec<Comment>> {
+        let task: TaskRef = task.into();
+        let id = self.get_task(task).await?.id;
         self.store.list_comments(id).await
     }
 
-    pub async fn list_history(&self, id: Uuid) -> Result<Vec<HistoryEntry>> {
-        self.get_task(id).await?;
+    pub async fn list_history(&self, task: impl Into<TaskRef>) -> Result<Vec<HistoryEntry>> {
+        let task: TaskRef = task.into();
+        let id = self.get_task(task).await?.id;
         self.store.list_history(id).await
     }
 
@@ -232,8 +248,10 @@ impl TaskService {
         Ok(created)
     }
 
-    pub async fn update_task(&self, actor: &Actor, id: Uuid, request: UpdateTask) -> Result<Task> {
+    pub async fn update_task(&self, actor: &Actor, task: impl Into<TaskRef>, request: UpdateTask) -> Result<Task> {
         may_change(actor, "change a task")?;
+        let task: TaskRef = task.into();
+        let id = self.resolve(&task).await?;
         let patch = TaskPatch {
             title: request.title,
             description: request.description,
@@ -263,17 +281,25 @@ impl TaskService {
     pub async fn update_status(
         &self,
         actor: &Actor,
-        id: Uuid,
+        task: impl Into<TaskRef>,
         status: Status,
         comment: Option<CommentText>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
+        let task: TaskRef = task.into();
         let request = UpdateTask { status: Some(status), comment, expected_version, ..UpdateTask::default() };
-        self.update_task(actor, id, request).await
+        self.update_task(actor, task, request).await
     }
 
-    pub async fn add_comment(&self, actor: &Actor, id: Uuid, comment: CommentText) -> Result<(Comment, Task)> {
+    pub async fn add_comment(
+        &self,
+        actor: &Actor,
+        task: impl Into<TaskRef>,
+        comment: CommentText,
+    ) -> Result<(Comment, Task)> {
         may_change(actor, "comment on a task")?;
+        let task: TaskRef = task.into();
+        let id = self.resolve(&task).await?;
         let added =
             self.store.add_comment(NewComment { task_id: id, comment, author: actor.label.to_string() }).await?;
         self.after_commit();
@@ -283,11 +309,13 @@ impl TaskService {
     pub async fn delete_task(
         &self,
         actor: &Actor,
-        id: Uuid,
+        task: impl Into<TaskRef>,
         reason: Option<CommentText>,
         expected_version: Option<i64>,
     ) -> Result<Task> {
         may_change(actor, "delete a task")?;
+        let task: TaskRef = task.into();
+        let id = self.resolve(&task).await?;
         let task = self
             .store
             .delete_task(TaskDeletion { task_id: id, actor: actor.label.to_string(), reason, expected_version })
@@ -384,6 +412,11 @@ impl TaskService {
 
     pub async fn list_repositories(&self) -> Result<Vec<Repository>> {
         self.store.list_repositories().await
+    }
+
+    /// Gives a repository's task keys a new prefix; the old keys keep naming the same tasks.
+    pub async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
+        self.store.set_key_prefix(repository, prefix).await
     }
 
     pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {

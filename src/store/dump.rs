@@ -74,6 +74,20 @@ pub const TABLES: &[Table] = &[
         singleton: false,
     },
     Table {
+        name: "key_series",
+        columns: columns!["id": Int, "prefix": Text, "repository_id": Uuid, "last_number": Int],
+        postgres_order: "id",
+        sqlite_order: "id",
+        singleton: false,
+    },
+    Table {
+        name: "key_prefixes",
+        columns: columns!["prefix": Text, "series_id": Int],
+        postgres_order: "series_id, prefix",
+        sqlite_order: "series_id, prefix",
+        singleton: false,
+    },
+    Table {
         name: "tasks",
         columns: columns![
             "id": Uuid, "title": Text, "description": Text, "status": Text, "priority": Text,
@@ -82,6 +96,7 @@ pub const TABLES: &[Table] = &[
             "idempotency_key": Text, "idempotency_owner": Text, "idempotency_fingerprint": Text,
             "parent_id": Uuid, "claim_holder": Text, "claim_agent": Text, "claim_expires_at": Time,
             "claim_lapsed_holder": Text,
+            "key_series_id": Int, "key_number": Int,
         ],
         postgres_order: "created_at, id",
         sqlite_order: "created_at, id",
@@ -260,6 +275,26 @@ pub const CONTENT_TABLES: &[(&str, &str, &str)] = &[
 /// resumes across a move); added to a log that has its own, the events follow them in their order.
 pub fn keeps_event_seqs(target_events: i64) -> bool {
     target_events == 0
+}
+
+/// The tables of task keys: an import into a store that has keys of its own leaves the dump's out
+/// and numbers the imported tasks in the target's series instead (as its events follow the target's).
+pub const KEY_TABLES: &[&str] = &["key_series", "key_prefixes"];
+
+/// A row as a forced import into a store with keys of its own writes it: `None` for the dump's key
+/// tables; a task without its key (numbered after the import).
+pub fn without_keys(mut row: DumpRow) -> Option<DumpRow> {
+    if KEY_TABLES.contains(&row.table.name) {
+        return None;
+    }
+    if row.table.name == "tasks" {
+        for (column, value) in row.table.columns.iter().zip(row.values.iter_mut()) {
+            if column.name == "key_series_id" || column.name == "key_number" {
+                *value = Value::Null;
+            }
+        }
+    }
+    Some(row)
 }
 
 /// The error for an import into a store that already holds something.

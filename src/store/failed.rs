@@ -12,7 +12,9 @@ use super::{
     TaskQuery, TaskUpdate,
 };
 use crate::domain::{Access, KeyName};
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, User, UserKey, ValidationError};
+use crate::domain::{
+    Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, User, UserKey, ValidationError,
+};
 use crate::error::{Error, Result};
 
 pub struct FailedStore {
@@ -70,6 +72,14 @@ impl Store for FailedStore {
     }
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
+        Err(self.error())
+    }
+
+    async fn find_task_id(&self, _key: &TaskKey) -> Result<Option<Uuid>> {
+        Err(self.error())
+    }
+
+    async fn set_key_prefix(&self, _repository: &RepoName, _prefix: &KeyPrefix) -> Result<Repository> {
         Err(self.error())
     }
 

@@ -16,8 +16,9 @@ use uuid::Uuid;
 use self::dump::DumpRow;
 use crate::domain::{Access, KeyName};
 use crate::domain::{
-    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, Lease, Priority, RepoName,
-    Repository, SearchText, Session, Status, Task, TaskDraft, TaskLinks, TaskPatch, Title, User, UserKey,
+    Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix, Lease, Priority,
+    RepoName, Repository, SearchText, Session, Status, Task, TaskDraft, TaskKey, TaskLinks, TaskPatch, Title, User,
+    UserKey,
 };
 use crate::error::{Error, Result};
 
@@ -276,6 +277,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self) -> Result<Vec<User>>;
 
     async fn list_repositories(&self) -> Result<Vec<Repository>>;
+
+    /// The id of the task a key names (deleted or not), through any prefix its series has had.
+    async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>>;
+
+    /// Gives an existing repository's keys a new prefix (old keys keep resolving). A prefix another
+    /// repository has or had is refused, naming `key_prefix`; an unknown repository is `NotFound`.
+    async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository>;
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask>;
 

@@ -37,6 +37,7 @@ impl<'a> Payload<'a> {
 #[derive(Debug, Serialize)]
 struct TaskV1<'a> {
     id: Uuid,
+    key: &'a str,
     title: &'a str,
     description: Option<&'a str>,
     status: &'static str,
@@ -72,6 +73,7 @@ impl<'a> From<&'a Task> for TaskV1<'a> {
     fn from(t: &'a Task) -> Self {
         Self {
             id: t.id,
+            key: &t.key,
             title: &t.title,
             description: t.description.as_deref(),
             status: t.status.as_str(),
@@ -115,6 +117,9 @@ pub(crate) enum Stored {
 #[derive(Deserialize)]
 pub(crate) struct StoredTask {
     id: Uuid,
+    /// Absent in payloads written before tasks had keys.
+    #[serde(default)]
+    key: String,
     title: String,
     description: Option<String>,
     status: String,
@@ -180,6 +185,7 @@ impl Stored {
             priority: Priority::from_stored(&t.priority).ok_or_else(|| known(&t.priority, "priority"))?,
             complexity: Complexity::from_stored(&t.complexity).ok_or_else(|| known(&t.complexity, "complexity"))?,
             id: t.id,
+            key: t.key,
             title: t.title,
             description: t.description,
             assignee_id: t.assignee_id,
@@ -215,6 +221,7 @@ mod tests {
     fn task() -> Task {
         Task {
             id: Uuid::now_v7(),
+            key: "WEB-7".into(),
             title: "stored".into(),
             description: Some("with \"quotes\" and ünïcode".into()),
             status: Status::Blocked,
@@ -249,7 +256,7 @@ mod tests {
     fn a_payload_in_the_public_json_of_before_is_still_read() {
         let task = task();
         let legacy = serde_json::json!({
-            "id": task.id, "title": task.title, "description": task.description, "status": "blocked",
+            "id": task.id, "key": task.key, "title": task.title, "description": task.description, "status": "blocked",
             "priority": "urgent", "complexity": "low", "assignee_id": task.assignee_id,
             "assignee_email": task.assignee_email, "repository": task.repository, "created_by": task.created_by,
             "updated_by": task.updated_by, "created_at": "2027-01-15T08:00:00.123456Z",

@@ -35,6 +35,7 @@ on_every_backend!(
     a_lease_that_runs_out_frees_the_task_and_the_system_records_it,
     a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused,
     a_parent_with_an_open_subtask_cannot_be_completed,
+    keys_name_tasks_in_links_claims_and_releases,
 );
 
 fn id_of(task: &Value) -> String {
@@ -137,9 +138,10 @@ async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Bac
     let b = create(&mut mcp, json!({"title": "B", "blocked_by": [a]})).await;
     let c = create(&mut mcp, json!({"title": "C", "blocked_by": [b], "priority": "urgent"})).await;
     let ready = |page: Value| -> Vec<String> { page["tasks"].as_array().unwrap().iter().map(id_of).collect() };
-    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![a.clone()]);
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true, "detail": "full"})).await), vec![a.clone()]);
     let listed = mcp.ok("get_tasks", json!({})).await;
-    let summary_c = listed["tasks"].as_array().unwrap().iter().find(|t| t["id"] == c.as_str()).unwrap().clone();
+    // Summaries name tasks by key, not id: C is the one titled so.
+    let summary_c = listed["tasks"].as_array().unwrap().iter().find(|t| t["title"] == "C").unwrap().clone();
     assert_eq!(summary_c["open_blockers"], 1, "{summary_c}");
     // A cycle of two and of three, and a self-link, are refused naming the tasks.
     let cycle = mcp.fail("update_task", json!({"task_id": a, "add_blocked_by": [b]})).await;
@@ -159,7 +161,7 @@ async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Bac
     assert!(none["task"].is_null());
     assert!(none["reason"].as_str().unwrap().contains("2 wait on blockers"), "{none}");
     mcp.ok("update_task_status", json!({"task_id": a, "new_status": "completed"})).await;
-    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true})).await), vec![b.clone()]);
+    assert_eq!(ready(mcp.ok("get_tasks", json!({"ready": true, "detail": "full"})).await), vec![b.clone()]);
     let events = events_of(&db.url, &b).await;
     let last = events.last().unwrap();
     assert_eq!(last.kind.as_str(), "task_updated");
@@ -250,4 +252,26 @@ async fn eight_agents_racing_over_rest_on_two_servers_claim_every_task_exactly_o
     let body: Value = intruder.json().await.unwrap();
     assert_eq!(body["error"]["code"], "already_claimed");
     assert_eq!(body["error"]["details"]["holder"], holder["claim"]["holder"]);
+}
+
+/// A task's key (in any case) works wherever these tools take a task: links, parents, claims, releases.
+async fn keys_name_tasks_in_links_claims_and_releases(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let a = mcp.ok("create_task", json!({"title": "A", "repository": "web-app"})).await;
+    let a_key = a["key"].as_str().expect("a key").to_lowercase();
+    let b = mcp
+        .ok("create_task", json!({"title": "B", "repository": "web-app", "blocked_by": [a_key], "parent_id": a_key}))
+        .await;
+    let detail = mcp.ok("get_task", json!({"task_id": b["key"]})).await;
+    assert_eq!(detail["blocked_by"][0]["id"], a["id"], "{detail}");
+    let claimed = mcp.ok("claim_task", json!({"task_id": a["key"]})).await;
+    assert_eq!(claimed["task"]["id"], a["id"], "{claimed}");
+    let released = mcp.ok("release_task", json!({"task_id": a_key})).await;
+    assert_eq!(released["id"], a["id"], "{released}");
+    mcp.ok("update_task", json!({"task_id": b["key"], "remove_blocked_by": [a["key"]], "parent_id": ""})).await;
+    let unknown = mcp.fail("update_task", json!({"task_id": b["id"], "add_blocked_by": ["WEB-999"]})).await;
+    assert_eq!(unknown.code(), "not_found", "{}", unknown.text);
+    assert!(unknown.text.contains("WEB-999"), "{}", unknown.text);
+    mcp.close().await;
 }

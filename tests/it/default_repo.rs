@@ -41,8 +41,10 @@ fn instructions(init: &Value) -> String {
     init["instructions"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Each task's repository: its own, or (in summaries) the page's when all its tasks share one.
 fn repositories(page: &Value) -> Vec<Value> {
-    page["tasks"].as_array().unwrap().iter().map(|t| t["repository"].clone()).collect()
+    let shared = &page["repository"];
+    page["tasks"].as_array().unwrap().iter().map(|t| t.get("repository").unwrap_or(shared).clone()).collect()
 }
 
 /// Files one task without a repository and one elsewhere, and checks what a listing without a

@@ -88,6 +88,15 @@ async fn the_tools_answer_over_http_as_the_keys_user() {
     let id = task["id"].as_str().unwrap();
     let over_rest: Value = server.get(&format!("/api/tasks/{id}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(over_rest["title"], "from an agent");
+    // The same task as a resource: listed for the key's user, read by key.
+    let listed = answer(mcp(&server, &key, &rpc(4, "resources/list", json!({}))).send().await.unwrap()).await;
+    assert_eq!(listed["result"]["resources"][0]["uri"], "task://T-1", "{listed}");
+    let read =
+        answer(mcp(&server, &key, &rpc(5, "resources/read", json!({"uri": "task://t-1"}))).send().await.unwrap()).await;
+    assert!(read["result"]["contents"][0]["text"].as_str().unwrap().starts_with("# T-1 from an agent"), "{read}");
+    let missing =
+        answer(mcp(&server, &key, &rpc(6, "resources/read", json!({"uri": "task://T-9"}))).send().await.unwrap()).await;
+    assert_eq!(missing["error"]["code"], -32002, "{missing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -292,3 +292,44 @@ async fn json_of_status(response: reqwest::Response, status: u16) -> serde_json:
     assert_eq!(response.status().as_u16(), status);
     response.json().await.expect("a JSON body")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_reached_by_key_and_a_renamed_prefix_keeps_old_keys_working() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let server = TestServer::start(support::app(&db.url, None)).await;
+    let created = json_of(
+        server.post("/api/tasks", json!({"title": "Keyed", "repository": "org/web-app"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(created["key"], "WEB-1");
+    json_of(server.post("/api/tasks", json!({"title": "Other", "repository": "mobile"})).send().await.unwrap()).await;
+    for path in ["/api/tasks/WEB-1", "/api/tasks/web-1", "/api/tasks/web-1/history"] {
+        let response = server.get(path).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let patch = |name: &str, body: Value| {
+        server.as_user(Method::PATCH, &format!("/api/repositories/{name}"), "ann@example.com").json(&body)
+    };
+    let renamed = patch("org%2Fweb-app", json!({"key_prefix": "site"})).send().await.unwrap();
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(json_of(renamed).await["key_prefix"], "SITE");
+    let old = json_of(server.get("/api/tasks/WEB-1").send().await.unwrap()).await;
+    assert_eq!((old["id"].clone(), old["key"].clone()), (created["id"].clone(), json!("SITE-1")));
+    // Taken by another repository, now or before; not a prefix; no such repository.
+    assert_eq!(
+        error_code(patch("mobile", json!({"key_prefix": "web"})).send().await.unwrap()).await,
+        (422, "invalid_argument".into())
+    );
+    assert_eq!(
+        error_code(patch("mobile", json!({"key_prefix": "SITE"})).send().await.unwrap()).await,
+        (422, "invalid_argument".into())
+    );
+    assert_eq!(
+        error_code(patch("mobile", json!({"key_prefix": "a-b"})).send().await.unwrap()).await,
+        (422, "invalid_argument".into())
+    );
+    assert_eq!(
+        error_code(patch("nowhere", json!({"key_prefix": "NW"})).send().await.unwrap()).await,
+        (404, "not_found".into())
+    );
+}

@@ -30,6 +30,7 @@ const EXPECTED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tasks/{id}/claim"),
     ("POST", "/api/tasks/{id}/release"),
     ("GET", "/api/repositories"),
+    ("PATCH", "/api/repositories/{name}"),
     ("GET", "/api/users"),
     ("GET", "/api/me"),
     ("GET", "/api/openapi.json"),

@@ -24,6 +24,7 @@ mod secrets;
 mod sqlite_store;
 mod stdio_mcp;
 mod store_contract;
+mod task_keys;
 mod tidy;
 mod transfer;
 mod zero_config;

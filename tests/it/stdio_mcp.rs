@@ -253,11 +253,15 @@ async fn every_tool_works(backend: Backend) {
     let tasks = page["tasks"].as_array().unwrap();
     assert_eq!(tasks.len(), 1);
     let summary = &tasks[0];
-    assert_eq!(summary["id"], created["id"]);
+    assert_eq!(created["key"], "WEB-1", "the first task of org/web");
+    assert_eq!(summary["key"], created["key"], "a summary names its task by key: {summary}");
+    assert!(summary.get("id").is_none() && summary.get("updated_at").is_none(), "{summary}");
     assert_eq!(summary["assignee"], "dev@example.com");
     assert!(summary.get("description").is_none(), "summary carries only the summary fields: {summary}");
     assert!(page.get("next_cursor").is_none());
 
+    let by_key = mcp.ok("get_task", json!({"task_id": "web-1"})).await;
+    assert_eq!(by_key["id"], created["id"], "a key in any case names the task");
     let detail = mcp.ok("get_task", json!({"task_id": id})).await;
     assert_eq!(detail["id"], created["id"]);
     assert_eq!(detail["description"], created["description"]);
@@ -326,7 +330,9 @@ async fn pages_follow_each_other_without_gaps_or_repeats(backend: Backend) {
     let (_db, mut mcp) = connect(backend).await;
     let mut created = HashSet::new();
     for n in 0..7 {
-        created.insert(id_of(&mcp.ok("create_task", json!({"title": format!("task {n}")})).await));
+        created.insert(
+            mcp.ok("create_task", json!({"title": format!("task {n}")})).await["key"].as_str().unwrap().to_owned(),
+        );
     }
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -342,7 +348,7 @@ async fn pages_follow_each_other_without_gaps_or_repeats(backend: Backend) {
         assert!(tasks.len() <= 3);
         for task in tasks {
             assert!(task["version"].is_i64(), "detail full carries every field: {task}");
-            seen.push(id_of(task));
+            seen.push(task["key"].as_str().unwrap().to_owned());
         }
         match page.get("next_cursor").and_then(Value::as_str) {
             Some(next) => cursor = Some(next.to_owned()),
@@ -356,7 +362,7 @@ async fn pages_follow_each_other_without_gaps_or_repeats(backend: Backend) {
     let oldest = seen.last().unwrap().clone();
     mcp.ok("update_task_status", json!({"task_id": oldest, "new_status": "in_progress"})).await;
     let first = mcp.ok("get_tasks", json!({"limit": 1})).await;
-    assert_eq!(id_of(&first["tasks"][0]), oldest);
+    assert_eq!(first["tasks"][0]["key"].as_str().unwrap(), oldest);
     mcp.close().await;
 }
 
@@ -374,8 +380,10 @@ async fn filters_narrow_the_listing(backend: Backend) {
     let loose = mcp.ok("create_task", json!({"title": "Unassigned 100% chore"})).await;
     mcp.ok("update_task_status", json!({"task_id": id_of(&theirs), "new_status": "blocked"})).await;
 
-    let ids = |page: &Value| -> BTreeSet<String> { page["tasks"].as_array().unwrap().iter().map(id_of).collect() };
-    let one = |task: &Value| -> BTreeSet<String> { [id_of(task)].into() };
+    // Summaries name tasks by key.
+    let key_of = |task: &Value| task["key"].as_str().unwrap_or_else(|| panic!("no key in {task}")).to_owned();
+    let ids = |page: &Value| -> BTreeSet<String> { page["tasks"].as_array().unwrap().iter().map(key_of).collect() };
+    let one = |task: &Value| -> BTreeSet<String> { [key_of(task)].into() };
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"assignee": "me"})).await), one(&mine));
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"user_id": "me"})).await), one(&mine));
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"user_id": USER})).await), one(&mine));
@@ -388,7 +396,7 @@ async fn filters_narrow_the_listing(backend: Backend) {
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"status": "blocked"})).await), one(&theirs));
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"priority": "urgent"})).await), one(&mine));
     // `query` matches titles and descriptions, literally.
-    assert_eq!(ids(&mcp.ok("get_tasks", json!({"query": "migration"})).await), [id_of(&mine), id_of(&theirs)].into());
+    assert_eq!(ids(&mcp.ok("get_tasks", json!({"query": "migration"})).await), [key_of(&mine), key_of(&theirs)].into());
     assert_eq!(ids(&mcp.ok("get_tasks", json!({"query": "100%"})).await), one(&loose));
     assert!(ids(&mcp.ok("get_tasks", json!({"query": "_"})).await).is_empty());
     // Blank filters are no filters (models often send "").
@@ -750,4 +758,33 @@ fn authority(url: &str) -> (usize, usize) {
     let start = url.find("://").expect("scheme") + 3;
     let end = url[start..].find('/').map_or(url.len(), |i| start + i);
     (start, end)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_resources_listed_for_the_caller_and_read_as_markdown_by_key() {
+    let (_db, mut mcp) = connect(Backend::Sqlite).await;
+    let mine = mcp.ok("create_task", json!({"title": "Mine to do", "repository": "web", "assignee_id": "me"})).await;
+    mcp.ok("create_task", json!({"title": "Someone else's", "assignee_id": "other@example.com"})).await;
+    let done = mcp.ok("create_task", json!({"title": "Mine and done", "assignee_id": "me"})).await;
+    mcp.ok("update_task_status", json!({"task_id": done["key"], "new_status": "completed"})).await;
+    mcp.ok("add_task_comment", json!({"task_id": "web-1", "comment": "half way there"})).await;
+
+    let templates = mcp.request("resources/templates/list", json!({})).await;
+    assert_eq!(templates["result"]["resourceTemplates"][0]["uriTemplate"], "task://{key}", "{templates}");
+    let listed = mcp.request("resources/list", json!({})).await;
+    let uris: Vec<&str> =
+        listed["result"]["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, [format!("task://{}", mine["key"].as_str().unwrap())], "only my open tasks: {listed}");
+
+    let read = mcp.request("resources/read", json!({"uri": "task://web-1"})).await;
+    let contents = &read["result"]["contents"][0];
+    assert_eq!(contents["mimeType"], "text/markdown", "{read}");
+    let text = contents["text"].as_str().unwrap();
+    assert!(text.starts_with("# WEB-1 Mine to do"), "{text}");
+    assert!(text.contains("half way there") && text.contains("status: not_started"), "{text}");
+
+    for uri in ["task://WEB-99", "task://not a key", "https://example.com/WEB-1"] {
+        let missing = mcp.request("resources/read", json!({"uri": uri})).await;
+        assert_eq!(missing["error"]["code"], -32002, "{uri}: {missing}");
+    }
 }

@@ -82,7 +82,7 @@ describe(`core against serve (${storeKind()})`, () => {
     const history = await api.history(task.id);
     assert.ok(history.some((h) => h.field_changed === 'status' && h.new_value === 'in_progress'));
     const md = core.markdown.taskMarkdown(await api.getTask(task.id), comments, history);
-    assert.match(md, /^# Talk \\\*about\\\* it/);
+    assert.match(md, /^# (T\\-\d+ )?Talk \\\*about\\\* it/);
     assert.match(md, /\\\[link\\\]\\\(http:\/\/x\\\)/, 'task text is shown literally');
     assert.match(md, /> first thought/);
     assert.match(md, /status: not\\_started → in\\_progress — on it/);

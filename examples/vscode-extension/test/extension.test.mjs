@@ -41,11 +41,16 @@ async function activate({ settings = {}, token, folder } = {}) {
 }
 
 /** The tree as the view would show it: [group label, [task labels]]. */
+/** The tree as [group label, [task titles]]: a task's label leads with its key (`WEB-2 For me`). */
 function treeOf(stub) {
   const view = stub.record.treeViews.get('taskMcp.tasks');
   return view.provider.getChildren().map((group) => [
     view.provider.getTreeItem(group).label,
-    view.provider.getChildren(group).map((node) => view.provider.getTreeItem(node).label),
+    view.provider.getChildren(group).map((node) => {
+      const { label } = view.provider.getTreeItem(node);
+      assert.match(label, /^[A-Z0-9]{1,6}-\d+ /, 'a task is shown with its key');
+      return label.replace(/^[A-Z0-9]{1,6}-\d+ /, '');
+    }),
   ]);
 }
 
@@ -91,7 +96,7 @@ describe(`extension end to end (${storeKind()})`, () => {
       { timeout: 2000, what: 'the notification' },
     );
     assert.ok(notice.at - started < 2000, `notified after ${notice.at - started} ms`);
-    assert.match(notice.text, /agent@example\.com created “Fix the login redirect” for you/);
+    assert.match(notice.text, /agent@example\.com created “(?:[A-Z0-9]+-\d+ )?Fix the login redirect” for you/);
     assert.deepEqual(notice.actions, ['Open', 'Start']);
     assert.ok(record.treeRefreshes > refreshes, 'the tree was refreshed');
     assert.deepEqual(treeOf(active), [['Not started (1)', ['Fix the login redirect']]]);
@@ -108,11 +113,11 @@ describe(`extension end to end (${storeKind()})`, () => {
     const loose = await agent.call('create_task', { title: 'Unowned', repository: 'web' });
     await agent.call('update_task', { task_id: loose.id ?? loose.task?.id, assignee_id: 'alice@example.com' });
     const assigned = await eventually(() => record.messages.find((m) => m.text.includes('Unowned')), { timeout: 2000, what: 'notice' });
-    assert.match(assigned.text, /agent@example\.com assigned “Unowned” to you/);
+    assert.match(assigned.text, /agent@example\.com assigned “(?:[A-Z0-9]+-\d+ )?Unowned” to you/);
 
     // The preview: the task as Markdown.
     await record.commands.get('taskMcp.openTask')(created.id ?? created.task?.id);
-    assert.match(record.previews.at(-1).text, /^# Fix the login redirect/);
+    assert.match(record.previews.at(-1).text, /^# (?:[A-Z0-9]+\\-\d+ )?Fix the login redirect/);
   });
 
   test('my own changes do not notify; a burst is summarised; Start sets in progress', async () => {
@@ -147,7 +152,7 @@ describe(`extension end to end (${storeKind()})`, () => {
     // Set Status from the tree's context menu: pick "In progress".
     answers.quickPick.push((items) => items.find((i) => i.status === 'in_progress'));
     await record.commands.get('taskMcp.setStatus')({ type: 'task', task: active.ext.session.state.tasks.get(id) });
-    const seen = await agent.call('get_tasks', { repository: 'web' });
+    const seen = await agent.call('get_tasks', { repository: 'web', detail: 'full' });
     const listed = (seen.tasks ?? seen).find((t) => t.id === id);
     assert.equal(listed.status, 'in_progress');
 
@@ -158,7 +163,7 @@ describe(`extension end to end (${storeKind()})`, () => {
     answers.message.push((entry) => (entry.actions.includes('Retry') ? 'Retry' : undefined));
     await record.commands.get('taskMcp.setStatus')(id);
     const warning = record.messages.find((m) => m.level === 'warning');
-    assert.match(warning.text, /agent@example\.com changed “Ship it” first \(now Blocked, version 3\)/);
+    assert.match(warning.text, /agent@example\.com changed “(?:[A-Z0-9]+-\d+ )?Ship it” first \(now Blocked, version 3\)/);
     const after = await agent.call('get_task', { task_id: id });
     assert.equal((after.task ?? after).status, 'completed', 'retried on top of the current version');
     assert.equal((after.task ?? after).version, 4);

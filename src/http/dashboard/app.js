@@ -348,7 +348,7 @@ function writeUrl({ push }) {
     if (state.filters[key]) params.set(key, state.filters[key]);
     else params.delete(key);
   }
-  if (state.detail) params.set('task', state.detail.id);
+  if (state.detail) params.set('task', state.detail.task?.key || state.detail.id);
   else params.delete('task');
   const query = params.toString();
   const url = location.pathname + (query ? `?${query}` : '');
@@ -393,7 +393,9 @@ window.addEventListener('popstate', () => {
   readFilters();
   loadBoard();
   const id = new URLSearchParams(location.search).get('task');
-  if (id && (!state.detail || state.detail.id !== id)) openDetail(id, { fromHistory: true });
+  if (id && (!state.detail || (state.detail.id !== id && state.detail.task?.key !== id.toUpperCase()))) {
+    openLinkedTask(id);
+  }
   if (!id && state.detail) $('detail').close();
 });
 
@@ -455,6 +457,7 @@ function renderCardContent(t) {
     h('button', { type: 'button', class: 'card-open', id: titleId, 'aria-describedby': metaId,
       'aria-keyshortcuts': 'M', dataset: { action: 'open' } }, t.title),
     h('div', { class: 'card-meta', id: metaId },
+      t.key ? h('span', { class: 'task-key', title: `Task ${t.key}` }, t.key) : null,
       h('span', { class: 'prio', dataset: { priority: t.priority } },
         h('span', { class: 'prio-icon', 'aria-hidden': 'true' }),
         h('span', { class: 'sr-only' }, 'Priority '), PRIORITY_LABEL[t.priority] || t.priority),
@@ -1186,6 +1189,7 @@ function renderDetailTask(t) {
   fillForm(fieldsOf(t));
   const meta = $('d-meta');
   meta.replaceChildren(
+    t.key ? h('span', { class: 'task-key' }, `${t.key} · `) : null,
     h('span', {}, `Created by ${t.created_by} `), timeEl(t.created_at),
     t.updated_at !== t.created_at ? h('span', {}, ` · updated by ${t.updated_by} `) : null,
     t.updated_at !== t.created_at ? timeEl(t.updated_at) : null,
@@ -1748,7 +1752,20 @@ async function start() {
   await opened;
   await loadBoard();
   const id = new URLSearchParams(location.search).get('task');
-  if (id) openDetail(id, { fromHistory: true });
+  if (id) openLinkedTask(id);
+}
+
+/** Opens the task a link names (`?task=` a UUID or a key such as WEB-42): a key is looked up first, so
+ * the open task is always known by its id. */
+async function openLinkedTask(ref) {
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+  if (uuid.test(ref)) return openDetail(ref.toLowerCase(), { fromHistory: true });
+  try {
+    const found = await api('GET', `/api/tasks/${encodeURIComponent(ref)}`);
+    if (found.data?.id) openDetail(found.data.id, { fromHistory: true });
+  } catch {
+    // An unknown key opens nothing: the board is shown as it is.
+  }
 }
 
 $('d-status').replaceChildren(...STATUSES.map((s) => h('option', { value: s.id }, s.label)));

@@ -79,11 +79,16 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
         return Err(Fail::Store(dump::target_not_empty(&found)));
     }
     let keep_seqs = dump::keeps_event_seqs(counts[1]);
+    let own_keys: i64 = tx.query_one("SELECT count(*) FROM key_series", &[]).await?.try_get(0)?;
     let mut batch: Vec<NumberedRow> = Vec::with_capacity(BATCH);
     let mut loaded = 0u64;
     while let Some(next) = rows.recv().await {
         // An error from the reader (a damaged line) drops the transaction: nothing is written.
-        let next = next?;
+        let mut next = next?;
+        if own_keys > 0 {
+            let Some(row) = dump::without_keys(next.row) else { continue };
+            next.row = row;
+        }
         let same_table = batch.first().is_none_or(|first| std::ptr::eq(first.row.table, next.row.table));
         if !same_table || batch.len() == BATCH {
             loaded += write_batch(&tx, &batch, keep_seqs).await?;
@@ -92,10 +97,20 @@ async fn import_rows(inner: &Inner, mut rows: mpsc::Receiver<Result<NumberedRow>
         batch.push(next);
     }
     loaded += write_batch(&tx, &batch, keep_seqs).await?;
+    if own_keys > 0 {
+        super::task_keys::number_pending(&tx).await?;
+    }
     // New events continue after the highest imported seq.
     tx.execute(
         "SELECT setval(pg_get_serial_sequence('events', 'seq'), m) FROM (SELECT max(seq) AS m FROM events) s \
          WHERE m IS NOT NULL",
+        &[],
+    )
+    .await?;
+    // New key series are numbered after the imported ones.
+    tx.execute(
+        "SELECT setval(pg_get_serial_sequence('key_series', 'id'), m) FROM (SELECT max(id) AS m FROM key_series) s \
+         WHERE m > 0",
         &[],
     )
     .await?;

@@ -74,14 +74,31 @@ pub(super) async fn list_users(inner: &Inner) -> Outcome<Vec<User>> {
     client.query(&statement, &[]).await?.iter().map(|row| rows::user(row, 0)).collect()
 }
 
+/// `id, name, url, created_at, open_task_count, key_prefix` of the repositories `r`.
+const REPOSITORY_SELECT: &str = "SELECT r.id, r.name, r.url, r.created_at, \
+     (SELECT count(*) FROM tasks t WHERE t.repository_id = r.id AND t.deleted_at IS NULL), \
+     (SELECT ks.prefix FROM key_series ks WHERE ks.repository_id = r.id) FROM repositories r";
+
 pub(super) async fn list_repositories(inner: &Inner) -> Outcome<Vec<Repository>> {
     let client = inner.conn().await?;
-    let statement = client
-        .prepare_cached(
-            "SELECT r.id, r.name, r.url, r.created_at, count(t.id) FILTER (WHERE t.deleted_at IS NULL) \
-             FROM repositories r LEFT JOIN tasks t ON t.repository_id = r.id \
-             GROUP BY r.id ORDER BY r.name",
-        )
-        .await?;
+    let statement = client.prepare_cached(&format!("{REPOSITORY_SELECT} ORDER BY r.name")).await?;
     client.query(&statement, &[]).await?.iter().map(rows::repository).collect()
+}
+
+/// One repository by name.
+pub(super) async fn repository(client: &impl GenericClient, name: &RepoName) -> Outcome<Repository> {
+    let statement = client.prepare_cached(&format!("{REPOSITORY_SELECT} WHERE r.name = $1")).await?;
+    match client.query_opt(&statement, &[&name.as_str()]).await? {
+        Some(row) => rows::repository(&row),
+        None => Err(Error::NotFound { what: "repository", id: name.as_str().to_owned() }.into()),
+    }
+}
+
+/// The id of a repository that exists (an unknown name is `NotFound`; nothing is created).
+pub(super) async fn existing_repository_id(client: &impl GenericClient, name: &RepoName) -> Outcome<Uuid> {
+    let select = client.prepare_cached("SELECT id FROM repositories WHERE name = $1").await?;
+    match client.query_opt(&select, &[&name.as_str()]).await? {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(Error::NotFound { what: "repository", id: name.as_str().to_owned() }.into()),
+    }
 }

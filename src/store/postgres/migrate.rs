@@ -41,6 +41,10 @@ async fn apply(inner: &Inner, client: &mut Object) -> Outcome<i64> {
     for migration in report.applied_migrations() {
         tracing::info!(store = %inner.location, version = migration.version(), name = migration.name(), "migration applied");
     }
+    let numbered = super::task_keys::number_existing(client).await?;
+    if numbered > 0 {
+        tracing::info!(store = %inner.location, tasks = numbered, "existing tasks given keys");
+    }
     last_version(client).await
 }
 

@@ -4,8 +4,8 @@
 //!
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
-//! [`keys`] (API keys), [`listen`] (the commit watcher), [`dump`] (export and import), [`work`] (claims,
-//! links, ready work).
+//! [`keys`] (API keys), [`task_keys`] (task keys: numbering, lookup, prefixes), [`listen`] (the commit
+//! watcher), [`dump`] (export and import), [`work`] (claims, links, ready work).
 
 mod dump;
 mod keys;
@@ -14,6 +14,7 @@ mod lookup;
 mod migrate;
 mod outbox;
 mod rows;
+mod task_keys;
 mod tasks;
 mod work;
 
@@ -37,7 +38,9 @@ use super::{
     Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::{Access, KeyName};
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, TaskLinks, User, UserKey};
+use crate::domain::{
+    Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
+};
 use crate::error::{Error, Result};
 
 /// How long a call waits for a free pooled connection before it fails.
@@ -384,6 +387,14 @@ impl Store for PgStore {
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
         self.inner.bounded(lookup::list_repositories(&self.inner)).await
+    }
+
+    async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
+        self.inner.bounded(task_keys::find_task_id(&self.inner, key)).await
+    }
+
+    async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
+        self.inner.bounded(task_keys::rename(&self.inner, repository, prefix)).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {

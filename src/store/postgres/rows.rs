@@ -17,11 +17,12 @@ pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t
      t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
      t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
      (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
-     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL)";
-pub(super) const TASK_FROM: &str =
-    "tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL), \
+     ks.prefix || '-' || t.key_number";
+pub(super) const TASK_FROM: &str = "tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+     LEFT JOIN repositories r ON r.id = t.repository_id LEFT JOIN key_series ks ON ks.id = t.key_series_id";
 /// How many columns [`TASK_COLUMNS`] has (extra columns a query selects come after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 21;
+pub(super) const TASK_COLUMN_COUNT: usize = 22;
 
 pub(super) const USER_COLUMNS: &str = "id, email, name, created_at";
 pub(super) const COMMENT_COLUMNS: &str = "id, task_id, comment, author, created_at";
@@ -41,6 +42,7 @@ fn known<T>(raw: &str, what: &str, parse: fn(&str) -> Option<T>) -> Outcome<T> {
 pub(super) fn task(row: &Row) -> Outcome<Task> {
     Ok(Task {
         id: row.try_get(0)?,
+        key: row.try_get::<_, Option<String>>(21)?.unwrap_or_default(),
         title: row.try_get(1)?,
         description: row.try_get(2)?,
         status: known(row.try_get(3)?, "status", Status::from_stored)?,
@@ -81,7 +83,7 @@ pub(super) fn user(row: &Row, at: usize) -> Outcome<User> {
     })
 }
 
-/// `id, name, url, created_at, open_task_count`.
+/// `id, name, url, created_at, open_task_count, key_prefix`.
 pub(super) fn repository(row: &Row) -> Outcome<Repository> {
     Ok(Repository {
         id: row.try_get(0)?,
@@ -89,6 +91,7 @@ pub(super) fn repository(row: &Row) -> Outcome<Repository> {
         url: row.try_get(2)?,
         created_at: row.try_get(3)?,
         open_task_count: row.try_get(4)?,
+        key_prefix: row.try_get(5)?,
     })
 }
 

@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::rows::{self, COMMENT_COLUMNS, HISTORY_COLUMNS, TASK_COLUMN_COUNT, TASK_COLUMNS, TASK_FROM};
-use super::{Inner, Outcome, lookup, outbox, work};
+use super::{Inner, Outcome, lookup, outbox, task_keys, work};
 use crate::domain::{
     Comment, HistoryEntry, IdempotencyKey, Record, Task, TaskPatch, User, check_version, commented, deleted,
     link_changes,
@@ -21,8 +21,9 @@ use crate::store::{CreatedTask, NewComment, NewTask, TaskDeletion, TaskQuery, Ta
 /// a concurrent create with the same key from the same user waits for the first, then inserts nothing.
 /// The times are the transaction's `now()`, returned so the domain builds the task as created then.
 const INSERT_TASK: &str = "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, \
-     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint, parent_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13) \
+     repository_id, created_by, updated_by, idempotency_key, idempotency_owner, idempotency_fingerprint, parent_id, \
+     key_series_id, key_number) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15) \
      ON CONFLICT (idempotency_owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
      RETURNING created_at";
 
@@ -132,6 +133,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
     }
     let tx = client.transaction().await?;
     let (assignee, repository_id) = resolve_references(&tx, &new).await?;
+    let repository = repository_id.zip(new.repository.as_ref().map(|r| r.as_str()));
+    let key = task_keys::next_key(&tx, repository).await?;
     let open_blockers = work::check_new_task_links(&tx, &new).await?;
     let id = Uuid::now_v7();
     let idempotency_key = new.idempotency_key.as_ref().map(|k| k.as_str());
@@ -155,6 +158,8 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
                 &idempotency_owner,
                 &fingerprint,
                 &new.parent_id,
+                &key.series_id,
+                &key.number,
             ],
         )
         .await?;
@@ -168,7 +173,7 @@ pub(super) async fn create(inner: &Inner, new: NewTask) -> Outcome<CreatedTask> 
             .ok_or_else(|| Error::Internal(format!("the task with idempotency key {key} vanished")))?;
         return Ok(new.replay(task, fingerprint.as_deref())?);
     };
-    let mut record = new.draft(assignee).create(id, &new.actor, row.try_get(0)?);
+    let mut record = new.draft(assignee).create(id, key.key, &new.actor, row.try_get(0)?);
     work::insert_links(&tx, id, &new.blocked_by).await?;
     record.history.extend(link_changes(&new.blocked_by, &[]));
     record.task.open_blockers = open_blockers;

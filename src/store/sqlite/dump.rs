@@ -68,13 +68,25 @@ pub(super) fn import(
         return Err(Fail::App(dump::target_not_empty(&found)));
     }
     let keep_seqs = dump::keeps_event_seqs(counts[1]);
+    let own_keys: i64 = tx.query_row("SELECT count(*) FROM key_series", [], |row| row.get(0))?;
     let mut loaded = 0u64;
     while let Some(next) = rows.blocking_recv() {
         // An error from the reader (a damaged line) drops the transaction: nothing is written.
         let NumberedRow { line, row } = next?;
+        let row = if own_keys > 0 {
+            match dump::without_keys(row) {
+                Some(row) => row,
+                None => continue,
+            }
+        } else {
+            row
+        };
         insert(&tx, row.table, &row, keep_seqs)
             .map_err(|e| Fail::App(crate::store::import_refused(line, row.table.name, e)))?;
         loaded += 1;
+    }
+    if own_keys > 0 {
+        super::task_keys::number_existing(&tx)?;
     }
     tx.commit()?;
     Ok(loaded)

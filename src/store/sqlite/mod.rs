@@ -7,6 +7,7 @@ mod conn;
 mod dump;
 mod ops;
 mod rows;
+mod task_keys;
 mod watch;
 mod work;
 
@@ -26,7 +27,9 @@ use super::{
 };
 use super::{ClaimOutcome, ClaimRequest, Release, TaskQuery, TaskUpdate};
 use crate::domain::{Access, KeyName};
-use crate::domain::{Comment, Event, HistoryEntry, Repository, Task, TaskLinks, User, UserKey};
+use crate::domain::{
+    Comment, Event, HistoryEntry, KeyPrefix, RepoName, Repository, Task, TaskKey, TaskLinks, User, UserKey,
+};
 use crate::error::{Error, Result};
 
 mod embedded {
@@ -132,6 +135,12 @@ fn migrate_now(connections: &Connections) -> Outcome<i64> {
     let target = target.unwrap_or(0);
     connections.with_writer(|conn| {
         let version = apply_migrations(connections.path(), conn, target)?;
+        if conn::retry_busy(|| task_keys::any_unnumbered(conn))? {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let numbered = task_keys::number_existing(&tx)?;
+            tx.commit()?;
+            tracing::info!(store = %connections.path().display(), tasks = numbered, "existing tasks given keys");
+        }
         // Keeps the planner's statistics current (bounded work; usually nothing to do), so it picks the
         // most selective index when a listing combines filters. Only an optimisation: errors are ignored.
         if let Err(err) = conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;") {
@@ -218,6 +227,16 @@ impl Store for SqliteStore {
 
     async fn list_repositories(&self) -> Result<Vec<Repository>> {
         self.read(|c| Ok(ops::list_repositories(c)?)).await
+    }
+
+    async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
+        let key = key.clone();
+        self.read(move |c| task_keys::find_task_id(c, &key)).await
+    }
+
+    async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
+        let (repository, prefix) = (repository.clone(), prefix.clone());
+        self.write(move |tx| task_keys::rename(tx, &repository, &prefix)).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::conn::Outcome;
 use super::rows::{self, micros, uuid_text};
-use super::work;
+use super::{task_keys, work};
 use crate::domain::{Access, KeyName};
 use crate::domain::{
     Comment, Event, HistoryEntry, Record, RepoName, Repository, Task, TaskPatch, User, UserKey, check_version,
@@ -80,21 +80,8 @@ fn repository_id(conn: &Connection, name: &RepoName) -> rusqlite::Result<String>
 }
 
 pub(super) fn list_repositories(conn: &Connection) -> rusqlite::Result<Vec<Repository>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT r.id, r.name, r.url, r.created_at, \
-                (SELECT count(*) FROM tasks t WHERE t.repository_id = r.id AND t.deleted_at IS NULL) \
-         FROM repositories r ORDER BY r.name",
-    )?;
-    stmt.query_map([], |row| {
-        Ok(Repository {
-            id: rows::get_uuid(row, 0)?,
-            name: row.get(1)?,
-            url: row.get(2)?,
-            created_at: rows::get_time(row, 3)?,
-            open_task_count: row.get(4)?,
-        })
-    })?
-    .collect()
+    let sql = format!("{} ORDER BY r.name", task_keys::REPOSITORY_SELECT);
+    conn.prepare_cached(&sql)?.query_map([], task_keys::repository)?.collect()
 }
 
 /// Writes what a change records: its history rows, then its event row. Returns the event's seq.
@@ -156,16 +143,19 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
     }
     let assignee = new.assignee.as_ref().map(|key| resolve_user(conn, "assignee_id", key)).transpose()?;
     let repository_id = new.repository.as_ref().map(|name| repository_id(conn, name)).transpose()?;
+    let repository = repository_id.as_deref().zip(new.repository.as_ref().map(|r| r.as_str()));
     let open_blockers = work::check_new_task_links(conn, new)?;
-    let mut record = new.draft(assignee).create(Uuid::now_v7(), &new.actor, rows::now());
+    let key = task_keys::next_key(conn, repository)?;
+    let mut record = new.draft(assignee).create(Uuid::now_v7(), key.key, &new.actor, rows::now());
     record.task.open_blockers = open_blockers;
     record.history.extend(link_changes(&new.blocked_by, &[]));
     let task = &record.task;
     conn.prepare_cached(
         "INSERT INTO tasks (id, title, description, status, priority, complexity, assignee_id, repository_id, \
                             created_by, updated_by, created_at, updated_at, version, deleted_at, idempotency_key, \
-                            search_text, idempotency_owner, idempotency_fingerprint, parent_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17, ?18)",
+                            search_text, idempotency_owner, idempotency_fingerprint, parent_id, key_series_id, \
+                            key_number) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, NULL, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )?
     .execute(params![
         uuid_text(task.id),
@@ -186,6 +176,8 @@ pub(super) fn create_task(conn: &Connection, new: &NewTask) -> Outcome<(CreatedT
         new.idempotency_key.as_ref().map(|_| new.owner.as_str()),
         new.idempotency_key.as_ref().map(|_| new.fingerprint()),
         task.parent_id.map(uuid_text),
+        key.series_id,
+        key.number,
     ])?;
     work::insert_links(conn, task.id, &new.blocked_by)?;
     let seq = write_record(conn, &record, task.created_at)?;
@@ -525,14 +517,8 @@ mod tests {
     /// when a bound value can change its plan (a bound LIMIT did, and cost more than the query).
     #[test]
     fn a_repeated_listing_is_not_re_planned() {
-        let conn = Connection::open_in_memory().unwrap();
-        for migration in [
-            include_str!("../../../sql/sqlite/V1__initial.sql"),
-            include_str!("../../../sql/sqlite/V2__idempotency_owner_and_prune_watermark.sql"),
-            include_str!("../../../sql/sqlite/V3__claims_links_and_subtasks.sql"),
-        ] {
-            conn.execute_batch(migration).unwrap();
-        }
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::embedded::migrations::runner().run(&mut conn).unwrap();
         let queries = [
             TaskQuery { limit: 51, ..TaskQuery::default() },
             TaskQuery {

@@ -70,18 +70,20 @@ pub(super) const TASK_COLUMNS: &str = "t.id, t.title, t.description, t.status, t
      t.assignee_id, u.email, r.name, t.created_by, t.updated_by, t.created_at, t.updated_at, t.version, t.deleted_at, \
      t.parent_id, t.claim_holder, t.claim_agent, t.claim_expires_at, t.claim_lapsed_holder, \
      (SELECT count(*) FROM task_links l JOIN tasks b ON b.id = l.blocked_by \
-     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL)";
+     WHERE l.task_id = t.id AND b.status NOT IN ('completed', 'cancelled') AND b.deleted_at IS NULL), \
+     ks.prefix || '-' || t.key_number";
 
 /// How many columns [`TASK_COLUMNS`] names (a query may read more after them).
-pub(super) const TASK_COLUMN_COUNT: usize = 21;
+pub(super) const TASK_COLUMN_COUNT: usize = 22;
 
 /// `FROM` with the joins [`TASK_COLUMNS`] needs.
-pub(super) const TASK_FROM: &str =
-    "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id LEFT JOIN repositories r ON r.id = t.repository_id";
+pub(super) const TASK_FROM: &str = "FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id \
+     LEFT JOIN repositories r ON r.id = t.repository_id LEFT JOIN key_series ks ON ks.id = t.key_series_id";
 
 pub(super) fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
     Ok(Task {
         id: get_uuid(row, 0)?,
+        key: row.get::<_, Option<String>>(21)?.unwrap_or_default(),
         title: row.get(1)?,
         description: row.get(2)?,
         status: get_closed(row, 3, Status::from_stored)?,
