@@ -13,8 +13,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// What names a task in a path or argument: a UUID, or a key (`WEB-42`, any case).
-pub const TASK_REF_PATTERN: &str =
-    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}|[A-Za-z0-9]{1,6}-0*[1-9][0-9]{0,17})$";
+pub const TASK_REF_PATTERN: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}|[A-Za-z0-9]{1,6}-0*[1-9][0-9]{0,17})$";
 
 /// A task with every field.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
