@@ -13,7 +13,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// What names a task in a path or argument: a UUID, or a key (`WEB-42`, any case).
-pub const TASK_REF_PATTERN: &str = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}|[A-Za-z0-9]{1,6}-0*[1-9][0-9]{0,17})$";
+pub const TASK_REF_PATTERN: &str =
+    "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Za-z0-9]{1,6}-[0-9]{1,18})$";
 
 /// A task with every field.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -42,11 +43,12 @@ pub struct TaskJson {
     pub version: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
-    /// The task this one is a step of.
-    #[serde(default)]
+    /// The task this one is a step of (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<Uuid>,
-    /// Who works on it, until when; null when nobody holds it.
-    #[serde(default)]
+    /// Who works on it, until when (absent when nobody holds it, so a task without one reads as it
+    /// always did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<ClaimJson>,
     /// Blockers not yet completed or cancelled (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -695,7 +695,7 @@ async fn a_call_to_a_frozen_postgres_fails_within_the_stores_bound_and_calls_suc
     assert!(took < Duration::from_secs(40), "{took:?}");
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let result = mcp.call("get_tasks", json!({})).await;
+        let result = mcp.call("get_tasks", json!({"detail": "full"})).await;
         if !result.is_error {
             assert_eq!(result.structured["tasks"][0]["id"], before["id"]);
             break;
