@@ -43,12 +43,11 @@ pub struct TaskJson {
     pub version: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
-    /// The task this one is a step of (absent when none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The task this one is a step of.
+    #[serde(default)]
     pub parent_id: Option<Uuid>,
-    /// Who works on it, until when (absent when nobody holds it, so a task without one reads as it
-    /// always did).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Who works on it, until when; null when nobody holds it.
+    #[serde(default)]
     pub claim: Option<ClaimJson>,
     /// Blockers not yet completed or cancelled (absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]

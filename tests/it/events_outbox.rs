@@ -57,6 +57,15 @@ async fn an_event_row_in_the_old_shape_is_delivered_with_the_same_json_as_before
     let deleted_task = DELETED_TASK.replace("ASSIGNEE", &assignee.to_string()).replace("ID", &deleted_id.to_string());
     insert_old_event(&ts, backend, "task_updated", live_id, &live_task, "2026-12-01T10:00:00.123456Z").await;
     insert_old_event(&ts, backend, "task_deleted", deleted_id, &deleted_task, "2026-12-01T11:00:00Z").await;
+    // Read back, an old task is what it was plus the fields added since, empty: no claim, no parent.
+    let shown = |task: &str| {
+        task.replacen("\"complexity\"", "\"claim\":null,\"complexity\"", 1).replacen(
+            ",\"priority\"",
+            ",\"parent_id\":null,\"priority\"",
+            1,
+        )
+    };
+    let (live_task, deleted_task) = (shown(&live_task), shown(&deleted_task));
 
     // What SSE clients and `events tail` get: the event JSON, with the task as it was stored.
     let events = store.events_after(0, 10).await.expect("old rows are read");
