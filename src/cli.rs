@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// The default caps of `serve` (`--max-connections`, `--max-streams`, `--max-streams-per-user`).
+/// The default caps of `serve` (`--max-connections`, `--max-streams`, `--max-streams-per-user`,
+/// `--auth-failures`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 pub const DEFAULT_MAX_STREAMS: usize = 15_000;
 pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 100;
+pub const DEFAULT_AUTH_FAILURES: u32 = 20;
 
 /// Defaults of the flags whose value `doctor` reproduces only when it differs.
 pub const DEFAULT_STREAM_PREFIX: &str = "tasks";
@@ -257,6 +259,11 @@ pub struct ServeArgs {
     /// Open event streams (SSE) at most per user (per credential's identity); beyond, 503 with Retry-After
     #[arg(long, env = "TASK_MCP_MAX_STREAMS_PER_USER", hide_env_values = true, default_value_t = DEFAULT_MAX_STREAMS_PER_USER)]
     pub max_streams_per_user: usize,
+
+    /// Failed authentications a client address may make per minute; past them it is answered 429
+    /// until the minute ends (a valid credential is still served)
+    #[arg(long, env = "TASK_MCP_AUTH_FAILURES", hide_env_values = true, default_value_t = DEFAULT_AUTH_FAILURES, value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_failures: u32,
 }
 
 #[derive(Debug, Clone, Args)]

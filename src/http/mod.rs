@@ -42,7 +42,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::cli::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_USER, ServeArgs};
+use crate::cli::{
+    DEFAULT_AUTH_FAILURES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_USER, ServeArgs,
+};
 use crate::events::hub::Hub;
 use crate::events::relay::RelayMode;
 use crate::service::TaskService;
@@ -85,7 +87,7 @@ impl Default for Limits {
         Self {
             body_bytes: BODY_LIMIT_BYTES,
             request_timeout: Duration::from_secs(30),
-            auth_failures: 20,
+            auth_failures: DEFAULT_AUTH_FAILURES,
             auth_window: Duration::from_secs(60),
             token_lifetime: auth::jwt::DEFAULT_MAX_LIFETIME,
             sse_heartbeat: Duration::from_secs(15),
@@ -141,6 +143,7 @@ impl Config {
                 max_connections: args.max_connections.max(1),
                 max_streams: args.max_streams,
                 max_streams_per_user: args.max_streams_per_user,
+                auth_failures: args.auth_failures,
                 ..Limits::default()
             },
         }
