@@ -211,7 +211,7 @@ pub fn document(operations: &[Operation]) -> Value {
             parameters.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": super::schema::idempotency_key(), "description": "A retried create with the same key returns the first task." }));
         }
         if operation.success_is_stream() {
-            parameters.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": { "type": "string" }, "description": "Resume after this event id: the missed events come first." }));
+            parameters.push(json!({ "name": "Last-Event-ID", "in": "header", "required": false, "schema": super::schema::last_event_id(), "description": "Resume after this event id: the missed events come first." }));
         }
         if !parameters.is_empty() {
             entry.insert("parameters".into(), Value::Array(parameters));
@@ -240,7 +240,7 @@ pub fn document(operations: &[Operation]) -> Value {
             Success::EventStream => {
                 responses.insert(
                     "200".into(),
-                    json!({ "description": "Server-Sent Events: id = seq, event = type, data = event JSON; heartbeats are comments.", "content": { "text/event-stream": { "schema": { "type": "string" } } } }),
+                    json!({ "description": "Server-Sent Events: id = seq, event = type, data = event JSON; heartbeats are comments.", "content": { "text/event-stream": { "schema": super::schema::stream_event() } } }),
                 );
             }
             Success::Text => {

@@ -178,6 +178,34 @@ pub fn if_match() -> Value {
     json!({ "type": "string", "pattern": "^(\\*|\"[0-9]{1,18}\"|[0-9]{1,18})$" })
 }
 
+/// An event id to resume after, as the query parameter `last_event_id` takes it: the `id:` of an
+/// event, an integer of at most 19 digits (spaces or tabs around it are ignored; one beyond the
+/// retained log, or beyond i64, gets a resync).
+pub fn event_id(_: &mut SchemaGenerator) -> Schema {
+    schema(json!({ "type": "string", "pattern": "^[ \\t]*[+-]?[0-9]{1,19}[ \\t]*$" }))
+}
+
+/// The `Last-Event-ID` header: an event id, or blank (a fresh stream).
+pub fn last_event_id() -> Value {
+    json!({ "type": "string", "pattern": "^[ \\t]*([+-]?[0-9]{1,19})?[ \\t]*$" })
+}
+
+/// One event of the event stream, as a Server-Sent Events reader parses it: `id` the event's seq,
+/// `event` its type (or `resync`), `data` one line of JSON.
+pub fn stream_event() -> Value {
+    let mut types: Vec<&str> = crate::domain::EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    types.push("resync");
+    json!({
+        "type": "object",
+        "properties": {
+            "id": { "type": "string", "pattern": "^-?[0-9]{1,19}$" },
+            "event": { "type": "string", "enum": types },
+            "data": { "type": "string", "contentMediaType": "application/json" },
+        },
+        "required": ["id", "event", "data"],
+    })
+}
+
 /// The `Idempotency-Key` header.
 pub fn idempotency_key() -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": format!("^[!-~]{{1,{IDEMPOTENCY_KEY_MAX_CHARS}}}$") })

@@ -66,7 +66,20 @@ pub struct StreamQuery {
     /// The token, for EventSource (which cannot send headers). Prefer the Authorization header.
     pub access_token: Option<String>,
     /// Where to resume, when the Last-Event-ID header cannot be sent (the header wins).
+    #[schemars(schema_with = "schema::event_id")]
+    #[serde(default)]
     pub last_event_id: Option<String>,
+}
+
+/// An event id as the document states it: an optional sign and 1 to 19 ASCII digits. One beyond i64
+/// is as absurd as any id past the log, so it is held at i64's bounds and gets the same resync.
+fn parse_event_id(raw: &str) -> Option<i64> {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let wide: i128 = raw.parse().ok()?;
+    Some(wide.clamp(i64::MIN.into(), i64::MAX.into()) as i64)
 }
 
 pub async fn stream(
@@ -88,10 +101,13 @@ pub async fn stream(
         ),
         None => query.last_event_id.clone(),
     };
-    let last_event_id = match last_event_id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            ApiError::invalid("Last-Event-ID", format!("{raw:?} is not an event id: send the id: of the last event"))
+    let last_event_id = match last_event_id.as_deref().map(|raw| raw.trim_matches([' ', '\t'])) {
+        None | Some("") => None,
+        Some(raw) => Some(parse_event_id(raw).ok_or_else(|| {
+            ApiError::invalid(
+                "Last-Event-ID",
+                format!("{raw:?} is not an event id: send the id: of the last event, an integer of at most 19 digits"),
+            )
         })?),
     };
     // Held by the stream for as long as it is open: beyond the caps, 503 with Retry-After.
@@ -150,6 +166,23 @@ fn to_sse(item: FeedItem) -> SseEvent {
         },
         FeedItem::Resync { latest_seq } => {
             SseEvent::default().id(latest_seq.to_string()).event("resync").data(crate::wire::resync_text(latest_seq))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_event_id;
+
+    #[test]
+    fn an_event_id_is_a_signed_integer_of_at_most_19_digits_held_at_i64s_bounds() {
+        assert_eq!(parse_event_id("42"), Some(42));
+        assert_eq!(parse_event_id("+7"), Some(7));
+        assert_eq!(parse_event_id("-5"), Some(-5));
+        assert_eq!(parse_event_id("9999999999999999999"), Some(i64::MAX));
+        assert_eq!(parse_event_id("-9999999999999999999"), Some(i64::MIN));
+        for refused in ["", "+", "-", "10000000000000000000", "1e3", "٣", " 1", "1-0"] {
+            assert_eq!(parse_event_id(refused), None, "{refused:?}");
         }
     }
 }
