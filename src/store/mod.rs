@@ -302,6 +302,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>>;
 
+    /// The history rows of these tasks written at or after `since`, in the order they were written.
+    async fn history_since(&self, task_ids: &[Uuid], since: DateTime<Utc>) -> Result<Vec<HistoryEntry>>;
+
     /// A task that is not deleted, with its comments and history (oldest first), or `None`. By
     /// default the three reads; a backend may do them in one go (SQLite: one trip to its thread).
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<StoredTaskDetail>> {

@@ -303,6 +303,22 @@ pub(super) fn list_history(conn: &Connection, task_id: Uuid) -> rusqlite::Result
     conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::history)?.collect()
 }
 
+/// The ids travel as one JSON array (`json_each`): one statement whatever their number.
+pub(super) fn history_since(
+    conn: &Connection,
+    task_ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let sql = format!(
+        "SELECT {} FROM task_history WHERE task_id IN (SELECT value FROM json_each(?1)) AND changed_at >= ?2 \
+         ORDER BY rowid",
+        rows::HISTORY_COLUMNS
+    );
+    let ids = serde_json::to_string(&task_ids.iter().map(|id| uuid_text(*id)).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".to_owned());
+    conn.prepare_cached(&sql)?.query_map(params![ids, micros(since)], rows::history)?.collect()
+}
+
 /// One query: every filter given, ANDed, over tasks that are not deleted, in keyset order. The SQL names
 /// only the filters present, so SQLite can pick the index for the most selective one.
 pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Result<Vec<Task>> {
