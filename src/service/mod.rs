@@ -176,6 +176,7 @@ impl TaskService {
         let query = TaskQuery {
             ready_for,
             parent_id: request.parent_id,
+            changed_since: None,
             assignee_id,
             repository: request.repository,
             status: request.status,
@@ -399,17 +400,21 @@ impl TaskService {
         }
     }
 
-    /// What happened to the caller's tasks (assigned to them) since `since`: the tasks changed since
-    /// then, most recent change first (at most [`ACTIVITY_TASKS`]), each with its history rows since
-    /// then (status changes, comments, edits), oldest first. Two reads whatever the number of tasks.
+    /// What happened to the caller's tasks (assigned to them, not deleted) since `since`: the tasks
+    /// with history rows since then, most recently updated first (at most [`ACTIVITY_TASKS`]), each
+    /// with those rows (status changes, comments, edits), oldest first. Two reads whatever the number.
     pub async fn activity_since(&self, actor: &Actor, since: Since) -> Result<Vec<TaskActivity>> {
         let Some(me) = self.store.find_user(&UserKey::Email(actor.email.clone())).await? else {
             return Ok(Vec::new());
         };
-        // Newest change first: the tasks changed since then are a prefix of the listing.
-        let query = TaskQuery { assignee_id: Some(me.id), limit: ACTIVITY_TASKS as u32, ..TaskQuery::default() };
-        let mut tasks = self.store.list_tasks(&query).await?;
-        tasks.retain(|t| t.updated_at >= since.at());
+        // By history, not `updated_at`: a comment leaves the task's own fields (and time) as they were.
+        let query = TaskQuery {
+            assignee_id: Some(me.id),
+            changed_since: Some(since.at()),
+            limit: ACTIVITY_TASKS as u32,
+            ..TaskQuery::default()
+        };
+        let tasks = self.store.list_tasks(&query).await?;
         if tasks.is_empty() {
             return Ok(Vec::new());
         }

@@ -202,6 +202,8 @@ pub struct TaskQuery {
     pub ready_for: Option<Uuid>,
     /// Only the subtasks of this task.
     pub parent_id: Option<Uuid>,
+    /// Only tasks with a history row (a change, a comment) written at or after this moment.
+    pub changed_since: Option<DateTime<Utc>>,
     /// Rows to return at most.
     pub limit: u32,
     /// Return rows strictly after this position in (`updated_at` desc, `id` desc) order.

@@ -914,6 +914,15 @@ async fn standup_tells_what_happened_to_the_callers_tasks(backend: Backend) {
         let text = prompt_text(&mut mcp, "standup", json!({"since": since})).await;
         assert!(text.contains("→ blocked"), "since {since}: {text}");
     }
+    // A task whose only change since then is a comment (which leaves updated_at alone) is there,
+    // with that comment only; the changes before that moment are not.
+    let quiet = mcp.ok("create_task", json!({"title": "Quiet", "assignee_id": "me"})).await;
+    let quiet_key = quiet["key"].as_str().unwrap().to_owned();
+    let commented = mcp.ok("add_task_comment", json!({"task_id": quiet_key, "comment": "still on it"})).await;
+    let at = commented["comment"]["created_at"].as_str().unwrap();
+    let text = prompt_text(&mut mcp, "standup", json!({"since": at})).await;
+    assert!(text.contains(&format!("{quiet_key} Quiet")) && text.contains("commented: still on it"), "{text}");
+    assert!(!text.contains(&key) && !text.contains("created"), "nothing before {at}: {text}");
     let (status, _) = mcp.close().await;
     assert!(status.success());
 }

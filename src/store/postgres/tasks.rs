@@ -405,6 +405,10 @@ pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>>
         let p = q.param(parent);
         q.and(format_args!("t.parent_id = {p}"));
     }
+    if let Some(since) = &query.changed_since {
+        let p = q.param(since);
+        q.and(format_args!("EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.changed_at >= {p})"));
+    }
     if let Some((at, id)) = &after {
         let (a, b) = (q.param(at), q.param(id));
         q.and(format_args!("(t.updated_at, t.id) < ({a}, {b})"));

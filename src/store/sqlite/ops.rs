@@ -362,6 +362,13 @@ fn list_tasks_sql(query: &TaskQuery) -> (String, Vec<Value>) {
     if let Some(parent) = query.parent_id {
         bind(&mut sql, " AND t.parent_id = ?", Value::Text(uuid_text(parent)));
     }
+    if let Some(since) = query.changed_since {
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.changed_at >= ?)",
+            Value::Integer(micros(since)),
+        );
+    }
     if let Some(priority) = query.priority {
         sql.push_str(&format!(" AND t.priority = '{}'", priority.as_str()));
     }
