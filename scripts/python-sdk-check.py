@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Connects the official MCP Python SDK to task-mcp over stdio, as a user's client would, lists the
-tools and calls each of them once (then the main errors), printing what comes back.
+tools and calls each of them once (then the main errors), lists and gets the prompts, lists and reads
+the resources, printing what comes back.
 
   pip install mcp
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/tasks python3 scripts/python-sdk-check.py [BINARY] [auto|legacy]
@@ -15,7 +16,7 @@ import os
 import sys
 import uuid
 
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 
 BINARY = sys.argv[1] if len(sys.argv) > 1 else "target/release/task-mcp"
 MODE = sys.argv[2] if len(sys.argv) > 2 else "auto"
@@ -38,6 +39,43 @@ async def call(client, name, arguments, expect_error=False):
         check(result.structured_content is not None, f"{name} returned no structured content")
         print(f"  {name}({shown}) -> {json.dumps(result.structured_content)[:150]}")
     return result.structured_content
+
+
+async def refused(call):
+    try:
+        await call
+    except MCPError as error:
+        return error
+    return None
+
+
+async def prompts_and_resources(client, key):
+    prompts = (await client.list_prompts()).prompts
+    names = sorted(p.name for p in prompts)
+    print(f"prompts: {names}")
+    check(names == ["next_task", "plan_work", "standup"], "the prompt list")
+    for name, arguments in [
+        ("next_task", {"repository": "org/sdk"}),
+        ("plan_work", {"goal": "Check the SDK end to end", "repository": "org/sdk"}),
+        ("standup", {"since": "1h"}),
+    ]:
+        result = await client.get_prompt(name, arguments)
+        text = result.messages[0].content.text
+        print(f"  prompt {name}({json.dumps(arguments)}) -> {text[:150]!r}")
+    standup = (await client.get_prompt("standup")).messages[0].content.text
+    check(key in standup, "the standup names the task changed")
+    for name, arguments in [("retro", {}), ("standup", {"since": "a while"}), ("plan_work", {})]:
+        error = await refused(client.get_prompt(name, arguments))
+        check(error is not None and error.code == -32602, f"prompt {name}({arguments}) should be invalid params")
+        print(f"  prompt {name}({json.dumps(arguments)}) -> error {error.code}: {error.message[:120]}")
+    resources = (await client.list_resources()).resources
+    print(f"resources: {[str(r.uri) for r in resources]}")
+    check(f"task://{key}" in [str(r.uri) for r in resources], "the task assigned to me is listed")
+    read = await client.read_resource(f"task://{key}")
+    check(read.contents[0].text.startswith(f"# {key} "), "the task reads as Markdown")
+    error = await refused(client.read_resource("task://NOPE-1"))
+    # -32002 before protocol 2026-07-28, invalid params (-32602) since.
+    check(error is not None and error.code in (-32002, -32602), "an unknown task is not found")
 
 
 async def main():
@@ -63,6 +101,8 @@ async def main():
                     "update_task",
                     "add_task_comment",
                     "delete_task",
+                    "claim_task",
+                    "release_task",
                 ]
             ),
             "the tool list",
@@ -70,12 +110,9 @@ async def main():
         check(all(t.output_schema for t in tools), "every tool has an outputSchema")
 
         key = f"sdk-check-{uuid.uuid4()}"
-        task = await call(
-            client,
-            "create_task",
-            {"title": "Checked by the Python SDK", "assignee_id": "me", "repository": "org/sdk", "idempotency_key": key},
-        )
-        again = await call(client, "create_task", {"title": "Checked by the Python SDK", "idempotency_key": key})
+        fields = {"title": "Checked by the Python SDK", "assignee_id": "me", "repository": "org/sdk", "idempotency_key": key}
+        task = await call(client, "create_task", fields)
+        again = await call(client, "create_task", fields)
         check(again["id"] == task["id"], "idempotent create")
         task_id = task["id"]
         await call(client, "get_tasks", {"assignee": "me", "repository": "org/sdk", "limit": 10})
@@ -90,9 +127,10 @@ async def main():
         await call(client, "update_task_status", {"task_id": task_id, "new_status": "done"}, expect_error=True)
         await call(client, "update_task", {"task_id": task_id, "title": "x", "expected_version": 1}, expect_error=True)
         await call(client, "get_task", {"task_id": "not-a-uuid"}, expect_error=True)
+        await prompts_and_resources(client, task["key"])
         await call(client, "delete_task", {"task_id": task_id, "reason": "check done"})
         await call(client, "get_task", {"task_id": task_id}, expect_error=True)
-    print("OK: the Python SDK listed the tools and called each of them")
+    print("OK: the Python SDK listed the tools and called each of them, got the prompts, read the resources")
 
 
 asyncio.run(main())

@@ -5,6 +5,7 @@ mod change;
 mod key;
 #[cfg(test)]
 pub(crate) mod properties;
+mod since;
 mod text;
 mod values;
 mod work;
@@ -12,6 +13,7 @@ mod write;
 
 pub use change::{EventKind, FieldChange, TaskPatch, diff_tasks, event_kind_for_update};
 pub use key::{DEFAULT_PREFIX, KeyPrefix, TaskKey, TaskRef};
+pub use since::{SINCE_DEFAULT_HOURS, SINCE_MAX_DAYS, Since};
 pub use text::{
     COMMENT_MAX_CHARS, CommentText, DESCRIPTION_MAX_CHARS, Description, EMAIL_MAX_CHARS, Email,
     IDEMPOTENCY_KEY_MAX_CHARS, IdempotencyKey, KeyName, Label, REPO_MAX_CHARS, RepoName, SEARCH_MAX_CHARS, SearchText,

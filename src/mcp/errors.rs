@@ -128,6 +128,32 @@ impl ToolError {
     }
 }
 
+/// A failure where the protocol has no tool result to carry it (a prompt): bad arguments are the
+/// protocol's invalid-params error (-32602), naming the argument and what is accepted in its message
+/// and in `data`; anything else an internal error (-32603) saying what the model would read in a tool
+/// error (an internal detail logged once, not shown).
+pub fn protocol_error(err: Error) -> rmcp::ErrorData {
+    match &err {
+        Error::Invalid(v) => {
+            let mut message = format!("Invalid argument {}: {}.", v.field, v.message.trim_end_matches('.'));
+            let mut data = json!({ "field": v.field });
+            if !v.accepted.is_empty() {
+                message.push_str(&format!(" Accepted: {}.", v.accepted.join(", ")));
+                data["accepted"] = json!(v.accepted);
+            }
+            rmcp::ErrorData::invalid_params(message, Some(data))
+        }
+        Error::Internal(detail) => {
+            tracing::error!("prompt failed: internal error: {detail}");
+            rmcp::ErrorData::internal_error(INTERNAL_MESSAGE, None)
+        }
+        _ => {
+            let tool = ToolError(err);
+            rmcp::ErrorData::internal_error(tool.text(), Some(tool.structured()))
+        }
+    }
+}
+
 const INTERNAL_MESSAGE: &str =
     "The server met an internal error (the details are in its log). Nothing was changed; retry, or report it.";
 

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod framing;
 pub mod identity;
 pub mod output;
+pub mod prompts;
 #[cfg(test)]
 mod properties;
 pub mod resources;

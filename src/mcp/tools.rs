@@ -2,14 +2,16 @@
 //! returns a `crate::wire` shape as structured output. No rule lives here. The same server serves
 //! stdio and Streamable HTTP; only its [`ActorSource`] differs.
 
+use rmcp::handler::server::prompt::PromptContext;
+use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Extensions, Implementation, InitializeRequestParams, InitializeResult,
-    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, Extensions, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
@@ -48,11 +50,12 @@ pub const ALL_REPOSITORIES: &str = "*";
 /// The MCP server: the tools over one [`TaskService`], acting as its [`ActorSource`] says.
 #[derive(Clone)]
 pub struct TaskServer {
-    service: TaskService,
-    actors: ActorSource,
+    pub(super) service: TaskService,
+    pub(super) actors: ActorSource,
     /// stdio only: the repository a call without `repository` works in (HTTP callers name it).
     default_repository: Option<Arc<DefaultRepository>>,
     tool_router: ToolRouter<Self>,
+    prompt_router: PromptRouter<Self>,
 }
 
 impl TaskServer {
@@ -75,7 +78,13 @@ impl TaskServer {
 
 impl TaskServer {
     pub fn new(service: TaskService, actors: ActorSource) -> Self {
-        Self { service, actors, default_repository: None, tool_router: Self::tool_router() }
+        Self {
+            service,
+            actors,
+            default_repository: None,
+            tool_router: Self::tool_router(),
+            prompt_router: Self::prompt_router(),
+        }
     }
 
     /// Calls without `repository` work in this session's default repository.
@@ -85,7 +94,7 @@ impl TaskServer {
     }
 
     /// The session's default repository, when it has one (waits for the client's roots if asked).
-    async fn default_repository(&self) -> Result<Option<Resolved>, ValidationError> {
+    pub(super) async fn default_repository(&self) -> Result<Option<Resolved>, ValidationError> {
         match &self.default_repository {
             Some(default) => default.get().await,
             None => Ok(None),
@@ -119,13 +128,13 @@ impl TaskServer {
 
 /// `get_tasks`'s repository filter: `"*"` is every repository, a name is that one, nothing is the
 /// default repository (when there is one).
-enum RepoFilter {
+pub(super) enum RepoFilter {
     All,
     Named(RepoName),
     Default,
 }
 
-fn repo_filter(value: Option<String>) -> Result<RepoFilter, ValidationError> {
+pub(super) fn repo_filter(value: Option<String>) -> Result<RepoFilter, ValidationError> {
     match given(value) {
         Some(raw) if raw.trim() == ALL_REPOSITORIES => Ok(RepoFilter::All),
         Some(raw) => RepoName::parse("repository", &raw).map(RepoFilter::Named),
@@ -452,6 +461,29 @@ impl ServerHandler for TaskServer {
         self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.prompt_router.list_all()))
+    }
+
+    /// As rmcp's router, but a prompt that does not exist is named in the error, with the ones that do.
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if !self.prompt_router.has_route(&request.name) {
+            let prompts: Vec<String> = self.prompt_router.list_all().into_iter().map(|p| p.name).collect();
+            let message = format!("no prompt is named {:?}; the prompts are {}", request.name, prompts.join(", "));
+            return Err(ErrorData::invalid_params(message, Some(serde_json::json!({ "prompts": prompts }))));
+        }
+        let context = PromptContext::new(self, request.name, request.arguments, context);
+        self.prompt_router.get_prompt(context).await
+    }
+
     async fn list_resource_templates(
         &self,
         _request: Option<PaginatedRequestParams>,
@@ -482,7 +514,7 @@ impl ServerHandler for TaskServer {
     }
 
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().build())
             .with_server_info(
                 Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")).with_title("Shared task list"),
             )

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::domain::{
     Access, Actor, Comment, CommentText, Complexity, Description, Event, HistoryEntry, IdempotencyKey, KeyPrefix,
-    Lease, Priority, RepoName, Repository, SearchText, Session, Status, Task, TaskLinks, TaskPatch, TaskRef, Title,
-    User, UserKey, UserRef,
+    Lease, Priority, RepoName, Repository, SearchText, Session, Since, Status, Task, TaskLinks, TaskPatch, TaskRef,
+    Title, User, UserKey, UserRef,
 };
 use crate::error::{Error, Result};
 use crate::store::{
@@ -71,6 +71,16 @@ pub struct Claimed {
     pub task: Option<Task>,
     pub reason: Option<String>,
 }
+
+/// A task assigned to the caller that changed since a moment, with the history rows written since.
+#[derive(Debug, Clone)]
+pub struct TaskActivity {
+    pub task: Task,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// At most this many tasks in an activity report (the most recently changed).
+pub const ACTIVITY_TASKS: usize = 50;
 
 /// How many expired claims one sweep records at most (the rest wait for the next).
 const EXPIRY_BATCH: u32 = 100;
@@ -166,6 +176,7 @@ impl TaskService {
         let query = TaskQuery {
             ready_for,
             parent_id: request.parent_id,
+            changed_since: None,
             assignee_id,
             repository: request.repository,
             status: request.status,
@@ -387,6 +398,36 @@ impl TaskService {
                 return Ok(total);
             }
         }
+    }
+
+    /// What happened to the caller's tasks (assigned to them, not deleted) since `since`: the tasks
+    /// with history rows since then, most recently updated first (at most [`ACTIVITY_TASKS`]), each
+    /// with those rows (status changes, comments, edits), oldest first. Two reads whatever the number.
+    pub async fn activity_since(&self, actor: &Actor, since: Since) -> Result<Vec<TaskActivity>> {
+        let Some(me) = self.store.find_user(&UserKey::Email(actor.email.clone())).await? else {
+            return Ok(Vec::new());
+        };
+        // By history, not `updated_at`: a comment leaves the task's own fields (and time) as they were.
+        let query = TaskQuery {
+            assignee_id: Some(me.id),
+            changed_since: Some(since.at()),
+            limit: ACTIVITY_TASKS as u32,
+            ..TaskQuery::default()
+        };
+        let tasks = self.store.list_tasks(&query).await?;
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let mut history = self.store.history_since(&ids, since.at()).await?;
+        Ok(tasks
+            .into_iter()
+            .map(|task| {
+                let (mine, rest) = std::mem::take(&mut history).into_iter().partition(|h| h.task_id == task.id);
+                history = rest;
+                TaskActivity { task, history: mine }
+            })
+            .collect())
     }
 
     /// The acting user, created on first use.

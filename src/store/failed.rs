@@ -111,6 +111,10 @@ impl Store for FailedStore {
         Err(self.error())
     }
 
+    async fn history_since(&self, _task_ids: &[Uuid], _since: DateTime<Utc>) -> Result<Vec<HistoryEntry>> {
+        Err(self.error())
+    }
+
     async fn list_tasks(&self, _query: &TaskQuery) -> Result<Vec<Task>> {
         Err(self.error())
     }

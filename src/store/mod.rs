@@ -202,6 +202,8 @@ pub struct TaskQuery {
     pub ready_for: Option<Uuid>,
     /// Only the subtasks of this task.
     pub parent_id: Option<Uuid>,
+    /// Only tasks with a history row (a change, a comment) written at or after this moment.
+    pub changed_since: Option<DateTime<Utc>>,
     /// Rows to return at most.
     pub limit: u32,
     /// Return rows strictly after this position in (`updated_at` desc, `id` desc) order.
@@ -301,6 +303,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>>;
 
     async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>>;
+
+    /// The history rows of these tasks written at or after `since`, in the order they were written.
+    async fn history_since(&self, task_ids: &[Uuid], since: DateTime<Utc>) -> Result<Vec<HistoryEntry>>;
 
     /// A task that is not deleted, with its comments and history (oldest first), or `None`. By
     /// default the three reads; a backend may do them in one go (SQLite: one trip to its thread).

@@ -99,6 +99,73 @@ async fn the_tools_answer_over_http_as_the_keys_user() {
     assert_eq!(missing["error"]["code"], -32002, "{missing}");
 }
 
+/// Runs `async fn name(backend)` once per backend, as `name::postgres` and `name::sqlite`.
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+on_every_backend!(the_prompts_answer_over_http_as_the_keys_user);
+
+async fn the_prompts_answer_over_http_as_the_keys_user(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut app = support::app(&db.url, None);
+    app.settings.user = Some("agent@example.com".to_owned());
+    let key = task_mcp::commands::api_key::create(&app, "test key").await.unwrap();
+    let server = TestServer::start(app).await;
+    let send = |id: i64, method: &str, params: Value| {
+        let request = mcp(&server, &key, &rpc(id, method, params));
+        async move { answer(request.send().await.unwrap()).await }
+    };
+    let init = answer(mcp(&server, &key, &initialize()).send().await.unwrap()).await;
+    assert!(init["result"]["capabilities"]["prompts"].is_object(), "{init}");
+    let listed = send(2, "prompts/list", json!({})).await;
+    let names: Vec<&str> =
+        listed["result"]["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["next_task", "plan_work", "standup"], "{listed}");
+
+    let create = |title: &str, assignee: &str| json!({"name": "create_task", "arguments": {"title": title, "repository": "web", "assignee_id": assignee}});
+    let mine = send(3, "tools/call", create("Mine to do", "me")).await;
+    let mine_key = mine["result"]["structuredContent"]["key"].as_str().unwrap().to_owned();
+    let theirs = send(4, "tools/call", create("Theirs to do", "other@example.com")).await;
+    let theirs_key = theirs["result"]["structuredContent"]["key"].as_str().unwrap().to_owned();
+    let status =
+        json!({"name": "update_task_status", "arguments": {"task_id": theirs_key, "new_status": "in_progress"}});
+    send(5, "tools/call", status).await;
+
+    let text = |answer: &Value| answer["result"]["messages"][0]["content"]["text"].as_str().unwrap_or("").to_owned();
+    let next = send(6, "prompts/get", json!({"name": "next_task", "arguments": {"repository": "web"}})).await;
+    let next = text(&next);
+    assert!(next.contains(&format!("- {mine_key} medium Mine to do")), "{next}");
+    assert!(!next.contains(&theirs_key), "assigned to someone else: {next}");
+    let standup = send(7, "prompts/get", json!({"name": "standup", "arguments": {"since": "1h"}})).await;
+    let standup = text(&standup);
+    assert!(standup.contains("agent@example.com") && standup.contains(&mine_key), "{standup}");
+    assert!(!standup.contains(&theirs_key), "the key's user's tasks only: {standup}");
+    let plan = send(8, "prompts/get", json!({"name": "plan_work", "arguments": {"goal": "Dark mode"}})).await;
+    assert!(text(&plan).contains("Dark mode") && text(&plan).contains("blocked_by"), "{plan}");
+
+    let refused = send(9, "prompts/get", json!({"name": "standup", "arguments": {"since": "last week"}})).await;
+    assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    assert_eq!(refused["error"]["data"]["field"], "since", "{refused}");
+    let unknown = send(10, "prompts/get", json!({"name": "retro"})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(unknown["error"]["message"].as_str().unwrap().contains("next_task, plan_work, standup"), "{unknown}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_refuses_missing_unknown_revoked_and_jwt_credentials() {
     let (db, server, key) = server_with_key("agent@example.com").await;

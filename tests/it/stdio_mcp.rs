@@ -43,6 +43,9 @@ on_every_backend!(
     concurrent_processes_on_one_task_lose_no_update,
     closing_stdin_answers_the_calls_in_flight_then_exits_0,
     changes_made_over_stdio_reach_redis_before_the_process_exits,
+    next_task_lists_the_ready_tasks_most_urgent_first,
+    standup_tells_what_happened_to_the_callers_tasks,
+    the_official_python_sdk_gets_the_prompts_and_reads_the_resources,
 );
 
 async fn connect(backend: Backend) -> (TestStore, Server) {
@@ -73,6 +76,7 @@ async fn initialize_answers_at_once_without_the_database() {
     assert_eq!(info["serverInfo"]["name"], "task-mcp");
     assert_eq!(info["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
     assert!(info["capabilities"]["tools"].is_object(), "{info}");
+    assert!(info["capabilities"]["prompts"].is_object(), "{info}");
     let instructions = info["instructions"].as_str().expect("instructions");
     assert!(instructions.contains("get_tasks") && instructions.contains("expected_version"), "{instructions}");
     let pong = server.request("ping", json!({})).await;
@@ -96,6 +100,7 @@ async fn server_discover_answers_without_the_database() {
         result["supportedVersions"].as_array().expect("supportedVersions").iter().filter_map(Value::as_str).collect();
     assert!(versions.contains(&PROTOCOL) && versions.contains(&PROTOCOL_DISCOVER), "{versions:?}");
     assert!(result["capabilities"]["tools"].is_object(), "{result}");
+    assert!(result["capabilities"]["prompts"].is_object(), "{result}");
     assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "task-mcp", "{result}");
     // In this era a request without its metadata is refused as a protocol error.
     server.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
@@ -786,5 +791,207 @@ async fn tasks_are_resources_listed_for_the_caller_and_read_as_markdown_by_key()
     for uri in ["task://WEB-99", "task://not a key", "https://example.com/WEB-1"] {
         let missing = mcp.request("resources/read", json!({"uri": uri})).await;
         assert_eq!(missing["error"]["code"], -32002, "{uri}: {missing}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prompts: the slash commands, rendered from the store.
+
+/// The text of a prompt's one message; panics with the answer when it is an error.
+async fn prompt_text(mcp: &mut Server, name: &str, arguments: Value) -> String {
+    let got = mcp.request("prompts/get", json!({"name": name, "arguments": arguments})).await;
+    let messages = got["result"]["messages"].as_array().unwrap_or_else(|| panic!("{name}: {got}"));
+    assert_eq!(messages.len(), 1, "{got}");
+    assert_eq!(messages[0]["role"], "user", "{got}");
+    messages[0]["content"]["text"].as_str().unwrap_or_else(|| panic!("{got}")).to_owned()
+}
+
+#[tokio::test]
+async fn prompts_list_is_small_and_names_every_argument() {
+    let url = format!("postgres://postgres@127.0.0.1:{}/nowhere", closed_port());
+    let mut server = Server::spawn(&url, USER);
+    server.initialize().await;
+    let answer = server.request("prompts/list", json!({})).await;
+    let prompts = answer["result"]["prompts"].as_array().unwrap_or_else(|| panic!("{answer}"));
+    let shape: Vec<(String, Vec<(String, bool)>)> = prompts
+        .iter()
+        .map(|p| {
+            assert!(p["description"].as_str().is_some_and(|d| d.len() <= 60), "a short description: {p}");
+            let arguments = p["arguments"].as_array().unwrap_or_else(|| panic!("{p}"));
+            let arguments = arguments
+                .iter()
+                .map(|a| {
+                    assert!(a["description"].is_string(), "{a}");
+                    (a["name"].as_str().unwrap().to_owned(), a["required"].as_bool().unwrap())
+                })
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), arguments)
+        })
+        .collect();
+    let expected = [
+        ("next_task", vec![("repository", false)]),
+        ("plan_work", vec![("goal", true), ("repository", false)]),
+        ("standup", vec![("since", false)]),
+    ];
+    let expected: Vec<(String, Vec<(String, bool)>)> = expected
+        .into_iter()
+        .map(|(name, args)| (name.to_owned(), args.into_iter().map(|(a, r)| (a.to_owned(), r)).collect()))
+        .collect();
+    assert_eq!(shape, expected, "{answer}");
+    let size = serde_json::to_string(&answer["result"]).unwrap().len();
+    println!("prompts/list: {size} bytes");
+    assert!(size <= 1024, "prompts/list is {size} bytes (over 1 KB)");
+    let unknown = server.request("prompts/get", json!({"name": "next"})).await;
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert_eq!(unknown["error"]["data"]["prompts"], json!(["next_task", "plan_work", "standup"]), "{unknown}");
+    let (status, _) = server.close().await;
+    assert!(status.success());
+}
+
+async fn next_task_lists_the_ready_tasks_most_urgent_first(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let low = mcp.ok("create_task", json!({"title": "Tidy the footer", "repository": "web", "priority": "low"})).await;
+    let urgent =
+        mcp.ok("create_task", json!({"title": "Fix the login loop", "repository": "web", "priority": "urgent"})).await;
+    let waiting = mcp
+        .ok("create_task", json!({"title": "Ship after the fix", "repository": "web", "blocked_by": [urgent["key"]]}))
+        .await;
+    let theirs = mcp
+        .ok("create_task", json!({"title": "Someone else's", "repository": "web", "assignee_id": "o@example.com"}))
+        .await;
+    let elsewhere = mcp.ok("create_task", json!({"title": "In the API", "repository": "api"})).await;
+    let taken = mcp.ok("create_task", json!({"title": "Already taken", "repository": "web"})).await;
+    mcp.ok("claim_task", json!({"task_id": taken["key"]})).await;
+
+    let text = prompt_text(&mut mcp, "next_task", json!({"repository": "web"})).await;
+    let key = |t: &Value| t["key"].as_str().unwrap().to_owned();
+    let (at_urgent, at_low) = (text.find(&key(&urgent)), text.find(&key(&low)));
+    assert!(at_urgent.is_some() && at_low.is_some() && at_urgent < at_low, "urgent first: {text}");
+    assert!(text.contains(&format!("- {} urgent Fix the login loop", key(&urgent))), "{text}");
+    for absent in [&waiting, &theirs, &elsewhere, &taken] {
+        assert!(!text.contains(&key(absent)), "{} is not ready here: {text}", key(absent));
+    }
+    for tool in ["claim_task", "add_task_comment", "update_task_status", "release_task", "\"completed\""] {
+        assert!(text.contains(tool), "{tool}: {text}");
+    }
+    // Every repository: the API's task too.
+    let all = prompt_text(&mut mcp, "next_task", json!({"repository": "*"})).await;
+    assert!(all.contains(&key(&elsewhere)) && all.contains(&key(&urgent)), "{all}");
+    let none = prompt_text(&mut mcp, "next_task", json!({"repository": "empty"})).await;
+    assert!(none.starts_with("No task is ready in empty"), "{none}");
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+async fn standup_tells_what_happened_to_the_callers_tasks(backend: Backend) {
+    let (_db, mut mcp) = connect(backend).await;
+    let mine = mcp.ok("create_task", json!({"title": "Mine", "repository": "web", "assignee_id": "me"})).await;
+    let key = mine["key"].as_str().unwrap().to_owned();
+    mcp.ok("update_task_status", json!({"task_id": key, "new_status": "in_progress"})).await;
+    mcp.ok("add_task_comment", json!({"task_id": key, "comment": "Half way:\nthe parser is done."})).await;
+    mcp.ok("update_task_status", json!({"task_id": key, "new_status": "blocked", "comment": "waiting on review"}))
+        .await;
+    let theirs = mcp.ok("create_task", json!({"title": "Theirs", "assignee_id": "o@example.com"})).await;
+    mcp.ok("add_task_comment", json!({"task_id": theirs["key"], "comment": "not mine"})).await;
+
+    let text = prompt_text(&mut mcp, "standup", json!({})).await;
+    assert!(text.contains(USER), "{text}");
+    assert!(text.contains(&format!("{key} Mine (blocked, medium)")), "{text}");
+    for line in [
+        "created",
+        "status: not_started → in_progress",
+        "commented: Half way: the parser is done.",
+        "status: in_progress → blocked (waiting on review)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing: {text}");
+    }
+    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle}: {text}"));
+    assert!(at("→ in_progress") < at("commented") && at("commented") < at("→ blocked"), "oldest first: {text}");
+    assert!(!text.contains("Theirs") && !text.contains("not mine"), "only the caller's tasks: {text}");
+    // Every accepted form of `since` is served; a span shorter than the test still holds the changes.
+    let started = mine["created_at"].as_str().unwrap();
+    for since in ["1h", "3d", "2w", "90m", started] {
+        let text = prompt_text(&mut mcp, "standup", json!({"since": since})).await;
+        assert!(text.contains("→ blocked"), "since {since}: {text}");
+    }
+    // A task whose only change since then is a comment (which leaves updated_at alone) is there,
+    // with that comment only; the changes before that moment are not.
+    let quiet = mcp.ok("create_task", json!({"title": "Quiet", "assignee_id": "me"})).await;
+    let quiet_key = quiet["key"].as_str().unwrap().to_owned();
+    let commented = mcp.ok("add_task_comment", json!({"task_id": quiet_key, "comment": "still on it"})).await;
+    let at = commented["comment"]["created_at"].as_str().unwrap();
+    let text = prompt_text(&mut mcp, "standup", json!({"since": at})).await;
+    assert!(text.contains(&format!("{quiet_key} Quiet")) && text.contains("commented: still on it"), "{text}");
+    assert!(!text.contains(&key) && !text.contains("created"), "nothing before {at}: {text}");
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_work_names_the_tools_and_arguments_that_link_tasks() {
+    let (_db, mut mcp) = connect(Backend::Sqlite).await;
+    let goal = "Let users export their data as CSV.\nBoth the web app and the API.";
+    let text = prompt_text(&mut mcp, "plan_work", json!({"goal": goal, "repository": "org/web"})).await;
+    assert!(text.contains(goal), "the goal as given: {text}");
+    for words in ["create_task", "parent_id", "blocked_by", "update_task", "add_blocked_by", "get_tasks", "\"org/web\""]
+    {
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    let listed = mcp.ok("get_tasks", json!({"repository": "*"})).await;
+    assert!(listed["tasks"].as_array().unwrap().is_empty(), "a prompt changes nothing: {listed}");
+    let (status, _) = mcp.close().await;
+    assert!(status.success());
+}
+
+/// The official MCP Python SDK (`tests/python/prompts_client.py`), in both handshakes.
+async fn the_official_python_sdk_gets_the_prompts_and_reads_the_resources(backend: Backend) {
+    let python = crate::support::python::sdk_python();
+    for mode in ["legacy", "auto"] {
+        let db = TestStore::new(backend).await;
+        let dir = tempfile::tempdir().unwrap();
+        let output = tokio::process::Command::new(&python)
+            .arg(crate::support::python::script("prompts_client.py"))
+            .arg(env!("CARGO_BIN_EXE_task-mcp"))
+            .arg(mode)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &db.url)
+            .env("TASK_MCP_USER", USER)
+            .env("TASK_MCP_DATA_DIR", dir.path())
+            .output()
+            .await
+            .expect("run the Python client");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{mode}: the Python client failed:\n{stderr}");
+        let said: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+        let key = said["key"].as_str().unwrap();
+        let names: Vec<&str> =
+            said["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["next_task", "plan_work", "standup"], "{mode}: {said}");
+        assert_eq!(said["prompts"][1]["arguments"][0], json!({"name": "goal", "required": true}), "{mode}: {said}");
+        let first =
+            |field: &str| said[field][0].as_str().unwrap_or_else(|| panic!("{mode} {field}: {said}")).to_owned();
+        assert!(first("next_task").contains(&format!("- {key} high Read by the SDK")), "{mode}: {said}");
+        assert!(first("plan_work").contains("Port the CLI to Python"), "{mode}: {said}");
+        for standup in [first("standup"), first("standup_default")] {
+            assert!(standup.contains("commented: started from Python"), "{mode}: {standup}");
+        }
+        assert_eq!(said["unknown_prompt"]["code"], -32602, "{mode}: {said}");
+        assert_eq!(said["bad_since"]["code"], -32602, "{mode}: {said}");
+        assert_eq!(said["bad_since"]["data"]["field"], "since", "{mode}: {said}");
+        assert_eq!(said["missing_goal"]["data"]["field"], "goal", "{mode}: {said}");
+        assert_eq!(
+            said["resources"],
+            json!([{"uri": format!("task://{key}"), "name": format!("{key} Read by the SDK"), "mime": "text/markdown"}]),
+            "{mode}: {said}"
+        );
+        assert_eq!(said["read"][0]["mime"], "text/markdown", "{mode}: {said}");
+        assert!(
+            said["read"][0]["text"].as_str().unwrap().starts_with(&format!("# {key} Read by the SDK")),
+            "{mode}: {said}"
+        );
+        // Resource not found is -32002 before protocol 2026-07-28, invalid params since.
+        let not_found = if mode == "legacy" { -32002 } else { -32602 };
+        assert_eq!(said["missing_resource"]["code"], not_found, "{mode}: {said}");
     }
 }

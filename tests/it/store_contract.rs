@@ -72,6 +72,7 @@ contract!(
     a_deleted_task_is_hidden_from_get_and_list_and_cannot_be_changed,
     changing_an_unknown_task_is_not_found,
     a_comment_is_stored_with_its_author_and_listed_oldest_first,
+    history_since_a_moment_is_read_for_many_tasks_and_selects_the_tasks_it_holds,
     a_task_reads_back_with_its_comments_and_history_in_one_call,
     a_task_detail_read_during_concurrent_updates_shows_one_moment,
     listing_filters_by_assignee_repository_status_and_priority_together,
@@ -732,6 +733,36 @@ async fn a_comment_is_stored_with_its_author_and_listed_oldest_first(backend: Ba
     assert_eq!(row.changed_by, BOB);
     assert_eq!(row.changed_at, first.created_at);
     assert_eq!(history.len(), 3);
+}
+
+async fn history_since_a_moment_is_read_for_many_tasks_and_selects_the_tasks_it_holds(backend: Backend) {
+    let ts = TestStore::new(backend).await;
+    let store = ts.store.as_ref();
+    let old = create(store, new_task("Old")).await;
+    let talked = create(store, new_task("Talked about")).await;
+    let untouched = create(store, new_task("Untouched")).await;
+    let (said, _) = store
+        .add_comment(NewComment { task_id: talked.id, comment: comment("a word"), author: BOB.into() })
+        .await
+        .unwrap();
+    let since = said.created_at;
+    assert!(since > untouched.created_at && since > old.created_at, "the comment comes after every create");
+    let (later, _) = store
+        .add_comment(NewComment { task_id: old.id, comment: comment("another"), author: ANN.into() })
+        .await
+        .unwrap();
+
+    let rows = store.history_since(&[old.id, talked.id, untouched.id], since).await.unwrap();
+    let seen: Vec<(Uuid, Option<&str>)> = rows.iter().map(|h| (h.task_id, h.new_value.as_deref())).collect();
+    assert_eq!(seen, vec![(talked.id, Some("a word")), (old.id, Some("another"))], "written order, from `since` on");
+    assert_eq!(rows[1].changed_at, later.created_at);
+    assert!(store.history_since(&[], since).await.unwrap().is_empty());
+    assert!(store.history_since(&[untouched.id], since).await.unwrap().is_empty());
+
+    // A comment leaves updated_at alone; the listing still finds the task by its history.
+    let changed = TaskQuery { changed_since: Some(since), ..query(50) };
+    let found: BTreeSet<Uuid> = store.list_tasks(&changed).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(found, BTreeSet::from([old.id, talked.id]));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -425,6 +425,10 @@ impl Store for PgStore {
         self.inner.bounded(tasks::list_history(&self.inner, task_id)).await
     }
 
+    async fn history_since(&self, task_ids: &[Uuid], since: DateTime<Utc>) -> Result<Vec<HistoryEntry>> {
+        self.inner.bounded(tasks::history_since(&self.inner, task_ids, since)).await
+    }
+
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<crate::store::StoredTaskDetail>> {
         self.inner.bounded(tasks::get_detail(&self.inner, id)).await
     }

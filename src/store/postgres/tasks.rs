@@ -316,6 +316,18 @@ pub(super) async fn list_history(inner: &Inner, task_id: Uuid) -> Outcome<Vec<Hi
     client.query(&statement, &[&task_id]).await?.iter().map(rows::history).collect()
 }
 
+pub(super) async fn history_since(
+    inner: &Inner,
+    task_ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> Outcome<Vec<HistoryEntry>> {
+    let client = inner.conn().await?;
+    let sql =
+        format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = ANY($1) AND changed_at >= $2 ORDER BY n");
+    let statement = client.prepare_cached(&sql).await?;
+    client.query(&statement, &[&task_ids, &since]).await?.iter().map(rows::history).collect()
+}
+
 /// The task, its comments and its history as of one moment: one read-only `REPEATABLE READ`
 /// transaction on one connection (three separate reads could pair a task with history written
 /// after it). The three queries are pipelined; the snapshot is the first one's.
@@ -392,6 +404,10 @@ pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>>
     if let Some(parent) = &query.parent_id {
         let p = q.param(parent);
         q.and(format_args!("t.parent_id = {p}"));
+    }
+    if let Some(since) = &query.changed_since {
+        let p = q.param(since);
+        q.and(format_args!("EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.changed_at >= {p})"));
     }
     if let Some((at, id)) = &after {
         let (a, b) = (q.param(at), q.param(id));

@@ -267,6 +267,11 @@ impl Store for SqliteStore {
         self.read(move |c| Ok(ops::list_history(c, task_id)?)).await
     }
 
+    async fn history_since(&self, task_ids: &[Uuid], since: DateTime<Utc>) -> Result<Vec<HistoryEntry>> {
+        let task_ids = task_ids.to_vec();
+        self.read(move |c| Ok(ops::history_since(c, &task_ids, since)?)).await
+    }
+
     /// The three reads on one connection in one trip to the blocking pool (not three), inside one
     /// read transaction: they see one moment (three statements alone could each see a later commit).
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<super::StoredTaskDetail>> {

@@ -303,6 +303,22 @@ pub(super) fn list_history(conn: &Connection, task_id: Uuid) -> rusqlite::Result
     conn.prepare_cached(&sql)?.query_map([uuid_text(task_id)], rows::history)?.collect()
 }
 
+/// The ids travel as one JSON array (`json_each`): one statement whatever their number.
+pub(super) fn history_since(
+    conn: &Connection,
+    task_ids: &[Uuid],
+    since: DateTime<Utc>,
+) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let sql = format!(
+        "SELECT {} FROM task_history WHERE task_id IN (SELECT value FROM json_each(?1)) AND changed_at >= ?2 \
+         ORDER BY rowid",
+        rows::HISTORY_COLUMNS
+    );
+    let ids = serde_json::to_string(&task_ids.iter().map(|id| uuid_text(*id)).collect::<Vec<_>>())
+        .unwrap_or_else(|_| "[]".to_owned());
+    conn.prepare_cached(&sql)?.query_map(params![ids, micros(since)], rows::history)?.collect()
+}
+
 /// One query: every filter given, ANDed, over tasks that are not deleted, in keyset order. The SQL names
 /// only the filters present, so SQLite can pick the index for the most selective one.
 pub(super) fn list_tasks(conn: &Connection, query: &TaskQuery) -> rusqlite::Result<Vec<Task>> {
@@ -345,6 +361,13 @@ fn list_tasks_sql(query: &TaskQuery) -> (String, Vec<Value>) {
     }
     if let Some(parent) = query.parent_id {
         bind(&mut sql, " AND t.parent_id = ?", Value::Text(uuid_text(parent)));
+    }
+    if let Some(since) = query.changed_since {
+        bind(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM task_history h WHERE h.task_id = t.id AND h.changed_at >= ?)",
+            Value::Integer(micros(since)),
+        );
     }
     if let Some(priority) = query.priority {
         sql.push_str(&format!(" AND t.priority = '{}'", priority.as_str()));

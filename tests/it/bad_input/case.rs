@@ -11,7 +11,7 @@
 //! - `expect`: what must come back; `expect_http` / `expect_stdio` replace it on one transport.
 //!   `error` (the code of a tool error or of a REST error body), `field` (the field it names),
 //!   `says` (words the message holds), `accepted` (the values the error lists), `rpc_error` (a JSON-RPC error code) with `id` (the id it
-//!   answers, default null), `status` (HTTP status), `ok` (a read that succeeds), `stored` (fields
+//!   answers, default null; `field` and `accepted` then name the error's `data`), `status` (HTTP status), `ok` (a read that succeeds), `stored` (fields
 //!   that must be stored and read back exactly as sent), `search` (text that must find, literally,
 //!   exactly the tasks holding it), `event` (the first Server-Sent Event's type), `silent` (no
 //!   answer: a notification the server does not know).

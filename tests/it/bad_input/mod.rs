@@ -168,6 +168,26 @@ fn check(expect: &Expect, outcome: &Outcome) -> Vec<String> {
                     problems.push("the JSON-RPC error has no message".into());
                 }
                 problems.extend(missing_words(&expect.says, message));
+                // An invalid-params error about one argument names it in `data`, with what is accepted.
+                if let Some(expected) = &expect.field {
+                    if frame["error"]["data"]["field"] != json!(expected) {
+                        problems.push(format!(
+                            "expected the error to name {expected}, it names {}",
+                            frame["error"]["data"]["field"]
+                        ));
+                    }
+                    if !message.contains(expected.as_str()) {
+                        problems.push(format!("the message does not name {expected}"));
+                    }
+                }
+                if let Some(accepted) = &expect.accepted
+                    && frame["error"]["data"]["accepted"] != json!(accepted)
+                {
+                    problems.push(format!(
+                        "expected the error to list {accepted:?}, it lists {}",
+                        frame["error"]["data"]["accepted"]
+                    ));
+                }
             }
         }
     }
