@@ -436,6 +436,10 @@ pub fn may_change(actor: &Actor, what: &str) -> Result<()> {
             "this API key is read-only: it may list and read tasks but not {what} (use a key created without \
              --read-only)"
         ))),
+        Access::ReadScope => Err(Error::Forbidden(format!(
+            "this access token is read-only: it was granted tasks:read but not tasks:write, so it may list and read \
+             tasks but not {what} (sign in again granting tasks:write)"
+        ))),
     }
 }
 
