@@ -145,7 +145,7 @@ impl Config {
         let public_url = args.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
         let oauth = args.oauth_issuer.filter(|i| !i.trim().is_empty()).map(|issuer| OAuthConfig {
             issuer: issuer.trim().to_owned(),
-            audience: args.oauth_audience,
+            audience: args.oauth_audience.filter(|a| !a.trim().is_empty()),
             base_url: public_url.clone(),
         });
         Self {

@@ -461,3 +461,20 @@ fn not_ready_reason(why: NotReady) -> String {
         format!("no task is ready: {}", parts.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Email;
+
+    #[test]
+    fn read_only_credentials_may_not_change_and_say_what_would_let_them() {
+        let actor = Actor::new(Email::parse("email", "ann@example.com").unwrap());
+        assert!(may_change(&actor, "create a task").is_ok());
+        let key = may_change(&actor.clone().with_access(Access::ReadOnly), "create a task").unwrap_err();
+        assert!(key.to_string().contains("--read-only"), "{key}");
+        let token = may_change(&actor.with_access(Access::ReadScope), "create a task").unwrap_err();
+        assert!(matches!(&token, Error::Forbidden(m) if m.contains("tasks:write") && m.contains("create a task")));
+        assert_eq!(token.code(), "read_only");
+    }
+}

@@ -1,7 +1,8 @@
 //! `/mcp` as an OAuth protected resource, against a real authorization server started by the test
 //! (`support::oauth`): the metadata documents, the 401 challenge, access tokens checked against the
 //! issuer's keys (audience, issuer, lifetime, algorithm, key rotation, the key set down), the scopes
-//! as a read-only key, API keys beside OAuth, and nothing changed without `OAUTH_ISSUER`.
+//! (a write refused with 403 `insufficient_scope`, the service refusing it as for a read-only key), API
+//! keys beside OAuth, and nothing changed without `OAUTH_ISSUER`.
 
 use std::time::Duration;
 
@@ -264,17 +265,24 @@ async fn a_token_without_tasks_write_reads_like_a_read_only_key_and_one_without_
         let frame: Value = call(&server, &reader, name, arguments).await.json().await.unwrap();
         assert_eq!(frame["result"]["isError"], false, "{name}: {frame}");
     }
+    // Every tool that writes: 403 insufficient_scope before the call, naming the scope to ask for.
     for (name, arguments) in [
         ("create_task", json!({"title": "x"})),
+        ("update_task", json!({"task_id": id, "title": "changed"})),
         ("update_task_status", json!({"task_id": id, "new_status": "completed"})),
         ("add_task_comment", json!({"task_id": id, "comment": "x"})),
         ("delete_task", json!({"task_id": id})),
+        ("claim_task", json!({"task_id": id})),
     ] {
-        let frame: Value = call(&server, &reader, name, arguments).await.json().await.unwrap();
-        assert_eq!(frame["result"]["isError"], true, "{name}: {frame}");
-        assert_eq!(frame["result"]["structuredContent"]["error"]["code"], "read_only", "{name}: {frame}");
-        let text = frame["result"]["content"][0]["text"].as_str().unwrap();
-        assert!(text.contains("tasks:write"), "{name}: {text}");
+        let response = call(&server, &reader, name, arguments).await;
+        let challenge = www_authenticate(&response);
+        assert!(
+            challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"tasks:write\""),
+            "{name}: {challenge}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "insufficient_scope", "{name}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("tasks:write"), "{name}: {body}");
     }
     let after: Value = call(&server, &writer, "get_task", json!({"task_id": id})).await.json().await.unwrap();
     assert_eq!(after["result"]["structuredContent"]["version"], 1, "nothing changed: {after}");
