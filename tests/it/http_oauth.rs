@@ -189,6 +189,16 @@ async fn a_valid_access_token_acts_as_its_email_and_api_keys_keep_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_with_openid_discovery_only_is_found_there() {
+    let db = TestStore::new(Backend::Sqlite).await;
+    let auth = AuthServer::start_with(&[TestKey::Ec1], true).await;
+    let server = server(&db, &auth, Duration::from_secs(60)).await;
+    let token = auth.sign(TestKey::Ec1, &auth.claims("ann@example.com", &resource(&server), ALL));
+    let frame: Value = call(&server, &token, "get_tasks", json!({})).await.json().await.unwrap();
+    assert_eq!(frame["result"]["isError"], false, "{frame}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_tokens_that_prove_nothing_are_refused_with_the_challenge() {
     let db = TestStore::new(Backend::Sqlite).await;
     let auth = AuthServer::start(&[TestKey::Rsa1]).await;

@@ -77,6 +77,8 @@ struct Published {
 #[derive(Clone)]
 struct FixtureState {
     issuer: String,
+    /// Metadata at the OpenID discovery path only (RFC 8414's answers 404).
+    openid_only: bool,
     published: Arc<Mutex<Published>>,
 }
 
@@ -88,14 +90,20 @@ pub struct AuthServer {
 }
 
 impl AuthServer {
-    /// Starts on 127.0.0.1:0, publishing `keys`.
+    /// Starts on 127.0.0.1:0, publishing `keys`, its metadata at RFC 8414's path.
     pub async fn start(keys: &[TestKey]) -> AuthServer {
+        AuthServer::start_with(keys, false).await
+    }
+
+    /// Like [`AuthServer::start`]; with `openid_only`, the metadata is at the OpenID discovery path only.
+    pub async fn start_with(keys: &[TestKey], openid_only: bool) -> AuthServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let published = Arc::new(Mutex::new(Published { keys: keys.to_vec(), ..Published::default() }));
-        let state = FixtureState { issuer: issuer.clone(), published: published.clone() };
+        let state = FixtureState { issuer: issuer.clone(), openid_only, published: published.clone() };
         let app = axum::Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
+            .route("/.well-known/openid-configuration", get(openid_metadata))
             .route("/jwks", get(jwks))
             .with_state(state);
         let shutdown = CancellationToken::new();
@@ -149,7 +157,18 @@ impl Drop for AuthServer {
     }
 }
 
-async fn metadata(State(state): State<FixtureState>) -> Json<Value> {
+async fn metadata(State(state): State<FixtureState>) -> Response {
+    if state.openid_only {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    document(&state).into_response()
+}
+
+async fn openid_metadata(State(state): State<FixtureState>) -> Json<Value> {
+    document(&state)
+}
+
+fn document(state: &FixtureState) -> Json<Value> {
     let issuer = &state.issuer;
     Json(json!({
         "issuer": issuer,

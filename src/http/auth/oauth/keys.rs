@@ -140,7 +140,11 @@ impl KeySource {
                 uri
             }
         };
-        let set: JwkSet = serde_json::from_value(self.get_json(&jwks_uri).await?)
+        let response = self.send(&jwks_uri).await?;
+        if !response.status().is_success() {
+            return Err(format!("{jwks_uri} answered {}", response.status()));
+        }
+        let set: JwkSet = serde_json::from_value(self.read_json(&jwks_uri, response).await?)
             .map_err(|err| format!("the key set at {jwks_uri} is not a JWK set: {err}"))?;
         let keys = key_map(&set);
         if keys.len() == 0 {
@@ -154,13 +158,13 @@ impl KeySource {
     async fn discover(&self) -> Result<Url, String> {
         let mut tried = Vec::new();
         for url in metadata_urls(&self.issuer)? {
-            let metadata = match self.get_json(&url).await {
-                Ok(metadata) => metadata,
-                Err(why) => {
-                    tried.push(why);
-                    continue;
-                }
-            };
+            // A server that does not answer is not asked at the other places (each would wait too).
+            let response = self.send(&url).await?;
+            if !response.status().is_success() {
+                tried.push(format!("{url} answered {}", response.status()));
+                continue;
+            }
+            let metadata = self.read_json(&url, response).await?;
             let named = metadata["issuer"].as_str().unwrap_or_default();
             if named.trim_end_matches('/') != self.issuer {
                 return Err(format!(
@@ -176,33 +180,34 @@ impl KeySource {
         Err(format!("no authorization server metadata found for {}: {}", self.issuer, tried.join("; ")))
     }
 
-    async fn get_json(&self, url: &Url) -> Result<serde_json::Value, String> {
-        let failed = |err: reqwest::Error| {
-            if err.is_timeout() {
-                format!("{url} did not answer within {} s", self.timeout.as_secs_f32())
-            } else {
-                let err = err.without_url();
-                let mut why = err.to_string();
-                let mut source = std::error::Error::source(&err);
-                while let Some(inner) = source {
-                    why = format!("{why}: {inner}");
-                    source = inner.source();
-                }
-                format!("cannot fetch {url}: {why}")
-            }
-        };
-        let mut response = self
-            .http
+    async fn send(&self, url: &Url) -> Result<reqwest::Response, String> {
+        self.http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(failed)?;
-        if !response.status().is_success() {
-            return Err(format!("{url} answered {}", response.status()));
+            .map_err(|err| self.failed(url, err))
+    }
+
+    fn failed(&self, url: &Url, err: reqwest::Error) -> String {
+        if err.is_timeout() {
+            format!("{url} did not answer within {} s", self.timeout.as_secs_f32())
+        } else {
+            let err = err.without_url();
+            let mut why = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(inner) = source {
+                why = format!("{why}: {inner}");
+                source = inner.source();
+            }
+            format!("cannot fetch {url}: {why}")
         }
+    }
+
+    /// The body of a successful answer, as JSON, at most [`MAX_DOCUMENT_BYTES`].
+    async fn read_json(&self, url: &Url, mut response: reqwest::Response) -> Result<serde_json::Value, String> {
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        while let Some(chunk) = response.chunk().await.map_err(|err| self.failed(url, err))? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_DOCUMENT_BYTES {
                 return Err(format!("{url} answered more than {MAX_DOCUMENT_BYTES} bytes"));
