@@ -14,6 +14,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/task-mcp /usr/local/bin/task-mcp
 
 FROM debian:bookworm-slim
+# CA certificates: the OAuth issuer's metadata and keys are fetched over https (OAUTH_ISSUER).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 # A fixed, unprivileged uid that owns only the data directory (the embedded store and the generated
 # secrets live there when no DATABASE_URL / JWT_SECRET is given).
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home --shell /usr/sbin/nologin task-mcp

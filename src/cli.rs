@@ -264,6 +264,15 @@ pub struct ServeArgs {
     /// until the minute ends (a valid credential is still served)
     #[arg(long, env = "TASK_MCP_AUTH_FAILURES", hide_env_values = true, default_value_t = DEFAULT_AUTH_FAILURES, value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_failures: u32,
+
+    /// Issuer URL of an OAuth authorization server whose access tokens (JWT, RS256 or ES256) sign in to
+    /// /mcp, beside API keys, e.g. https://example.eu.auth0.com/ [default: OAuth off]
+    #[arg(long, env = "OAUTH_ISSUER", hide_env_values = true)]
+    pub oauth_issuer: Option<String>,
+
+    /// The audience (`aud`) access tokens must name [default: PUBLIC_URL + /mcp]
+    #[arg(long, env = "OAUTH_AUDIENCE", hide_env_values = true)]
+    pub oauth_audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

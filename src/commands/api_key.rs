@@ -30,7 +30,7 @@ pub async fn create_with(parts: &Parts, name: &str, access: Access) -> anyhow::R
 fn scope_name(access: Access) -> &'static str {
     match access {
         Access::ReadWrite => "read-write",
-        Access::ReadOnly => "read-only",
+        Access::ReadOnly | Access::ReadScope => "read-only",
     }
 }
 

@@ -133,12 +133,15 @@ pub struct Actor {
     pub access: Access,
 }
 
-/// What a credential may do: read and change, or only list and read (a read-only API key).
+/// What a credential may do: read and change, or only list and read (a read-only API key, or an OAuth
+/// access token granted `tasks:read` without `tasks:write`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Access {
     #[default]
     ReadWrite,
     ReadOnly,
+    /// An access token without the write scope: what a read-only key may do, said in its own words.
+    ReadScope,
 }
 
 impl Access {
@@ -146,7 +149,7 @@ impl Access {
     pub fn as_str(self) -> &'static str {
         match self {
             Access::ReadWrite => "read_write",
-            Access::ReadOnly => "read_only",
+            Access::ReadOnly | Access::ReadScope => "read_only",
         }
     }
 

@@ -43,6 +43,11 @@ impl ApiError {
         self
     }
 
+    /// The last value given for the header `name`, if any (the one the response carries).
+    pub fn header(&self, name: &header::HeaderName) -> Option<&HeaderValue> {
+        self.headers.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     /// A value the caller sent was refused; `field` names it.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::from(Error::Invalid(ValidationError::new(field, message)))

@@ -1,5 +1,6 @@
 //! `/mcp`: the same MCP tools as stdio, over Streamable HTTP (rmcp's service, nested in the router),
-//! acting as the user whose API key the request carries. Host and Origin are validated by the layers
+//! acting as the user whose API key (or, with OAuth, access token) the request carries; a token without
+//! `tasks:write` calling a tool that writes gets 403 `insufficient_scope` here. Host and Origin are validated by the layers
 //! every route has (DNS rebinding, cross-site pages); sessions are off, so any instance behind a load balancer can answer
 //! any request. A JSON body that is not a message the server can serve is answered here, before
 //! rmcp (which would say a plain-text 415, or "method not found"): a JSON-RPC error, 400 when no
@@ -18,15 +19,16 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use super::AppState;
+use super::auth::oauth::WRITE_SCOPE;
 use super::auth::{Guard, authenticate};
 use super::errors::ApiError;
 use super::hosts;
-use crate::domain::{Actor, Session};
+use crate::domain::{Access, Actor, Session};
 use crate::error::Error;
 use crate::mcp::framing::{self, Inbound};
 use crate::mcp::{ActorSource, TaskServer};
 
-/// The `/mcp` route, behind the API-key guard.
+/// The `/mcp` route, behind the API-key (and access-token) guard.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let actors = ActorSource::from_request(
         |extensions| {
@@ -53,13 +55,41 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let guard = from_fn_with_state((state.clone(), Guard::ApiKey), authenticate);
     Router::new()
         .route_service("/mcp", service)
-        .route_layer(from_fn_with_state(state.clone(), check_message))
+        .route_layer(from_fn_with_state((state.clone(), Arc::from(TaskServer::writing_tools())), check_message))
         .route_layer(guard)
+}
+
+/// A call of a tool that writes, by an OAuth access token without `tasks:write`: 403
+/// `insufficient_scope` before the call, so the client can ask for the scope (the service would refuse
+/// the change too, as a tool error).
+fn scope_refusal(state: &AppState, parts: &Parts, bytes: &[u8], writing_tools: &[String]) -> Option<Response> {
+    let oauth = state.auth.oauth.as_ref()?;
+    if parts.extensions.get::<Actor>()?.access != Access::ReadScope {
+        return None;
+    }
+    let message: serde_json::Value = serde_json::from_slice(bytes.strip_prefix(framing::BOM).unwrap_or(bytes)).ok()?;
+    let tool = message.get("params")?.get("name")?.as_str()?;
+    if message.get("method")?.as_str()? != "tools/call" || !writing_tools.iter().any(|t| t == tool) {
+        return None;
+    }
+    let error = ApiError::forbidden(
+        "insufficient_scope",
+        format!(
+            "{tool} changes tasks: it needs the scope {WRITE_SCOPE}, which this access token was not granted (sign \
+             in again granting it)"
+        ),
+    )
+    .with_header(header::WWW_AUTHENTICATE, oauth.scope_challenge(WRITE_SCOPE));
+    Some(error.into_response())
 }
 
 /// Reads a POSTed JSON body once and answers the messages rmcp would refuse without saying why;
 /// the rest goes on to rmcp unchanged. Other content types are left to rmcp (415).
-async fn check_message(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn check_message(
+    State((state, writing_tools)): State<(AppState, Arc<[String]>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -79,6 +109,7 @@ async fn check_message(State(state): State<AppState>, req: Request, next: Next) 
         }
     };
     match framing::classify(&bytes) {
+        Inbound::Message(_) if let Some(refusal) = scope_refusal(&state, &parts, &bytes, &writing_tools) => refusal,
         Inbound::Message(_) => {
             // rmcp's own parser does not forgive a byte order mark.
             let bytes = if bytes.starts_with(framing::BOM) { bytes.slice(framing::BOM.len()..) } else { bytes };

@@ -49,6 +49,7 @@ use crate::events::hub::Hub;
 use crate::events::relay::RelayMode;
 use crate::service::TaskService;
 use crate::wiring::Parts;
+use auth::oauth::{OAuthConfig, ResourceServer};
 use auth::{FailureLimiter, Guard, JwtKeys, SecretSource};
 use openapi::{Api, op};
 
@@ -80,6 +81,10 @@ pub struct Limits {
     /// Open event streams in all, and per user.
     pub max_streams: usize,
     pub max_streams_per_user: usize,
+    /// How long a fetch of the OAuth issuer's metadata or keys may take.
+    pub jwks_timeout: Duration,
+    /// How soon the issuer's keys may be fetched again for a token naming a key not in the cache.
+    pub jwks_refetch: Duration,
 }
 
 impl Default for Limits {
@@ -97,6 +102,8 @@ impl Default for Limits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_streams: DEFAULT_MAX_STREAMS,
             max_streams_per_user: DEFAULT_MAX_STREAMS_PER_USER,
+            jwks_timeout: Duration::from_secs(5),
+            jwks_refetch: Duration::from_secs(60),
         }
     }
 }
@@ -110,6 +117,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub allowed_hosts: Vec<String>,
     pub public_url: Option<String>,
+    /// `/mcp` as an OAuth protected resource (`OAUTH_ISSUER`), beside API keys.
+    pub oauth: Option<OAuthConfig>,
     pub limits: Limits,
 }
 
@@ -122,6 +131,7 @@ impl std::fmt::Debug for Config {
             .field("cors_origins", &self.cors_origins)
             .field("allowed_hosts", &self.allowed_hosts)
             .field("public_url", &self.public_url)
+            .field("oauth", &self.oauth)
             .field("limits", &self.limits)
             .finish()
     }
@@ -132,13 +142,20 @@ impl Config {
         let clean = |list: Vec<String>| -> Vec<String> {
             list.into_iter().map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect()
         };
+        let public_url = args.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
+        let oauth = args.oauth_issuer.filter(|i| !i.trim().is_empty()).map(|issuer| OAuthConfig {
+            issuer: issuer.trim().to_owned(),
+            audience: args.oauth_audience.filter(|a| !a.trim().is_empty()),
+            base_url: public_url.clone(),
+        });
         Self {
             host: args.host,
             port: args.port,
             jwt_secret: args.jwt_secret,
             cors_origins: clean(args.cors_origins),
             allowed_hosts: clean(args.allowed_hosts),
-            public_url: args.public_url.map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()),
+            public_url,
+            oauth,
             limits: Limits {
                 max_connections: args.max_connections.max(1),
                 max_streams: args.max_streams,
@@ -154,6 +171,8 @@ impl Config {
 pub struct AuthState {
     pub jwt: JwtKeys,
     pub limiter: FailureLimiter,
+    /// With `OAUTH_ISSUER`: `/mcp` as a protected resource.
+    pub oauth: Option<ResourceServer>,
 }
 
 /// Everything a handler may need, cheap to clone.
@@ -188,6 +207,14 @@ impl AppState {
     pub fn new(parts: Parts, config: Config, secret: &[u8], shutdown: CancellationToken) -> anyhow::Result<Self> {
         let jwt = JwtKeys::new(secret)?.with_max_lifetime(config.limits.token_lifetime);
         let limiter = FailureLimiter::new(config.limits.auth_failures, config.limits.auth_window);
+        let oauth = match &config.oauth {
+            Some(oauth) => {
+                let bound = format!("http://{}", SocketAddr::new(config.host, config.port));
+                let limits = &config.limits;
+                Some(ResourceServer::new(oauth, &bound, limits.jwks_timeout, limits.jwks_refetch)?)
+            }
+            None => None,
+        };
         let hub = parts.start_hub(shutdown.clone());
         let metrics = metrics::Metrics::new({
             let (hub, store) = (hub.clone(), parts.store.clone());
@@ -196,7 +223,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             service: parts.service.clone(),
             parts,
-            auth: AuthState { jwt, limiter },
+            auth: AuthState { jwt, limiter, oauth },
             hub,
             metrics,
             streams: caps::StreamCaps::new(config.limits.max_streams, config.limits.max_streams_per_user),
@@ -402,10 +429,14 @@ pub fn router(state: AppState) -> Router {
     let (api_routes, operations) = api(state.clone()).into_parts();
     let _ = state.openapi.set(openapi::document(&operations));
     let limits = &state.config.limits;
-    api_routes
-        .merge(mcp::routes(&state))
-        .merge(dashboard::routes())
-        .fallback(errors::fallback)
+    let mut app = api_routes.merge(mcp::routes(&state)).merge(dashboard::routes());
+    if state.auth.oauth.is_some() {
+        // Only with OAuth: without it the metadata paths are unknown routes (404), as before.
+        app = app
+            .route(auth::oauth::METADATA_PATH, axum::routing::get(auth::oauth::metadata))
+            .route(auth::oauth::METADATA_PATH_MCP, axum::routing::get(auth::oauth::metadata));
+    }
+    app.fallback(errors::fallback)
         .method_not_allowed_fallback(|| async { errors::ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(limits.body_bytes))
         .layer(from_fn_with_state(state.clone(), middleware::time_limit))
@@ -433,11 +464,15 @@ pub struct Server {
 impl Server {
     /// Resolves the JWT secret (refusing to start without a usable one), binds the listener, and
     /// builds the state. Port 0 picks a free port.
-    pub async fn build(parts: Parts, config: Config) -> anyhow::Result<Server> {
+    pub async fn build(parts: Parts, mut config: Config) -> anyhow::Result<Server> {
         let (secret, secret_source) =
             auth::resolve_secret(config.jwt_secret.as_deref(), config.host, &parts.settings.data_dir)?;
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address}"))?;
+        if let Some(oauth) = config.oauth.as_mut().filter(|o| o.base_url.is_none()) {
+            // Without PUBLIC_URL the resource is named by the address bound (the port 0 picked).
+            oauth.base_url = Some(format!("http://{}", listener.local_addr()?));
+        }
         let shutdown = CancellationToken::new();
         let state = AppState::new(parts, config, &secret, shutdown.clone())?;
         Ok(Server { listener, state, secret_source, shutdown })

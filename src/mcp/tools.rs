@@ -183,6 +183,19 @@ fn limit(value: Option<i64>) -> Result<Option<u32>, ValidationError> {
         .transpose()
 }
 
+impl TaskServer {
+    /// The tools that may change something (not annotated read-only): what a read-only credential
+    /// may not call.
+    pub fn writing_tools() -> Vec<String> {
+        Self::tool_router()
+            .list_all()
+            .into_iter()
+            .filter(|tool| tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true))
+            .map(|tool| tool.name.to_string())
+            .collect()
+    }
+}
+
 #[tool_router]
 impl TaskServer {
     /// List tasks, newest change first; filters combine (all must match).

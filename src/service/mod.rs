@@ -477,6 +477,10 @@ pub fn may_change(actor: &Actor, what: &str) -> Result<()> {
             "this API key is read-only: it may list and read tasks but not {what} (use a key created without \
              --read-only)"
         ))),
+        Access::ReadScope => Err(Error::Forbidden(format!(
+            "this access token is read-only: it was granted tasks:read but not tasks:write, so it may list and read \
+             tasks but not {what} (sign in again granting tasks:write)"
+        ))),
     }
 }
 
@@ -496,5 +500,22 @@ fn not_ready_reason(why: NotReady) -> String {
         "no task is ready: no open task waits to be started".to_owned()
     } else {
         format!("no task is ready: {}", parts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Email;
+
+    #[test]
+    fn read_only_credentials_may_not_change_and_say_what_would_let_them() {
+        let actor = Actor::new(Email::parse("email", "ann@example.com").unwrap());
+        assert!(may_change(&actor, "create a task").is_ok());
+        let key = may_change(&actor.clone().with_access(Access::ReadOnly), "create a task").unwrap_err();
+        assert!(key.to_string().contains("--read-only"), "{key}");
+        let token = may_change(&actor.with_access(Access::ReadScope), "create a task").unwrap_err();
+        assert!(matches!(&token, Error::Forbidden(m) if m.contains("tasks:write") && m.contains("create a task")));
+        assert_eq!(token.code(), "read_only");
     }
 }

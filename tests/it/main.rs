@@ -15,6 +15,7 @@ mod http_auth;
 mod http_e2e;
 mod http_limits;
 mod http_mcp;
+mod http_oauth;
 mod http_origins;
 mod http_rest;
 mod http_server;

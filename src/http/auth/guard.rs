@@ -1,15 +1,18 @@
 //! The auth guard: the route layer that proves who calls (per [`Guard`]), the [`Caller`] extractor,
-//! and reading a token from the `Authorization` header or the `access_token` query parameter.
+//! and reading a token from the `Authorization` header or the `access_token` query parameter. On
+//! `/mcp` with OAuth, a bearer credential that is not an API key is an access token, and every 401
+//! there points the client at the metadata (RFC 9728).
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
 use super::api_key;
+use super::oauth::{Refusal, ResourceServer, Verified};
 use crate::domain::{Actor, Session};
 use crate::http::AppState;
 use crate::http::errors::ApiError;
@@ -25,7 +28,7 @@ pub enum Guard {
     /// A JWT or a stream ticket, in the header or (for EventSource, which cannot send headers) the
     /// `access_token` query parameter. The event stream only: elsewhere a ticket is refused.
     JwtOrQuery,
-    /// An API key: `X-API-Key` or `Authorization: Bearer`.
+    /// An API key: `X-API-Key` or `Authorization: Bearer`; with OAuth, an access token too.
     ApiKey,
 }
 
@@ -63,7 +66,7 @@ pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut r
     // Only Sync parts of the request are held across the store lookup (the body is not Sync).
     let (headers, query) = (req.headers().clone(), req.uri().query().map(str::to_owned));
     match identify(&state, guard, &headers, query.as_deref(), ip).await {
-        Ok(Some((actor, credential))) => {
+        Ok(Some((actor, session))) => {
             tracing::Span::current().record("user", actor.email.as_str());
             // On REST a read-only key is refused any change before its body is read (the service
             // refuses it too); opening a stream ticket is a read. On `/mcp` every call is a POST: the
@@ -74,12 +77,28 @@ pub async fn authenticate(State((state, guard)): State<(AppState, Guard)>, mut r
             if !reads && let Err(err) = crate::service::may_change(&actor, "change anything") {
                 return axum::response::IntoResponse::into_response(ApiError::from(err));
             }
-            req.extensions_mut().insert(session_of(&actor, &credential));
+            req.extensions_mut().insert(session);
             req.extensions_mut().insert(actor);
             next.run(req).await
         }
         Ok(None) => next.run(req).await,
-        Err(err) => axum::response::IntoResponse::into_response(err),
+        Err(err) => {
+            let err = match &state.auth.oauth {
+                // Whatever was wrong, the client learns where to sign in.
+                Some(oauth)
+                    if guard == Guard::ApiKey
+                        && err.status == StatusCode::UNAUTHORIZED
+                        && !err
+                            .header(&header::WWW_AUTHENTICATE)
+                            .is_some_and(|v| v.as_bytes().windows(17).any(|w| w == b"resource_metadata")) =>
+                {
+                    let challenge = oauth.challenge(None);
+                    err.with_header(header::WWW_AUTHENTICATE, challenge)
+                }
+                _ => err,
+            };
+            axum::response::IntoResponse::into_response(err)
+        }
     }
 }
 
@@ -89,7 +108,7 @@ async fn identify(
     headers: &HeaderMap,
     query: Option<&str>,
     ip: IpAddr,
-) -> Result<Option<(Actor, String)>, ApiError> {
+) -> Result<Option<(Actor, Session)>, ApiError> {
     if guard == Guard::Public {
         return Ok(None);
     }
@@ -119,6 +138,9 @@ async fn identify(
         Ok(Some(credential)) => credential,
         Ok(None) => {
             let what = match guard {
+                Guard::ApiKey if state.auth.oauth.is_some() => {
+                    "sign in (OAuth: see the resource_metadata of WWW-Authenticate) or send an API key as X-API-Key"
+                }
                 Guard::ApiKey => "an API key is required: send X-API-Key (create one with `task-mcp api-key create`)",
                 Guard::JwtOrQuery => "a token is required: send Authorization: Bearer <token> or ?access_token=<token>",
                 _ => "a token is required: send Authorization: Bearer <token> (get one with `task-mcp token`)",
@@ -127,6 +149,13 @@ async fn identify(
         }
         Err(message) => return Err(failed(state, ip, message)),
     };
+    if guard == Guard::ApiKey
+        && let Some(oauth) = &state.auth.oauth
+        && !credential.starts_with(API_KEY_PREFIX)
+        && !headers.contains_key("x-api-key")
+    {
+        return access_token(state, oauth, &credential, ip).await.map(Some);
+    }
     // The credential is checked first: a valid one is served even while its address is locked out
     // (others' failures from behind the same proxy must not lock it out); only failures count.
     let verified = match guard {
@@ -136,11 +165,59 @@ async fn identify(
         _ => state.auth.jwt.verify(&credential),
     };
     match verified {
-        Ok(actor) => Ok(Some((actor, credential))),
+        Ok(actor) => {
+            let session = session_of(&actor, &credential);
+            Ok(Some((actor, session)))
+        }
         Err(message) => {
             tracing::info!(%ip, "authentication failed: {message}");
             Err(failed(state, ip, message))
         }
+    }
+}
+
+/// What an OAuth access token proves on `/mcp`: 401 with the challenge when nothing, 403 when it grants
+/// no scope of ours, 503 when the issuer's keys cannot be had (not counted as a failed attempt: the
+/// caller may have done nothing wrong).
+async fn access_token(
+    state: &AppState,
+    oauth: &ResourceServer,
+    token: &str,
+    ip: IpAddr,
+) -> Result<(Actor, Session), ApiError> {
+    match oauth.verify(token).await {
+        Ok(Verified { actor, client }) => {
+            // The claims an agent holds outlive its token (refreshed every hour or so): the session is
+            // the user and the OAuth client, not the token.
+            let session = match client {
+                Some(client) => Session {
+                    holder: format!(
+                        "{} (OAuth client {})",
+                        actor.email.as_str(),
+                        client.chars().take(80).collect::<String>()
+                    ),
+                    agent: None,
+                },
+                None => session_of(&actor, token),
+            };
+            Ok((actor, session))
+        }
+        Err(Refusal::Invalid(why)) => {
+            tracing::info!(%ip, "authentication failed: {why}");
+            let challenge = oauth.challenge(Some(&why));
+            Err(failed(state, ip, why).with_header(header::WWW_AUTHENTICATE, challenge))
+        }
+        Err(Refusal::Scope(why)) => Err(ApiError::forbidden("insufficient_scope", why)
+            .with_header(header::WWW_AUTHENTICATE, oauth.scope_challenge(super::oauth::ALL_SCOPES))),
+        Err(Refusal::Unavailable(why)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authorization_server_unavailable",
+            format!(
+                "the access token is signed with a key this server does not have yet, and the authorization \
+                 server's keys cannot be fetched now ({why}); retry later"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, 30)),
     }
 }
 

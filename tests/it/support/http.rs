@@ -25,6 +25,7 @@ pub fn config() -> Config {
         cors_origins: vec!["https://dashboard.example.com".to_owned()],
         allowed_hosts: Vec::new(),
         public_url: None,
+        oauth: None,
         // Auth-matrix tests fail on purpose many times from 127.0.0.1: only the rate-limit test
         // lowers this.
         limits: Limits { auth_failures: 100_000, ..Limits::default() },

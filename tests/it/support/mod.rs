@@ -2,6 +2,7 @@
 
 pub mod http;
 pub mod mcp;
+pub mod oauth;
 pub mod pg;
 pub mod python;
 pub mod redis;
