@@ -14,9 +14,10 @@ use crate::plan::Plan;
 use crate::setup::{Backend, Kind};
 use crate::stats::{Samples, Table, ms, per_second, ratio};
 use crate::stdio::Session;
-use crate::tools::REPOSITORY;
 
 const ACTOR: &str = "bench@example.com";
+/// The section's own repository: both sides claim only what it created, not the other sections' tasks.
+const REPOSITORY: &str = "bench/claims";
 /// Turns the tool and its floor take, so both meet the same load.
 const ROUNDS: usize = 10;
 
@@ -37,8 +38,10 @@ impl Floor {
     fn claim(&mut self) -> Result<bool> {
         let holder = "bench floor";
         Ok(match self {
-            Floor::Postgres(floor, handle) => handle.block_on(floor.claim_next(ACTOR, holder, ACTOR))?.is_some(),
-            Floor::Sqlite(floor) => floor.claim_next(ACTOR, holder, ACTOR)?.is_some(),
+            Floor::Postgres(floor, handle) => {
+                handle.block_on(floor.claim_next(ACTOR, holder, ACTOR, Some(REPOSITORY)))?.is_some()
+            }
+            Floor::Sqlite(floor) => floor.claim_next(ACTOR, holder, ACTOR, Some(REPOSITORY))?.is_some(),
         })
     }
 
@@ -68,8 +71,10 @@ pub async fn claims(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, Claim
         let calls = plan.calls;
         let mut session = Session::spawn(&target)?;
         session.initialize()?;
-        // Warm: the pool connected, the identity resolved, the user created (the floor looks it up).
-        session.call("claim_task", json!({}))?;
+        // Warm: the pool connected, the identity resolved, the user and the repository created (the
+        // floor looks both up).
+        session.call("create_task", json!({"title": "warm", "repository": REPOSITORY}))?;
+        session.call("claim_task", json!({"repository": REPOSITORY}))?;
         // One writer creating the pool both sides claim from: the rate racers are compared with.
         let started = Instant::now();
         for i in 0..2 * calls {
@@ -80,7 +85,7 @@ pub async fn claims(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, Claim
         let batch = calls.div_ceil(ROUNDS);
         for _ in 0..ROUNDS {
             for _ in 0..batch {
-                let (took, answer) = session.timed_call("claim_task", json!({}))?;
+                let (took, answer) = session.timed_call("claim_task", json!({"repository": REPOSITORY}))?;
                 if answer.structured()?["task"].is_null() {
                     bail!("claim_task found nothing ready: {}", answer.frame);
                 }
@@ -116,7 +121,9 @@ pub async fn claims(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, Claim
                     scope.spawn(move || -> Result<usize> {
                         barrier.wait();
                         let mut n = 0;
-                        while !session.call("claim_task", json!({}))?.structured()?["task"].is_null() {
+                        while !session.call("claim_task", json!({"repository": REPOSITORY}))?.structured()?["task"]
+                            .is_null()
+                        {
                             n += 1;
                         }
                         session.close()?;
@@ -132,7 +139,7 @@ pub async fn claims(backend: &Backend, plan: &Plan) -> Result<(Vec<Table>, Claim
             }
             Ok((claimed, started.elapsed()))
         })?;
-        if claimed < pool {
+        if claimed != pool {
             bail!("the racers claimed {claimed} of {pool} ready tasks");
         }
         let claims_per_second = claimed as f64 / elapsed.as_secs_f64();

@@ -142,13 +142,18 @@ impl PgFloor {
     /// `claim_task` without a task id: the sweep of leases that ran out (its own transaction), then
     /// the user, the pick under `SKIP LOCKED`, the row locked, the claim written, three history rows
     /// and the event. `None` when nothing is ready.
-    pub async fn claim_next(&mut self, email: &str, holder: &str, actor: &str) -> Result<Option<Uuid>> {
+    pub async fn claim_next(
+        &mut self,
+        email: &str,
+        holder: &str,
+        actor: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Uuid>> {
         let tx = self.client.transaction().await?;
         tx.query(&self.sweep, &[&100i64]).await?;
         tx.commit().await?;
         let tx = self.client.transaction().await?;
         let user_id: Uuid = tx.query_one(&self.user, &[&email]).await?.try_get(0)?;
-        let repository: Option<&str> = None;
         let Some(next) = tx.query_opt(&self.next_ready, &[&user_id, &repository]).await? else {
             tx.commit().await?;
             return Ok(None);
@@ -313,7 +318,8 @@ async fn record(
     let fields: Vec<&str> = changes.iter().map(|c| c.0).collect();
     let olds: Vec<Option<&str>> = changes.iter().map(|c| c.1.as_deref()).collect();
     let news: Vec<Option<&str>> = changes.iter().map(|c| c.2.as_deref()).collect();
-    let json = task_mcp::wire::task_value(task);
+    // The store's own payload, as the store writes it (not the public JSON).
+    let json = tokio_postgres::types::Json(task_mcp::store::payload::Payload::of(task));
     let previous: Option<Uuid> = None;
     let history_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
         [&task.id, &ids, &fields, &olds, &news, &actor, &comment];

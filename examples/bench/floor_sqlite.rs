@@ -75,7 +75,8 @@ impl SqliteFloor {
     }
 
     fn event(conn: &Connection, kind: &str, task: &Task, actor: &str, at: i64) -> Result<i64> {
-        let json = task_mcp::wire::task_value(task).to_string();
+        // The store's own payload, as the store writes it (not the public JSON).
+        let json = task_mcp::store::payload::Payload::of(task).to_text();
         conn.prepare_cached(
             "INSERT INTO events (event_type, task_id, actor, task, assignee_id, previous_assignee_id, repository, \
                                  created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -96,7 +97,13 @@ impl SqliteFloor {
     /// `claim_task` without a task id: the sweep of leases that ran out (its own transaction), then in
     /// one write transaction the user, the pick, the task read, the claim written, three history rows
     /// and the event. `None` when nothing is ready.
-    pub fn claim_next(&mut self, email: &str, holder: &str, actor: &str) -> Result<Option<Uuid>> {
+    pub fn claim_next(
+        &mut self,
+        email: &str,
+        holder: &str,
+        actor: &str,
+        repository: Option<&str>,
+    ) -> Result<Option<Uuid>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sweep = format!(
             "SELECT {TASK_COLUMNS} {TASK_FROM} WHERE t.claim_expires_at <= ?1 AND t.deleted_at IS NULL \
@@ -116,7 +123,7 @@ impl SqliteFloor {
              AND NOT EXISTS ({OPEN_BLOCKER}) {NEXT_READY_ORDER}"
         );
         let next: Option<String> =
-            tx.prepare_cached(&pick)?.query_row(params![user_id, None::<String>], |r| r.get(0)).optional()?;
+            tx.prepare_cached(&pick)?.query_row(params![user_id, repository], |r| r.get(0)).optional()?;
         let Some(id) = next else {
             tx.commit()?;
             return Ok(None);

@@ -263,7 +263,7 @@ pub fn lapsed(task: &Task, now: DateTime<Utc>) -> Option<Record> {
     Some(record(task, new, SYSTEM_ACTOR, Some(comment), now))
 }
 
-/// The event for a task whose last open blocker just closed: it is ready now. Nothing of the task
+/// The event for a task whose last open blocker just closed (or was deleted): it is ready now. Nothing of the task
 /// changes, so no history row.
 pub fn unblocked(task: &Task, actor: &str) -> Record {
     Record {

@@ -3,7 +3,7 @@
 
 pub mod dump;
 pub mod failed;
-pub(crate) mod payload;
+pub mod payload;
 pub mod postgres;
 pub mod sqlite;
 

@@ -13,20 +13,21 @@ use crate::domain::{Claim, Complexity, Priority, Status, Task};
 /// The version this code writes.
 const VERSION: u32 = 1;
 
-/// The payload as written: `{"v": 1, "task": {…}}`.
+/// The payload as written: `{"v": 1, "task": {…}}`. Public for code that writes event rows itself
+/// (the benchmark's floor writes exactly what the stores write).
 #[derive(Debug, Serialize)]
-pub(crate) struct Payload<'a> {
+pub struct Payload<'a> {
     v: u32,
     task: TaskV1<'a>,
 }
 
 impl<'a> Payload<'a> {
-    pub(crate) fn of(task: &'a Task) -> Self {
+    pub fn of(task: &'a Task) -> Self {
         Self { v: VERSION, task: TaskV1::from(task) }
     }
 
     /// As JSON text (SQLite).
-    pub(crate) fn to_text(&self) -> String {
+    pub fn to_text(&self) -> String {
         // Plain strings, numbers and options: serialising cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }

@@ -1,7 +1,9 @@
 //! Agents working together, through the real binary over stdio on both stores: claims raced by
-//! eight processes, a lease that runs out, a chain of blockers, a parent with an open subtask.
+//! eight processes, a lease that runs out, a holder killed mid-lease, a chain of blockers, a blocker
+//! deleted, a parent with an open subtask.
 
 use std::collections::HashSet;
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -34,6 +36,8 @@ on_every_backend!(
     eight_processes_racing_claim_every_task_exactly_once,
     a_lease_that_runs_out_frees_the_task_and_the_system_records_it,
     a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused,
+    deleting_the_last_open_blocker_makes_the_task_ready_with_an_event,
+    a_holder_killed_mid_lease_keeps_the_task_until_the_lease_runs_out_then_another_process_takes_it,
     a_parent_with_an_open_subtask_cannot_be_completed,
     keys_name_tasks_in_links_claims_and_releases,
 );
@@ -167,6 +171,99 @@ async fn a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused(backend: Bac
     assert_eq!(last.kind.as_str(), "task_updated");
     assert_eq!(last.task.open_blockers, 0);
     mcp.close().await;
+}
+
+async fn deleting_the_last_open_blocker_makes_the_task_ready_with_an_event(backend: Backend) {
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let a = create(&mut mcp, json!({"title": "A"})).await;
+    let b = create(&mut mcp, json!({"title": "B"})).await;
+    let c = create(&mut mcp, json!({"title": "C", "blocked_by": [a, b], "priority": "urgent"})).await;
+    let before = events_of(&db.url, &c).await.len();
+    // One of two blockers deleted: C still waits on B, and nothing is announced for it.
+    mcp.ok("delete_task", json!({"task_id": a})).await;
+    assert_eq!(events_of(&db.url, &c).await.len(), before, "C is not ready yet");
+    let next = mcp.ok("claim_task", json!({})).await;
+    assert_eq!(id_of(&next["task"]), b, "only B is ready: {next}");
+    // The last open blocker deleted (claimed, in progress): C is ready, and the feed says so.
+    mcp.ok("delete_task", json!({"task_id": b, "reason": "not needed after all"})).await;
+    let events = events_of(&db.url, &c).await;
+    assert_eq!(events.len(), before + 1, "{events:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last.kind.as_str(), "task_updated");
+    assert_eq!(last.task.open_blockers, 0);
+    assert_eq!(last.actor, USER);
+    let ready = mcp.ok("get_tasks", json!({"ready": true, "detail": "full"})).await;
+    assert_eq!(ready["tasks"].as_array().unwrap().iter().map(id_of).collect::<Vec<_>>(), vec![c.clone()]);
+    assert_eq!(id_of(&mcp.ok("claim_task", json!({})).await["task"]), c);
+    // A blocker already completed frees nothing more when it is deleted: no second event.
+    let d = create(&mut mcp, json!({"title": "D"})).await;
+    let e = create(&mut mcp, json!({"title": "E", "blocked_by": [d]})).await;
+    mcp.ok("update_task_status", json!({"task_id": d, "new_status": "completed"})).await;
+    let announced = events_of(&db.url, &e).await.len();
+    mcp.ok("delete_task", json!({"task_id": d})).await;
+    assert_eq!(events_of(&db.url, &e).await.len(), announced);
+    mcp.close().await;
+}
+
+/// A stdio agent killed (SIGKILL: no goodbye, no release) while it holds a claim: its task stays
+/// held for the rest of the lease, then the next claimer gets it, and the history tells the story.
+async fn a_holder_killed_mid_lease_keeps_the_task_until_the_lease_runs_out_then_another_process_takes_it(
+    backend: Backend,
+) {
+    const LEASE_SECONDS: i64 = 3;
+    let db = TestStore::new(backend).await;
+    let mut doomed = Server::connect(&db.url, USER).await;
+    let mut other = Server::connect(&db.url, USER).await;
+    let id = create(&mut doomed, json!({"title": "held by an agent that dies"})).await;
+    let held = doomed.ok("claim_task", json!({"lease_seconds": LEASE_SECONDS})).await;
+    assert_eq!(id_of(&held["task"]), id);
+    let holder = held["task"]["claim"]["holder"].as_str().unwrap().to_owned();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        held["task"]["claim"]["expires_at"].as_str().unwrap().parse().unwrap();
+    let status = doomed.kill().await;
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    // While the lease lives, the other process is told nothing is ready (the task is held). On a
+    // machine so slow that the lease ran out before the call was answered, taking it is right too.
+    let asked = other.ok("claim_task", json!({})).await;
+    if asked["task"].is_null() {
+        assert!(asked["reason"].as_str().unwrap().contains("claimed"), "{asked}");
+    } else {
+        assert!(chrono::Utc::now() >= expires_at, "taken before the lease ran out: {asked}");
+    }
+    // Once the lease has run out, the other process's next claim takes it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let taken = if asked["task"].is_null() {
+        loop {
+            let claimed = other.ok("claim_task", json!({})).await;
+            if !claimed["task"].is_null() {
+                break claimed;
+            }
+            assert!(Instant::now() < deadline, "the dead holder's lease never ran out: {claimed}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    } else {
+        asked
+    };
+    assert_eq!(id_of(&taken["task"]), id);
+    assert!(chrono::Utc::now() >= expires_at, "taken before the lease ran out: {taken}");
+    let new_holder = taken["task"]["claim"]["holder"].as_str().unwrap().to_owned();
+    assert_ne!(new_holder, holder);
+    // The history: claimed by the dead process, given back by the system, claimed by the other.
+    let detail = other.ok("get_task", json!({"task_id": id})).await;
+    let claims: Vec<(String, Value, Value)> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["field_changed"] == "claim")
+        .map(|h| (h["changed_by"].as_str().unwrap().to_owned(), h["old_value"].clone(), h["new_value"].clone()))
+        .collect();
+    let starts_with = |v: &Value, who: &str| v.as_str().is_some_and(|v| v.starts_with(&format!("{who} until ")));
+    assert_eq!(claims.len(), 3, "{detail}");
+    assert!(claims[0].1.is_null() && starts_with(&claims[0].2, &holder), "{claims:?}");
+    assert!(claims[1].0 == "system" && starts_with(&claims[1].1, &holder) && claims[1].2.is_null(), "{claims:?}");
+    assert!(claims[2].1.is_null() && starts_with(&claims[2].2, &new_holder), "{claims:?}");
+    other.close().await;
 }
 
 async fn a_parent_with_an_open_subtask_cannot_be_completed(backend: Backend) {

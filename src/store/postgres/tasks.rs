@@ -289,7 +289,11 @@ pub(super) async fn delete(inner: &Inner, deletion: TaskDeletion) -> Outcome<Tas
         )
         .await?;
     tx.execute(&statement, &[&task.id, &task.deleted_at, &task.updated_at, &task.updated_by, &task.version]).await?;
-    let seq = write_record(&tx, &record).await?;
+    let mut seq = write_record(&tx, &record).await?;
+    if old.status.is_open() {
+        // An open blocker deleted frees what waited on it, as its completion would.
+        seq = seq.max(work::announce_unblocked(&tx, old.id, &deletion.actor).await?);
+    }
     tx.commit().await?;
     inner.committed(seq);
     Ok(record.task)

@@ -236,7 +236,7 @@ pub(super) async fn open_blockers(client: &impl GenericClient, task: Uuid) -> Ou
     Ok(client.query_one(&statement, &[&task]).await?.get(0))
 }
 
-/// After `closed` was completed or cancelled: an event for each live task it blocked that waits on
+/// After `closed` was completed, cancelled or deleted: an event for each live task it blocked that waits on
 /// nothing now (they became ready). Returns the last event's seq (0 when none).
 pub(super) async fn announce_unblocked(tx: &Transaction<'_>, closed: Uuid, actor: &str) -> Outcome<i64> {
     let sql = format!(

@@ -289,7 +289,11 @@ pub(super) fn delete_task(conn: &Connection, deletion: &TaskDeletion) -> Outcome
         task.updated_by,
         task.version
     ])?;
-    let seq = write_record(conn, &record, now)?;
+    let mut seq = write_record(conn, &record, now)?;
+    if old.status.is_open() {
+        // An open blocker deleted frees what waited on it, as its completion would.
+        seq = work::announce_unblocked(conn, old.id, &deletion.actor)?.unwrap_or(seq).max(seq);
+    }
     Ok((record.task, seq))
 }
 

@@ -237,7 +237,7 @@ pub(super) fn open_blockers(conn: &Connection, task: Uuid) -> rusqlite::Result<i
     .query_row([uuid_text(task)], |row| row.get(0))
 }
 
-/// After `closed` was completed or cancelled: an event for each live task it blocked that waits on
+/// After `closed` was completed, cancelled or deleted: an event for each live task it blocked that waits on
 /// nothing now. Returns the last event's seq.
 pub(super) fn announce_unblocked(conn: &Connection, closed: Uuid, actor: &str) -> rusqlite::Result<Option<i64>> {
     let sql = format!(

@@ -280,6 +280,15 @@ impl Server {
         self.child.try_wait().expect("wait for task-mcp").is_some()
     }
 
+    /// Kills the process with SIGKILL (no chance to clean up) and waits for it to end.
+    pub async fn kill(mut self) -> ExitStatus {
+        self.child.start_kill().expect("kill task-mcp");
+        tokio::time::timeout(ANSWER_TIMEOUT, self.child.wait())
+            .await
+            .expect("task-mcp did not end after SIGKILL")
+            .expect("wait for task-mcp")
+    }
+
     /// Closes stdin and waits for the process to exit (it must, promptly).
     pub async fn close(mut self) -> (ExitStatus, Vec<String>) {
         drop(self.stdin.take());
