@@ -22,7 +22,7 @@ pub struct Settings {
     pub event_retention_days: u32,
     pub data_dir: PathBuf,
     pub pool_size: usize,
-    /// As given; resolved lazily by [`resolve_actor`] (it may run `git`).
+    /// As given; resolved lazily by [`resolve_actor`] (it may read git's configuration).
     pub user: Option<String>,
 }
 
@@ -166,7 +166,20 @@ pub fn resolve_actor_with_notice(user: Option<&str>) -> Result<(Actor, Option<St
     Ok((actor, Some(notice)))
 }
 
+/// git's `user.email`: read from git's configuration files when they tell it for sure (no process
+/// to start), else from `git config --get user.email`.
 fn git_user_email() -> Option<String> {
+    let email = match crate::git_config::user_email(&crate::git_config::Context::of_process()) {
+        Ok(email) => email,
+        Err(crate::git_config::AskGit(why)) => {
+            tracing::debug!("asking git for user.email: {why}");
+            git_config_get_user_email()
+        }
+    };
+    email.map(|e| e.trim().to_owned()).filter(|e| !e.is_empty())
+}
+
+fn git_config_get_user_email() -> Option<String> {
     let output = std::process::Command::new("git")
         .args(["config", "--get", "user.email"])
         .stdin(std::process::Stdio::null())
@@ -176,6 +189,5 @@ fn git_user_email() -> Option<String> {
     if !output.status.success() {
         return None;
     }
-    let email = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (!email.is_empty()).then_some(email)
+    String::from_utf8(output.stdout).ok()
 }

@@ -16,7 +16,8 @@
 //! - [`commands`]: `token`, `api-key`, `events tail`, `doctor`, `migrate`.
 //! - [`app`]: the top: parses the command line and dispatches (only `main.rs` imports it);
 //!   [`cli`], [`config`], [`telemetry`], [`capacity`]: the process around them; [`workspace`]: which
-//!   repository a folder belongs to (git's files, read directly).
+//!   repository a folder belongs to (git's files, read directly); [`git_config`]: git's `user.email`,
+//!   read from git's configuration files.
 
 pub mod app;
 pub mod capacity;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod git_config;
 pub mod http;
 pub mod json_keys;
 pub mod mcp;

@@ -62,7 +62,7 @@ pub fn repository_of(dir: &Path, home: Option<&Path>) -> Option<Found> {
 
 /// The git directory of `folder` when it is a repository's top level: `.git` itself, or the folder a
 /// `.git` file points to (`gitdir: …`, as in worktrees and submodules).
-fn git_dir_of(folder: &Path) -> Option<PathBuf> {
+pub(crate) fn git_dir_of(folder: &Path) -> Option<PathBuf> {
     let dot_git = folder.join(".git");
     let meta = std::fs::metadata(&dot_git).ok()?;
     if meta.is_dir() {
@@ -74,7 +74,7 @@ fn git_dir_of(folder: &Path) -> Option<PathBuf> {
 }
 
 /// A worktree's git directory keeps its config in the common directory it names.
-fn common_dir(git_dir: &Path) -> PathBuf {
+pub(crate) fn common_dir(git_dir: &Path) -> PathBuf {
     match std::fs::read_to_string(git_dir.join("commondir")) {
         Ok(text) if !text.trim().is_empty() => git_dir.join(text.trim()),
         _ => git_dir.to_path_buf(),

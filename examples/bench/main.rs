@@ -15,6 +15,8 @@
 //! `stdio` (raw JSON-RPC), `floor_pg` / `floor_sqlite` (the same SQL, direct), `tools` (sections 1–3, 6),
 //! `serve` (the HTTP child), `http_load` (section 4), `sse` (raw SSE client), `feed` (section 5),
 //! `stats` (quantiles, tables), `summary` (the targets), `cluster` (a private Redis Cluster for the relay).
+//! The start-up section measures against `examples/line_echo.rs` (std only: one line read, one written),
+//! compiled by the bench with the release profile's settings.
 
 mod claims;
 mod cluster;
@@ -94,6 +96,7 @@ async fn main() -> Result<()> {
     let options = options()?;
     let plan = if options.smoke { plan::Plan::smoke() } else { plan::Plan::full() };
     let bin = proc::resolve_binary(options.bin.as_deref())?;
+    let line_echo = if options.sections.iter().any(|s| s == "startup") { Some(proc::build_line_echo()?) } else { None };
     let mut plan = plan;
     let limit = proc::raise_file_limit()?;
     // Each idle stream is a socket here and one in serve; leave room for everything else.
@@ -107,13 +110,13 @@ async fn main() -> Result<()> {
     let mut report = summary::Report::default();
     if options.postgres {
         let backend = Backend::postgres(bin.clone()).await?;
-        let outcome = run(&backend, &plan, &options.sections, &mut report).await;
+        let outcome = run(&backend, &plan, &options.sections, line_echo.as_deref(), &mut report).await;
         backend.clean_up().await;
         outcome?;
     }
     if options.sqlite {
         let backend = Backend::sqlite(bin.clone())?;
-        let outcome = run(&backend, &plan, &options.sections, &mut report).await;
+        let outcome = run(&backend, &plan, &options.sections, line_echo.as_deref(), &mut report).await;
         backend.clean_up().await;
         outcome?;
     }
@@ -128,13 +131,19 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-async fn run(backend: &Backend, plan: &plan::Plan, sections: &[String], report: &mut summary::Report) -> Result<()> {
+async fn run(
+    backend: &Backend,
+    plan: &plan::Plan,
+    sections: &[String],
+    line_echo: Option<&std::path::Path>,
+    report: &mut summary::Report,
+) -> Result<()> {
     let wanted = |name: &str| sections.iter().any(|s| s == name);
     // Every section needs the schema; start-up is measured on a migrated store.
     backend.target.run(&["migrate"])?;
-    if wanted("startup") {
+    if let Some(line_echo) = line_echo.filter(|_| wanted("startup")) {
         eprintln!("bench: {} — start-up", backend.label);
-        let (table, startup) = tokio::task::block_in_place(|| tools::startup(backend, plan))?;
+        let (table, startup) = tokio::task::block_in_place(|| tools::startup(backend, plan, line_echo))?;
         println!("{}", table.render());
         report.add_startup(backend, startup);
     }

@@ -1,5 +1,6 @@
 //! The processes the bench starts: the real binary with a clean environment, its resident memory
-//! (`VmRSS` in /proc), and the file limit this process raises so 10,000 sockets fit.
+//! (`VmRSS` in /proc), the file limit this process raises so 10,000 sockets fit, and the start-up floor
+//! (a line-echo program).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,6 +32,13 @@ impl Target {
     /// The same target, its children started in `dir`.
     pub fn in_dir(&self, dir: PathBuf) -> Target {
         Target { cwd: dir, ..self.clone() }
+    }
+
+    /// The same target without the variable `key`.
+    pub fn without(&self, key: &str) -> Target {
+        let mut target = self.clone();
+        target.env.retain(|(k, _)| k != key);
+        target
     }
 
     pub fn with(&self, key: &str, value: &str) -> Target {
@@ -69,6 +77,27 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
 /// the limit now in force.
 pub fn raise_file_limit() -> Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX).context("raise RLIMIT_NOFILE")
+}
+
+/// The start-up floor, `examples/line_echo.rs` (std only: read a line, write a line), compiled now by
+/// `rustc` with the release profile's settings (whatever profile the bench itself runs in); its path.
+pub fn build_line_echo() -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/bench-floor");
+    std::fs::create_dir_all(&out).context("create target/bench-floor")?;
+    let bin = out.join("line_echo");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let args = ["--edition", "2024", "-C", "opt-level=3", "-C", "codegen-units=1", "-C", "strip=symbols", "-o"];
+    let status = Command::new(&rustc)
+        .args(args)
+        .arg(&bin)
+        .arg(root.join("examples/line_echo.rs"))
+        .status()
+        .context("run rustc")?;
+    if !status.success() {
+        bail!("{rustc} examples/line_echo.rs failed");
+    }
+    Ok(bin)
 }
 
 /// The binary to measure: `--bin PATH`, else the release build, built now (a no-op when up to date).

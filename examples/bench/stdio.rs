@@ -88,10 +88,7 @@ impl Session {
 
     /// The handshake: `initialize`, then `notifications/initialized`.
     pub fn initialize(&mut self) -> Result<Answer> {
-        let answer = self.request(
-            "initialize",
-            json!({"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}),
-        )?;
+        let answer = self.request("initialize", initialize_params())?;
         if answer.frame.pointer("/result/serverInfo/name").and_then(Value::as_str) != Some("task-mcp") {
             bail!("unexpected initialize answer: {}", answer.frame);
         }
@@ -141,6 +138,11 @@ impl Drop for Session {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The parameters of the `initialize` request the bench sends.
+pub fn initialize_params() -> Value {
+    json!({"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})
 }
 
 /// The id of the task a tool answered with.

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::feed::FeedFigures;
 use crate::setup::{Backend, Kind};
-use crate::stats::{Table, ms, ms_signed};
-use crate::tools::ToolFigures;
+use crate::stats::{Table, mib, ms, ms_signed};
+use crate::tools::{IDLE_RSS_TARGET_MIB, STARTUP_RATIO_TARGET, StartupFigures, ToolFigures};
 
 /// Cores, CPU model, server versions, the binary and the file limit.
 pub async fn machine(bin: &Path, file_limit: u64) -> String {
@@ -50,12 +50,28 @@ fn verdict(met: bool) -> String {
 }
 
 impl Report {
-    pub fn add_startup(&mut self, backend: &Backend, startup: Duration) {
+    pub fn add_startup(&mut self, backend: &Backend, startup: StartupFigures) {
+        let label = backend.label;
         self.rows.push(vec![
-            backend.label.into(),
+            label.into(),
             "start-up to initialize ≤ 10 ms (median)".into(),
-            ms(startup),
-            verdict(startup <= Duration::from_millis(10)),
+            ms(startup.with_user),
+            verdict(startup.with_user <= Duration::from_millis(10)),
+        ]);
+        for (how, median) in [("TASK_MCP_USER set", startup.with_user), ("identity from git", startup.from_git)] {
+            let ratio = median.as_secs_f64() / startup.floor.as_secs_f64().max(f64::EPSILON);
+            self.rows.push(vec![
+                label.into(),
+                format!("start-up ≤ {STARTUP_RATIO_TARGET}× line-echo floor ({how})"),
+                format!("{ratio:.2}× ({} vs {})", ms(median), ms(startup.floor)),
+                verdict(ratio <= STARTUP_RATIO_TARGET),
+            ]);
+        }
+        self.rows.push(vec![
+            label.into(),
+            format!("idle stdio RSS ≤ {IDLE_RSS_TARGET_MIB} MiB"),
+            mib(startup.idle_rss_kib),
+            verdict(startup.idle_rss_kib as f64 / 1024.0 <= IDLE_RSS_TARGET_MIB),
         ]);
     }
 

@@ -2,6 +2,7 @@
 //! session and across concurrent processes; the same work done directly on the database (the floor)
 //! and the ratio; the size of what the server sends.
 
+use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::plan::Plan;
 use crate::proc::{Target, rss_kib};
 use crate::setup::{Backend, Kind};
 use crate::stats::{Samples, Table, kib, mib, ms, per_second, ratio};
-use crate::stdio::{Session, task_id};
+use crate::stdio::{Session, initialize_params, task_id};
 
 const ACTOR: &str = "bench@example.com";
 pub const REPOSITORY: &str = "bench/api";
@@ -89,19 +90,34 @@ fn listing_sizes(session: &mut Session) -> Result<(usize, usize)> {
     Ok((answer.bytes, text))
 }
 
-/// Section 1: spawn → `initialize` answer, fresh processes one after another; then idle memory.
-pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
-    // Started where the bench runs (a git repository, usually): the start-up measured includes
-    // finding the session's default repository.
-    let target = &backend.target.in_dir(std::env::current_dir()?);
-    let mut samples = Samples::with_capacity(plan.starts);
-    for _ in 0..plan.starts {
-        let started = Instant::now();
-        let mut session = Session::spawn(target)?;
-        let answer = session.initialize()?;
-        samples.push(answer.at - started);
-        session.close()?;
-    }
+/// Start-up targets: spawn → `initialize` answer at most this many times the line-echo floor's, and
+/// an idle stdio process's resident memory at most this many MiB.
+pub const STARTUP_RATIO_TARGET: f64 = 1.5;
+pub const IDLE_RSS_TARGET_MIB: f64 = 8.0;
+
+/// What section 1 measured, for the summary.
+pub struct StartupFigures {
+    /// The line-echo floor: spawn → answer, median.
+    pub floor: Duration,
+    /// spawn → `initialize` answer, median: with `TASK_MCP_USER` set, and with the identity left to
+    /// git's `user.email`.
+    pub with_user: Duration,
+    pub from_git: Duration,
+    /// Resident memory of an idle stdio process after `initialize` (the larger of the two), KiB.
+    pub idle_rss_kib: u64,
+}
+
+/// spawn → the first answer to `initialize` of one fresh process; `task_mcp` checks who answered.
+fn time_start(target: &Target, task_mcp: bool) -> Result<Duration> {
+    let started = Instant::now();
+    let mut session = Session::spawn(target)?;
+    let answer = if task_mcp { session.initialize()? } else { session.request("initialize", initialize_params())? };
+    session.close()?;
+    Ok(answer.at - started)
+}
+
+/// Resident memory of a process idle after `initialize`, then after its first tool call (KiB).
+fn idle_rss(target: &Target, plan: &Plan) -> Result<(u64, u64)> {
     let mut session = Session::spawn(target)?;
     session.initialize()?;
     std::thread::sleep(Duration::from_millis(if plan.smoke { 50 } else { 500 }));
@@ -109,20 +125,70 @@ pub fn startup(backend: &Backend, plan: &Plan) -> Result<(Table, Duration)> {
     session.call("get_tasks", json!({"limit": 1}))?;
     let after_call = rss_kib(session.pid())?;
     session.close()?;
+    Ok((idle, after_call))
+}
 
-    let mut table =
-        Table::new(format!("1. Start-up over stdio — {}", backend.label), &["measure", "median", "p95", "min", "runs"]);
-    let median = samples.median();
-    table.row(vec![
-        "spawn → initialize answer".into(),
-        ms(median),
-        ms(samples.p95()),
-        ms(samples.quantile(0.0)),
-        samples.len().to_string(),
-    ]);
-    table.row(vec!["idle RSS after initialize".into(), mib(idle), "".into(), "".into(), "1".into()]);
-    table.row(vec!["RSS after the first tool call".into(), mib(after_call), "".into(), "".into(), "1".into()]);
-    Ok((table, median))
+/// Section 1: spawn → `initialize` answer of fresh processes, against the floor of a std-only
+/// program that reads a line and writes one; then idle memory.
+pub fn startup(backend: &Backend, plan: &Plan, line_echo: &Path) -> Result<(Table, StartupFigures)> {
+    // Started where the bench runs (a git repository, usually): the start-up measured includes
+    // finding the session's default repository.
+    let here = std::env::current_dir()?;
+    let with_user = backend.target.in_dir(here.clone());
+    // Without TASK_MCP_USER the identity is git's user.email: here from a ~/.gitconfig, as on a
+    // developer's machine (HOME is the backend's temporary folder).
+    let from_git = with_user.without("TASK_MCP_USER");
+    let home = with_user.env.iter().find(|(k, _)| k == "HOME").map(|(_, v)| v.clone()).context("no HOME")?;
+    std::fs::write(Path::new(&home).join(".gitconfig"), format!("[user]\n\tname = Bench\n\temail = {ACTOR}\n"))?;
+    let floor = Target { bin: line_echo.to_path_buf(), env: Vec::new(), cwd: here };
+
+    let (mut floor_samples, mut user_samples, mut git_samples) =
+        (Samples::with_capacity(plan.starts), Samples::with_capacity(plan.starts), Samples::with_capacity(plan.starts));
+    for _ in 0..plan.starts {
+        // In turns, so that the three meet the same load on a shared machine.
+        floor_samples.push(time_start(&floor, false)?);
+        user_samples.push(time_start(&with_user, true)?);
+        git_samples.push(time_start(&from_git, true)?);
+    }
+    let (idle_user, after_call) = idle_rss(&with_user, plan)?;
+    let (idle_git, _) = idle_rss(&from_git, plan)?;
+
+    let mut table = Table::new(
+        format!("1. Start-up over stdio — {}", backend.label),
+        &["measure", "median", "p95", "min", "runs", "median / floor", "target"],
+    );
+    let floor_median = floor_samples.median();
+    let mut timed = |label: &str, samples: &mut Samples, target: &str| {
+        let median = samples.median();
+        table.row(vec![
+            label.into(),
+            ms(median),
+            ms(samples.p95()),
+            ms(samples.quantile(0.0)),
+            samples.len().to_string(),
+            ratio(median.as_secs_f64(), floor_median.as_secs_f64()),
+            target.into(),
+        ]);
+        median
+    };
+    let target = format!("≤ {STARTUP_RATIO_TARGET}×");
+    timed("line echo, std only (the floor): spawn → answer", &mut floor_samples, "");
+    let with_user_median = timed("spawn → initialize answer, TASK_MCP_USER set", &mut user_samples, &target);
+    let from_git_median = timed("spawn → initialize answer, identity from git", &mut git_samples, &target);
+    let rss_target = format!("≤ {IDLE_RSS_TARGET_MIB} MiB");
+    let one = |label: &str, kib: u64, target: &str| {
+        vec![label.into(), mib(kib), "".into(), "".into(), "1".into(), "".into(), target.into()]
+    };
+    table.row(one("idle RSS after initialize, TASK_MCP_USER set", idle_user, &rss_target));
+    table.row(one("idle RSS after initialize, identity from git", idle_git, &rss_target));
+    table.row(one("RSS after the first tool call", after_call, ""));
+    let figures = StartupFigures {
+        floor: floor_median,
+        with_user: with_user_median,
+        from_git: from_git_median,
+        idle_rss_kib: idle_user.max(idle_git),
+    };
+    Ok((table, figures))
 }
 
 /// Runs iterations `calls` of `op` in one session; returns the samples and the last answer's size.

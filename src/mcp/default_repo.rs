@@ -1,8 +1,8 @@
 //! The default repository of a stdio session: `--repository` / `TASK_MCP_REPOSITORY`, else the one
 //! folder the client announces as its root, else the working directory's git repository, else none.
-//! Resolved off the `initialize` path: the working directory is read in the background from start,
-//! the roots are asked once the client says it is initialized, and a tool call that needs the answer
-//! waits for it.
+//! The working directory is read once (when `initialize`'s instructions name the default, for a client
+//! without roots, else in the background after that answer), the roots are asked once the client says
+//! it is initialized, and a tool call that needs the answer waits for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -62,10 +62,10 @@ impl DefaultRepository {
         Self::new(setting, std::env::current_dir().ok(), dirs::home_dir())
     }
 
-    /// Reads the working directory's repository on a blocking thread from now on, so that neither
-    /// `initialize` nor the first call waits on the file system (call it inside the runtime).
+    /// Reads the working directory's repository on a blocking thread from now on (unless read
+    /// already), so that the first call does not wait on the file system (call it inside the runtime).
     pub fn warm_up(self: &Arc<Self>) {
-        if self.setting.is_some() {
+        if self.setting.is_some() || self.from_cwd.get().is_some() {
             return;
         }
         let this = self.clone();

@@ -31,8 +31,9 @@ pub enum ActorSource {
 }
 
 impl ActorSource {
-    /// The process identity from `--user` / `TASK_MCP_USER` (else git, else the OS user), resolved
-    /// in the background from now on so that start-up never waits on `git` (call it inside the runtime).
+    /// The process identity from `--user` / `TASK_MCP_USER` (else git's `user.email`, read from git's
+    /// files, else the OS user), resolved in the background from now on so that start-up never waits
+    /// on it (call it inside the runtime).
     pub fn process(user: Option<String>) -> Self {
         // One session per process: two windows of one person are two holders of claims.
         let session = format!("{:08x}", rand::random::<u32>());
@@ -109,10 +110,14 @@ impl ProcessIdentity {
         self.resolved
             .get_or_init(|| async {
                 let user = self.user.clone();
-                // `resolve_actor` may run `git config`: keep it off the async workers.
-                match tokio::task::spawn_blocking(move || crate::config::resolve_actor_with_notice(user.as_deref()))
-                    .await
-                {
+                let resolved = if user.is_some() {
+                    // A configured identity is parsed, nothing read: no thread to start.
+                    Ok(crate::config::resolve_actor_with_notice(user.as_deref()))
+                } else {
+                    // git's files are read (or, rarely, `git config` run): off the async thread.
+                    tokio::task::spawn_blocking(move || crate::config::resolve_actor_with_notice(user.as_deref())).await
+                };
+                match resolved {
                     Ok(Ok((actor, notice))) => {
                         // Once per process (the cell is filled once), at start: `process` warms it up.
                         if let Some(notice) = notice {

@@ -2,14 +2,15 @@
 //! [`MAX_LINE_BYTES`], and every line that cannot be served answered with a JSON-RPC error (rmcp's
 //! own stdio transport drops unparsable and oversized lines without a word, and the client then
 //! waits forever). An answer is written before the next line is read, through the same lock as
-//! rmcp's frames, so one frame never interleaves with another.
+//! rmcp's frames, so one frame never interleaves with another. It says when the first answer is
+//! written, for the work that waits until then.
 
 use std::sync::Arc;
 
 use rmcp::RoleServer;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 use tokio::task::JoinSet;
 
 use super::framing::{self, Inbound, MAX_LINE_BYTES, Refusal};
@@ -26,6 +27,8 @@ pub struct LineTransport<R, W> {
     writer: Writer<W>,
     /// Refusals being written; awaited before the next line is read, and before closing.
     answers: JoinSet<()>,
+    /// Told once the first frame rmcp sends (the answer to `initialize`) is written.
+    first_answer: Option<oneshot::Sender<()>>,
 }
 
 enum Read {
@@ -46,7 +49,16 @@ where
             discarding: false,
             writer: Arc::new(Mutex::new(Some(write))),
             answers: JoinSet::new(),
+            first_answer: None,
         }
+    }
+
+    /// Tells `written` once the first frame rmcp sends is on its way out: the work a session can do
+    /// without (opening the store, reading the working directory) waits for it, so the answer to
+    /// `initialize` does not share the CPU with it.
+    pub fn after_first_answer(mut self, written: oneshot::Sender<()>) -> Self {
+        self.first_answer = Some(written);
+        self
     }
 
     /// Reads up to the next line break into `self.line`, never holding more than the cap.
@@ -113,7 +125,14 @@ where
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let writer = self.writer.clone();
-        async move { write_frame(&writer, &item).await }
+        let first_answer = self.first_answer.take();
+        async move {
+            let written = write_frame(&writer, &item).await;
+            if let Some(first_answer) = first_answer {
+                let _ = first_answer.send(());
+            }
+            written
+        }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {

@@ -168,6 +168,60 @@ async fn with_no_configured_identity_stdio_says_once_that_it_made_one_up_naming_
     assert_eq!(stderr.matches("acting as user@localhost").count(), 1, "said once: {stderr}");
 }
 
+/// The `created_by` of a task created over stdio by the binary started in `cwd` with no configured
+/// identity, and its stderr.
+async fn created_by_without_a_configured_identity(home: &Path, cwd: &Path, url: &str) -> (String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut running = Running::spawn(command(home, cwd, &[("DATABASE_URL", url)]), Stdio::piped());
+    let mut stdin = running.child.stdin.take().unwrap();
+    stdin.write_all(format!("{INITIALIZE}\n").as_bytes()).await.unwrap();
+    running.read_line().await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "create_task", "arguments": {"title": "Mine", "repository": "r"}}});
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    stdin.write_all(format!("{initialized}\n{call}\n").as_bytes()).await.unwrap();
+    let answer = running.read_line().await;
+    drop(stdin);
+    let status = tokio::time::timeout(Duration::from_secs(10), running.child.wait()).await.expect("exits").unwrap();
+    assert!(status.success());
+    let created_by = answer["result"]["structuredContent"]["created_by"].as_str();
+    (created_by.unwrap_or_else(|| panic!("{answer}")).to_owned(), running.stderr())
+}
+
+#[tokio::test]
+async fn with_no_configured_identity_stdio_acts_as_git_user_email_the_repository_s_over_the_home_one() {
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", home.path().join("tasks.db").display());
+    std::fs::write(home.path().join(".gitconfig"), "[user]\n\tname = Ann\n\temail = ann@home.example\n").unwrap();
+    let outside = home.path().join("notes");
+    let repo = home.path().join("work").join("app");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .current_dir(&repo)
+            .output()
+            .expect("run git");
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    git(&["init", "-q"]);
+
+    let (created_by, stderr) = created_by_without_a_configured_identity(home.path(), &outside, &url).await;
+    assert_eq!(created_by, "ann@home.example", "outside any repository: the home file's; {stderr}");
+    let (created_by, _) = created_by_without_a_configured_identity(home.path(), &repo, &url).await;
+    assert_eq!(created_by, "ann@home.example", "a repository without its own: the home file's");
+
+    git(&["config", "user.email", "ann@work.example"]);
+    let (created_by, stderr) = created_by_without_a_configured_identity(home.path(), &repo, &url).await;
+    assert_eq!(created_by, "ann@work.example", "the repository's own wins; {stderr}");
+    assert!(!stderr.contains("localhost"), "nothing made up: {stderr}");
+}
+
 /// Runs `doctor` with `env`; returns whether it succeeded and its stdout (stderr appended on failure
 /// of the parse, for messages).
 fn doctor(home: &Path, env: &[(&str, &str)]) -> (bool, String, String) {
