@@ -99,7 +99,8 @@ pub async fn stream(
                 })?
                 .to_owned(),
         ),
-        None => query.last_event_id.clone(),
+        // A blank query value means "not given", as for every query parameter.
+        None => crate::domain::given(query.last_event_id.clone()),
     };
     let last_event_id = match last_event_id.as_deref().map(|raw| raw.trim_matches([' ', '\t'])) {
         None | Some("") => None,
