@@ -52,6 +52,10 @@ pub struct GlobalArgs {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// postgres://user:pass@replica/db — a streaming replica of DATABASE_URL (PostgreSQL) that reads go to (optional)
+    #[arg(long, env = "DATABASE_READ_URL", global = true, hide_env_values = true)]
+    pub database_read_url: Option<String>,
+
     /// redis://host:6379 — publish every change to Redis Streams (optional)
     #[arg(long, env = "REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,

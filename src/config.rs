@@ -1,5 +1,5 @@
 //! Settings resolved from the command line and environment: the store URL (default: embedded SQLite
-//! in the data directory), the acting identity, the bus. `Debug` never shows a password.
+//! in the data directory) and its read replica, the acting identity, the bus. `Debug` never shows a password.
 
 use std::path::PathBuf;
 
@@ -14,6 +14,8 @@ pub const SQLITE_FILE: &str = "tasks.db";
 #[derive(Clone)]
 pub struct Settings {
     pub database_url: String,
+    /// A streaming replica of the PostgreSQL `database_url` that reads may go to (`DATABASE_READ_URL`).
+    pub database_read_url: Option<String>,
     pub redis_url: Option<String>,
     /// The seed nodes of a Redis Cluster (`REDIS_CLUSTER_URLS`); empty when not set. Never with `redis_url`.
     pub redis_cluster_urls: Vec<String>,
@@ -30,6 +32,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
+            .field("database_read_url", &self.database_read_url.as_deref().map(redact_url))
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_cluster_urls", &self.redis_cluster_urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>())
             .field("stream_prefix", &self.stream_prefix)
@@ -53,6 +56,11 @@ impl Settings {
             Some(url) => url.to_owned(),
             None => format!("sqlite://{}", data_dir.join(SQLITE_FILE).display()),
         };
+        let database_read_url = args.database_read_url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        if let Some(read_url) = database_read_url {
+            crate::store::check_read_url(&database_url, read_url)?;
+        }
+        let database_read_url = database_read_url.map(str::to_owned);
         if args.stream_prefix.is_empty() || args.stream_prefix.contains(char::is_whitespace) {
             return Err(Error::invalid("TASK_MCP_STREAM_PREFIX", "must be non-empty and without spaces"));
         }
@@ -68,6 +76,7 @@ impl Settings {
         }
         Ok(Self {
             database_url,
+            database_read_url,
             redis_url,
             redis_cluster_urls,
             stream_prefix: args.stream_prefix.clone(),
@@ -96,6 +105,9 @@ impl Settings {
         let default_url = format!("sqlite://{}", self.data_dir.join(SQLITE_FILE).display());
         if self.database_url != default_url {
             env.push(("DATABASE_URL", url_with_password_placeholder(&self.database_url)));
+        }
+        if let Some(url) = &self.database_read_url {
+            env.push(("DATABASE_READ_URL", url_with_password_placeholder(url)));
         }
         // The data directory holds the embedded file (and `serve`'s generated secret).
         if default_data_dir().ok().as_deref() != Some(self.data_dir.as_path()) {

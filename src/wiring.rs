@@ -31,7 +31,8 @@ impl Parts {
     /// opened becomes a store whose every call says why, and a malformed `REDIS_URL` is reported and
     /// left out (events wait in the outbox for a process that can publish them).
     pub fn build_for_stdio(settings: Settings) -> Self {
-        let store = store::open_or_report(&settings.database_url, settings.pool_size);
+        let store =
+            store::open_or_report(&settings.database_url, settings.database_read_url.as_deref(), settings.pool_size);
         let service = TaskService::new(store.clone());
         let publisher = publisher_for(&settings).and_then(|publisher| {
             publisher
@@ -45,7 +46,11 @@ impl Parts {
     /// Builds the parts without touching the network: pools connect on first use.
     pub fn build(settings: Settings) -> crate::error::Result<Self> {
         // No I/O here: the SQLite store creates its directory (owner-only) on first use.
-        let store = store::open(&settings.database_url, settings.pool_size)?;
+        let store = store::open_with_replica(
+            &settings.database_url,
+            settings.database_read_url.as_deref(),
+            settings.pool_size,
+        )?;
         let service = TaskService::new(store.clone());
         let publisher = publisher_for(&settings).transpose()?.map(Arc::new);
         Ok(Self { settings, store, service, publisher })

@@ -1,4 +1,4 @@
-//! `task-mcp doctor`: which store and bus are in use, whether each answers, the schema version, and
+//! `task-mcp doctor`: which store (and read replica) and bus are in use, whether each answers, the schema version, and
 //! the client configuration snippets for this binary, which reproduce the settings it ran with (so a
 //! client opens the same store as the same identity). Its output is for a person, on stdout; a
 //! setting that cannot be right is reported in its place, and the rest of the report still printed.
@@ -9,7 +9,7 @@ use crate::config::{self, Settings};
 use crate::error::Error;
 use crate::events::publisher::RedisPublisher;
 use crate::mcp::default_repo::DefaultRepository;
-use crate::store::{PASSWORD_PLACEHOLDER, Store};
+use crate::store::{PASSWORD_PLACEHOLDER, ReplicaState, Store};
 use crate::wiring::publisher_for;
 
 /// What the diagnosis checks: the store, the bus (when configured) and the settings.
@@ -42,6 +42,31 @@ pub async fn run(app: Checked<'_>) -> bool {
         Err(_) => {
             healthy = false;
             println!("            DOES NOT ANSWER: no reply within 10 s");
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(5), app.store.replica_status()).await {
+        Ok(None) => {}
+        Ok(Some(replica)) => {
+            println!("replica:    postgres at {} (reads of tasks, comments, history, links)", replica.location);
+            let why = replica.detail.unwrap_or_default();
+            match replica.state {
+                ReplicaState::InUse => {
+                    let lag = replica.lag.unwrap_or_default();
+                    println!("            answers; reads go to it ({:.1} s behind the primary)", lag.as_secs_f64());
+                }
+                ReplicaState::Lagging => {
+                    healthy = false;
+                    println!("            LAGGING: {why} (reads go to the primary)");
+                }
+                ReplicaState::Down | ReplicaState::NotStandby => {
+                    healthy = false;
+                    println!("            CANNOT BE USED: {why} (reads go to the primary)");
+                }
+            }
+        }
+        Err(_) => {
+            healthy = false;
+            println!("replica:    DOES NOT ANSWER: no reply within 5 s (reads go to the primary)");
         }
     }
     match &app.publisher {

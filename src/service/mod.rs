@@ -460,8 +460,9 @@ impl TaskService {
         self.store.set_key_prefix(repository, prefix).await
     }
 
+    /// The events after `after_seq`, for a feed that resumes (a read replica may answer).
     pub async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
-        self.store.events_after(after_seq, limit).await
+        self.store.replay_events(after_seq, limit).await
     }
 
     pub async fn event_bounds(&self) -> Result<EventBounds> {

@@ -234,6 +234,42 @@ pub struct PoolStatus {
     pub waiting: usize,
 }
 
+/// How the read replica (`DATABASE_READ_URL`) stands, for `/health` and `doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The replica's URL without its password.
+    pub location: String,
+    pub state: ReplicaState,
+    /// How far behind the primary it is, when that is known.
+    pub lag: Option<std::time::Duration>,
+    /// Why it is skipped (may name hosts: for logs and `doctor`, not `/health`).
+    pub detail: Option<String>,
+}
+
+/// Whether reads go to the replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// It answers and keeps up: reads go to it.
+    InUse,
+    /// It does not answer: reads go to the primary.
+    Down,
+    /// It is further behind than the store accepts: reads go to the primary.
+    Lagging,
+    /// It answers but is not a standby: reads go to the primary.
+    NotStandby,
+}
+
+impl ReplicaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::InUse => "ok",
+            ReplicaState::Down => "down",
+            ReplicaState::Lagging => "lagging",
+            ReplicaState::NotStandby => "not_standby",
+        }
+    }
+}
+
 /// An API key as listed (the secret itself is never stored, only its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -334,6 +370,17 @@ pub trait Store: Send + Sync + 'static {
     /// Events with `seq > after_seq`, in order, at most `limit`.
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>>;
 
+    /// [`Store::events_after`] for a subscriber resuming after `Last-Event-ID`: a store with a read
+    /// replica may answer from it, once it holds everything committed before the call.
+    async fn replay_events(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        self.events_after(after_seq, limit).await
+    }
+
+    /// The read replica's state, checked now; `None` without one.
+    async fn replica_status(&self) -> Option<ReplicaStatus> {
+        None
+    }
+
     async fn event_bounds(&self) -> Result<EventBounds>;
 
     /// Claims up to `limit` unpublished events without blocking other relays, hands them to `sink`
@@ -390,15 +437,24 @@ pub fn api_key_name_taken(name: &KeyName) -> Error {
 /// Connecting is lazy: this never waits on the network. A URL that cannot be right is a
 /// configuration error (`Error::Config`) naming `DATABASE_URL`: no retry will make it work.
 pub fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
-    open_url(url, pool_size).map_err(|err| match err {
+    open_with_replica(url, None, pool_size)
+}
+
+/// Like [`open`], with a read replica of the PostgreSQL store (`DATABASE_READ_URL`): reads may go to
+/// it (see `postgres::replica`). A replica beside any other store is a configuration error.
+pub fn open_with_replica(url: &str, read_url: Option<&str>, pool_size: usize) -> Result<Arc<dyn Store>> {
+    open_url(url, read_url, pool_size).map_err(|err| match err {
         crate::error::Error::Invalid(setting) => crate::error::Error::Config(setting),
         other => other,
     })
 }
 
-fn open_url(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::open(url, pool_size)?))
+fn open_url(url: &str, read_url: Option<&str>, pool_size: usize) -> Result<Arc<dyn Store>> {
+    if let Some(read_url) = read_url {
+        check_read_url(url, read_url)?;
+    }
+    if is_postgres_url(url) {
+        Ok(Arc::new(postgres::PgStore::open(url, read_url, pool_size)?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
         Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path))?))
     } else {
@@ -416,14 +472,43 @@ fn open_url(url: &str, pool_size: usize) -> Result<Arc<dyn Store>> {
     }
 }
 
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// A read replica (`DATABASE_READ_URL`) is a PostgreSQL standby of a PostgreSQL `DATABASE_URL`.
+pub fn check_read_url(url: &str, read_url: &str) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Config(
+            crate::domain::ValidationError::new("DATABASE_READ_URL", why)
+                .with_accepted(["postgres://USER:PASSWORD@REPLICA:5432/DB"]),
+        ))
+    };
+    if !is_postgres_url(url) {
+        return refuse(format!(
+            "a read replica needs a PostgreSQL DATABASE_URL, and the store is {}: unset DATABASE_READ_URL, \
+             or set DATABASE_URL to the PostgreSQL primary it replicates",
+            redact_url(url)
+        ));
+    }
+    if !is_postgres_url(read_url) {
+        return refuse(format!(
+            "{} is not a PostgreSQL URL: it must start with postgres:// or postgresql:// and name a streaming \
+             replica of DATABASE_URL",
+            redact_url(read_url)
+        ));
+    }
+    Ok(())
+}
+
 /// The forms of `DATABASE_URL` [`open`] accepts, as examples.
 pub const ACCEPTED_URLS: [&str; 3] =
     ["postgres://USER:PASSWORD@HOST:5432/DB", "postgresql://USER@HOST/DB", "sqlite:///path/to/tasks.db"];
 
 /// Like [`open`], but a URL that cannot be opened gives a store whose every call reports why, so a
 /// long-lived stdio session can keep answering (and say what is wrong) instead of exiting.
-pub fn open_or_report(url: &str, pool_size: usize) -> Arc<dyn Store> {
-    match open(url, pool_size) {
+pub fn open_or_report(url: &str, read_url: Option<&str>, pool_size: usize) -> Arc<dyn Store> {
+    match open_with_replica(url, read_url, pool_size) {
         Ok(store) => store,
         Err(err) => {
             tracing::error!("{err}");

@@ -357,8 +357,9 @@ async fn a_database_url_that_cannot_be_right_is_a_configuration_error_over_stdio
 }
 
 /// Every variable a flag reads, and the `--help` that shows it.
-const ENV_FLAGS: [(&str, &[&str]); 16] = [
+const ENV_FLAGS: [(&str, &[&str]); 17] = [
     ("DATABASE_URL", &["--help"]),
+    ("DATABASE_READ_URL", &["--help"]),
     ("REDIS_URL", &["--help"]),
     ("REDIS_CLUSTER_URLS", &["--help"]),
     ("TASK_MCP_STREAM_PREFIX", &["--help"]),

@@ -20,6 +20,7 @@ mod http_origins;
 mod http_rest;
 mod http_server;
 mod http_sse;
+mod read_replica;
 mod redis_cluster;
 mod secrets;
 mod sqlite_store;

@@ -5,7 +5,13 @@
 //! Submodules: [`migrate`] (embedded migrations), [`rows`] (row ↔ domain), [`lookup`] (users and
 //! repositories), [`tasks`] (task reads and writes), [`outbox`] (events, relay, pruning),
 //! [`keys`] (API keys), [`task_keys`] (task keys: numbering, lookup, prefixes), [`listen`] (the commit
-//! watcher), [`dump`] (export and import), [`work`] (claims, links, ready work).
+//! watcher), [`dump`] (export and import), [`work`] (claims, links, ready work), [`replica`] (the
+//! read replica: when a read may go to it).
+//!
+//! Routing: the reads of tasks, comments, history, links and of a resuming event feed go through
+//! [`Inner::read`] (the replica when it may answer, else the primary); everything else — writes,
+//! claims, migrations, the LISTEN connection, the relay, the hub's own reads, export — uses the
+//! primary's pool only. Each committed write notes the primary's position ([`Inner::wrote`]).
 
 mod dump;
 mod keys;
@@ -13,6 +19,7 @@ mod listen;
 mod lookup;
 mod migrate;
 mod outbox;
+mod replica;
 mod rows;
 mod task_keys;
 mod tasks;
@@ -32,10 +39,11 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
+use self::replica::{Fresh, Replica};
 use super::dump::DumpRow;
 use super::{
     ApiKey, ClaimOutcome, ClaimRequest, CreatedTask, EventBounds, EventSink, NewComment, NewTask, NumberedRow, Release,
-    Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
+    ReplicaStatus, Store, StoreInfo, TaskDeletion, TaskQuery, TaskUpdate, redact_url,
 };
 use crate::domain::{Access, KeyName};
 use crate::domain::{
@@ -75,11 +83,14 @@ pub(crate) struct Inner {
     commits: watch::Sender<i64>,
     listener_started: AtomicBool,
     stop: CancellationToken,
+    /// The read replica (`DATABASE_READ_URL`), if any.
+    replica: Option<Replica>,
 }
 
 impl PgStore {
-    /// Builds the pool without connecting: the first call connects (and migrates).
-    pub fn open(url: &str, pool_size: usize) -> Result<Self> {
+    /// Builds the pools (the primary's, and the replica's when `read_url` is given) without
+    /// connecting: the first call connects (and migrates).
+    pub fn open(url: &str, read_url: Option<&str>, pool_size: usize) -> Result<Self> {
         let location = redact_url(url);
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| Error::invalid("DATABASE_URL", format!("{location} is not a valid PostgreSQL URL: {e}")))?;
@@ -93,6 +104,7 @@ impl PgStore {
         // not after the system default of two hours.
         config.keepalives_idle(Duration::from_secs(30));
         let pool_size = pool_size.max(1);
+        let replica = read_url.map(|url| Replica::open(url, pool_size)).transpose()?;
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -118,6 +130,7 @@ impl PgStore {
             commits: watch::Sender::new(0),
             listener_started: AtomicBool::new(false),
             stop: stop.clone(),
+            replica,
         });
         Ok(Self { inner, _stop_listener: stop.drop_guard() })
     }
@@ -169,7 +182,41 @@ impl Inner {
         }
         migrate::run(self).await?;
         self.migrated.store(true, Ordering::Release);
+        if let Some(replica) = &self.replica {
+            replica.note_write(&self.pool).await;
+        }
         Ok(())
+    }
+
+    /// A read: on the replica when it answers and has replayed what the read must see (`fresh`),
+    /// else on the primary. A read that fails on the replica is asked of the primary.
+    async fn read<T, F, Fut>(&self, fresh: Fresh, read: F) -> Outcome<T>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Outcome<T>>,
+    {
+        if let Some(replica) = &self.replica {
+            self.ensure_migrated().await?;
+            if let Some(client) = replica.connection(&self.pool, fresh).await {
+                match tokio::time::timeout(replica::READ_TIMEOUT, read(client)).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(Fail::Store(e))) => return Err(Fail::Store(e)),
+                    Ok(Err(fail)) => replica.failed(&fail),
+                    Err(_) => replica.timed_out(),
+                }
+            }
+        }
+        read(self.conn().await?).await
+    }
+
+    /// After a write: when it committed, the reads that follow must see it (on the replica too).
+    async fn wrote<T>(&self, outcome: Result<T>) -> Result<T> {
+        if outcome.is_ok()
+            && let Some(replica) = &self.replica
+        {
+            replica.note_write(&self.pool).await;
+        }
+        outcome
     }
 
     /// Records that `seq` is committed (seq order is commit order, so everything below it is too).
@@ -354,7 +401,7 @@ impl Store for PgStore {
         let _one_at_a_time = inner.migrating.lock().await;
         let version = migrate::run(inner).await.map_err(|f| inner.error(f))?;
         inner.migrated.store(true, Ordering::Release);
-        Ok(version)
+        inner.wrote(Ok(version)).await
     }
 
     async fn schema_version(&self) -> Result<i64> {
@@ -390,71 +437,95 @@ impl Store for PgStore {
     }
 
     async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
-        self.inner.bounded(task_keys::find_task_id(&self.inner, key)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| task_keys::find_task_id(client, key))).await
     }
 
     async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
-        self.inner.bounded(task_keys::rename(&self.inner, repository, prefix)).await
+        self.inner.wrote(self.inner.bounded(task_keys::rename(&self.inner, repository, prefix)).await).await
     }
 
     async fn create_task(&self, new: NewTask) -> Result<CreatedTask> {
-        self.inner.bounded(tasks::create(&self.inner, new)).await
+        self.inner.wrote(self.inner.bounded(tasks::create(&self.inner, new)).await).await
     }
 
     async fn update_task(&self, update: TaskUpdate) -> Result<Task> {
-        self.inner.bounded(tasks::update(&self.inner, update)).await
+        self.inner.wrote(self.inner.bounded(tasks::update(&self.inner, update)).await).await
     }
 
     async fn add_comment(&self, new: NewComment) -> Result<(Comment, Task)> {
-        self.inner.bounded(tasks::add_comment(&self.inner, new)).await
+        self.inner.wrote(self.inner.bounded(tasks::add_comment(&self.inner, new)).await).await
     }
 
     async fn delete_task(&self, deletion: TaskDeletion) -> Result<Task> {
-        self.inner.bounded(tasks::delete(&self.inner, deletion)).await
+        self.inner.wrote(self.inner.bounded(tasks::delete(&self.inner, deletion)).await).await
     }
 
     async fn get_task(&self, id: Uuid) -> Result<Option<Task>> {
-        self.inner.bounded(tasks::get(&self.inner, id)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::get(client, id))).await
     }
 
     async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>> {
-        self.inner.bounded(tasks::list_comments(&self.inner, task_id)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::list_comments(client, task_id))).await
     }
 
     async fn list_history(&self, task_id: Uuid) -> Result<Vec<HistoryEntry>> {
-        self.inner.bounded(tasks::list_history(&self.inner, task_id)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::list_history(client, task_id))).await
     }
 
     async fn history_since(&self, task_ids: &[Uuid], since: DateTime<Utc>) -> Result<Vec<HistoryEntry>> {
-        self.inner.bounded(tasks::history_since(&self.inner, task_ids, since)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::history_since(client, task_ids, since))).await
     }
 
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<crate::store::StoredTaskDetail>> {
-        self.inner.bounded(tasks::get_detail(&self.inner, id)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::get_detail(client, id))).await
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
-        self.inner.bounded(tasks::list(&self.inner, query)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::list(client, query))).await
     }
 
     async fn claim_task(&self, request: ClaimRequest) -> Result<ClaimOutcome> {
-        self.inner.bounded(work::claim(&self.inner, request)).await
+        self.inner.wrote(self.inner.bounded(work::claim(&self.inner, request)).await).await
     }
 
     async fn release_task(&self, release: Release) -> Result<Task> {
-        self.inner.bounded(work::release(&self.inner, release)).await
+        self.inner.wrote(self.inner.bounded(work::release(&self.inner, release)).await).await
     }
 
     async fn expire_claims(&self, limit: u32) -> Result<usize> {
-        self.inner.bounded(work::expire(&self.inner, limit)).await
+        match self.inner.bounded(work::expire(&self.inner, limit)).await {
+            Ok(0) => Ok(0),
+            outcome => self.inner.wrote(outcome).await,
+        }
     }
 
     async fn task_links(&self, id: Uuid) -> Result<TaskLinks> {
-        self.inner.bounded(work::task_links(&self.inner, id)).await
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::OwnWrites, |client| work::task_links(client, id))).await
     }
 
     async fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
-        self.inner.bounded(outbox::events_after(&self.inner, after_seq, limit)).await
+        let inner = &self.inner;
+        inner.bounded(async { outbox::events_after(inner.conn().await?, after_seq, limit).await }).await
+    }
+
+    // Everything committed before the call: the feed that resumes goes live from the hub's position,
+    // which may be ahead of this process's own writes.
+    async fn replay_events(&self, after_seq: i64, limit: u32) -> Result<Vec<Event>> {
+        let inner = &self.inner;
+        inner.bounded(inner.read(Fresh::Primary, |client| outbox::events_after(client, after_seq, limit))).await
+    }
+
+    async fn replica_status(&self) -> Option<ReplicaStatus> {
+        let replica = self.inner.replica.as_ref()?;
+        Some(replica.status(&self.inner.pool).await)
     }
 
     async fn event_bounds(&self) -> Result<EventBounds> {
@@ -496,6 +567,6 @@ impl Store for PgStore {
     }
 
     async fn import(&self, rows: tokio::sync::mpsc::Receiver<Result<NumberedRow>>, force: bool) -> Result<u64> {
-        dump::import(&self.inner, rows, force).await
+        self.inner.wrote(dump::import(&self.inner, rows, force).await).await
     }
 }

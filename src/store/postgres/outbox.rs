@@ -60,8 +60,7 @@ pub(super) async fn append(tx: &Transaction<'_>, record: &Record) -> Outcome<i64
     Ok(row.try_get(0)?)
 }
 
-pub(super) async fn events_after(inner: &Inner, after_seq: i64, limit: u32) -> Outcome<Vec<Event>> {
-    let client = inner.conn().await?;
+pub(super) async fn events_after(client: deadpool_postgres::Object, after_seq: i64, limit: u32) -> Outcome<Vec<Event>> {
     let statement = client
         .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"))
         .await?;

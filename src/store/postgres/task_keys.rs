@@ -81,8 +81,7 @@ async fn series_of(client: &impl GenericClient, repository_id: Uuid, name: &str)
 }
 
 /// The id of the task a key names (deleted or not), through any prefix its series has had.
-pub(super) async fn find_task_id(inner: &Inner, key: &TaskKey) -> Outcome<Option<Uuid>> {
-    let client = inner.conn().await?;
+pub(super) async fn find_task_id(client: deadpool_postgres::Object, key: &TaskKey) -> Outcome<Option<Uuid>> {
     let statement = client
         .prepare_cached(
             "SELECT t.id FROM key_prefixes p JOIN tasks t ON t.key_series_id = p.series_id \

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use deadpool_postgres::{GenericClient, Transaction};
+use deadpool_postgres::{GenericClient, Object, Transaction};
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -299,33 +299,29 @@ pub(super) async fn delete(inner: &Inner, deletion: TaskDeletion) -> Outcome<Tas
     Ok(record.task)
 }
 
-pub(super) async fn get(inner: &Inner, id: Uuid) -> Outcome<Option<Task>> {
-    let client = inner.conn().await?;
+pub(super) async fn get(client: Object, id: Uuid) -> Outcome<Option<Task>> {
     let sql = format!("SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE t.id = $1 AND t.deleted_at IS NULL");
     let statement = client.prepare_cached(&sql).await?;
     client.query_opt(&statement, &[&id]).await?.map(|row| rows::task(&row)).transpose()
 }
 
-pub(super) async fn list_comments(inner: &Inner, task_id: Uuid) -> Outcome<Vec<Comment>> {
-    let client = inner.conn().await?;
+pub(super) async fn list_comments(client: Object, task_id: Uuid) -> Outcome<Vec<Comment>> {
     let sql = format!("SELECT {COMMENT_COLUMNS} FROM task_comments WHERE task_id = $1 ORDER BY n");
     let statement = client.prepare_cached(&sql).await?;
     client.query(&statement, &[&task_id]).await?.iter().map(rows::comment).collect()
 }
 
-pub(super) async fn list_history(inner: &Inner, task_id: Uuid) -> Outcome<Vec<HistoryEntry>> {
-    let client = inner.conn().await?;
+pub(super) async fn list_history(client: Object, task_id: Uuid) -> Outcome<Vec<HistoryEntry>> {
     let sql = format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = $1 ORDER BY n");
     let statement = client.prepare_cached(&sql).await?;
     client.query(&statement, &[&task_id]).await?.iter().map(rows::history).collect()
 }
 
 pub(super) async fn history_since(
-    inner: &Inner,
+    client: Object,
     task_ids: &[Uuid],
     since: DateTime<Utc>,
 ) -> Outcome<Vec<HistoryEntry>> {
-    let client = inner.conn().await?;
     let sql =
         format!("SELECT {HISTORY_COLUMNS} FROM task_history WHERE task_id = ANY($1) AND changed_at >= $2 ORDER BY n");
     let statement = client.prepare_cached(&sql).await?;
@@ -335,8 +331,7 @@ pub(super) async fn history_since(
 /// The task, its comments and its history as of one moment: one read-only `REPEATABLE READ`
 /// transaction on one connection (three separate reads could pair a task with history written
 /// after it). The three queries are pipelined; the snapshot is the first one's.
-pub(super) async fn get_detail(inner: &Inner, id: Uuid) -> Outcome<Option<crate::store::StoredTaskDetail>> {
-    let mut client = inner.conn().await?;
+pub(super) async fn get_detail(mut client: Object, id: Uuid) -> Outcome<Option<crate::store::StoredTaskDetail>> {
     let tx = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -368,7 +363,7 @@ pub(super) async fn get_detail(inner: &Inner, id: Uuid) -> Outcome<Option<crate:
 
 /// One query: only the filters given appear in the SQL (each combination is its own prepared
 /// statement), so the planner can pick the index that leads with the filtered column.
-pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>> {
+pub(super) async fn list(client: Object, query: &TaskQuery) -> Outcome<Vec<Task>> {
     let status = query.status.map(|s| s.as_str());
     let priority = query.priority.map(|p| p.as_str());
     let repository = query.repository.as_ref().map(|r| r.as_str());
@@ -420,7 +415,6 @@ pub(super) async fn list(inner: &Inner, query: &TaskQuery) -> Outcome<Vec<Task>>
     let p = q.param(&limit);
     let _ = write!(q.sql, " ORDER BY t.updated_at DESC, t.id DESC LIMIT {p}");
 
-    let client = inner.conn().await?;
     let statement = client.prepare_cached(&q.sql).await?;
     client.query(&statement, &q.params).await?.iter().map(rows::task).collect()
 }

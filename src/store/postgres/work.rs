@@ -268,8 +268,7 @@ async fn links(client: &impl GenericClient, condition: &str, id: Uuid) -> Outcom
         .collect()
 }
 
-pub(super) async fn task_links(inner: &Inner, id: Uuid) -> Outcome<TaskLinks> {
-    let client = inner.conn().await?;
+pub(super) async fn task_links(client: deadpool_postgres::Object, id: Uuid) -> Outcome<TaskLinks> {
     let (blocked_by, blocking, subtasks, parent) = futures::future::try_join4(
         links(&client, "t.id IN (SELECT blocked_by FROM task_links WHERE task_id = $1)", id),
         links(&client, "t.id IN (SELECT task_id FROM task_links WHERE blocked_by = $1)", id),

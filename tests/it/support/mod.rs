@@ -4,6 +4,7 @@ pub mod http;
 pub mod mcp;
 pub mod oauth;
 pub mod pg;
+pub mod pg_replica;
 pub mod python;
 pub mod redis;
 pub mod redis_cluster;
@@ -72,6 +73,7 @@ pub fn app(database_url: &str, redis: Option<(&str, &str)>) -> task_mcp::wiring:
     };
     let settings = task_mcp::config::Settings {
         database_url: database_url.to_owned(),
+        database_read_url: None,
         redis_url: redis.map(|(url, _)| url.to_owned()),
         redis_cluster_urls: Vec::new(),
         stream_prefix: redis.map(|(_, prefix)| prefix.to_owned()).unwrap_or_else(|| "tasks".to_owned()),

@@ -92,11 +92,45 @@ pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: std::path::PathBuf,
     as_postgres: bool,
+    /// Server settings of this cluster beyond the common ones (`-c name=value …`), on every start.
+    options: String,
 }
 
 impl PrivatePostgres {
     /// Creates the cluster (trust authentication for `postgres` over TCP) and starts it.
     pub fn start() -> PrivatePostgres {
+        Self::start_with("")
+    }
+
+    /// Like [`PrivatePostgres::start`], with server settings of its own (`-c name=value …`).
+    pub fn start_with(options: &str) -> PrivatePostgres {
+        let cluster = Self::empty(options);
+        let data = cluster.data_dir();
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+        );
+        cluster.start_again();
+        cluster
+    }
+
+    /// A streaming replica of `primary` (which must allow replication connections): a base backup
+    /// with its recovery settings (`pg_basebackup -R -X stream`), started on a port of its own as a hot
+    /// standby, with `options`.
+    pub fn standby_of(primary: &PrivatePostgres, options: &str) -> PrivatePostgres {
+        let cluster = Self::empty(options);
+        let data = cluster.data_dir();
+        let primary_port = primary.port.to_string();
+        cluster.run(
+            "pg_basebackup",
+            &["-h", "127.0.0.1", "-p", &primary_port, "-U", "postgres", "-D", &data, "-R", "-X", "stream", "--no-sync"],
+        );
+        cluster.start_again();
+        cluster
+    }
+
+    /// A temporary directory for a cluster (owned by `postgres` when we are root) and a free port.
+    fn empty(options: &str) -> PrivatePostgres {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let as_postgres = std::fs::metadata(dir.path()).expect("temp dir").uid() == 0;
@@ -105,14 +139,7 @@ impl PrivatePostgres {
             std::os::unix::fs::chown(dir.path(), Some(postgres.0), Some(postgres.1)).expect("chown the cluster dir");
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let cluster = PrivatePostgres { port, dir, bin: Self::bin_dir(), as_postgres };
-        let data = cluster.data_dir();
-        cluster.run(
-            "initdb",
-            &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
-        );
-        cluster.start_again();
-        cluster
+        PrivatePostgres { port, dir, bin: Self::bin_dir(), as_postgres, options: options.to_owned() }
     }
 
     /// The URL of `database` on this cluster, as `postgres`.
@@ -152,9 +179,10 @@ impl PrivatePostgres {
     /// Starts the server (again) on the same port and waits until it accepts connections.
     pub fn start_again(&self) {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off -c max_connections=50",
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} -c fsync=off -c max_connections=50 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let log = self.dir.path().join("server.log").display().to_string();
         self.run("pg_ctl", &["start", "-D", &self.data_dir(), "-o", &options, "-l", &log, "-w", "-t", "60", "-s"]);
