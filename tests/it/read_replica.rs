@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::http::{SECRET, ServeProcess, token_for};
+use crate::support::http::{SECRET, ServeProcess, SseReader, token_for};
 use crate::support::mcp::Server;
 use crate::support::pg::Shutdown;
 use crate::support::pg_replica::ReplicaPair;
@@ -171,6 +171,62 @@ async fn a_replica_that_stops_is_skipped_without_a_failed_call_and_used_again_on
     assert_eq!((code, health["status"].as_str()), (200, Some("ok")), "{health}");
     assert_eq!(health["replica"]["status"], "ok", "{health}");
     assert!(serve.stderr_text().contains("the read replica answers again"), "{}", serve.stderr_text());
+
+    // A feed resuming after `Last-Event-ID` replays from the replica, every event from the first on.
+    let before = pair.event_reads_on_replica();
+    let response = client
+        .http
+        .get(format!("{}/api/tasks/stream", client.base))
+        .bearer_auth(&client.token)
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader::new(response);
+    let first = stream.next(PATIENCE).await.expect("a replayed event");
+    assert_eq!(first.id.as_deref(), Some("1"), "{}", first.data);
+    assert!(pair.event_reads_on_replica() > before, "the replay did not reach the replica");
+    drop(stream);
+
+    // A replica that stops replaying (paused) is skipped once it is more than 5 s behind a write;
+    // reads still answer, from the primary.
+    let replica = pair.replica_url();
+    crate::support::pg::execute(&replica, "SELECT pg_wal_replay_pause()").await;
+    client.write_then_read("while replay is paused").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (code, health) = client.health().await;
+        assert_eq!(code, 200, "{health}");
+        if health["replica"]["status"] == "lagging" {
+            assert_eq!(health["status"], "degraded", "{health}");
+            assert!(health["replica"]["lag_ms"].as_u64().is_some_and(|ms| ms > 5_000), "{health}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a paused replica was never reported lagging: {health}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    client.write_then_read("while the replica lags").await;
+    assert!(serve.stderr_text().contains("behind the primary"), "{}", serve.stderr_text());
+    crate::support::pg::execute(&replica, "SELECT pg_wal_replay_resume()").await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, health) = client.health().await;
+        if health["status"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a replica that caught up stays skipped: {health}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Idle is not lagging: with no write for longer than the lag limit, the replica is still in use.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, health) = client.health().await;
+    assert_eq!(health["replica"]["status"], "ok", "an idle replica is no lagging one: {health}");
+    let before = pair.task_reads_on_replica();
+    let listing = client.http.get(format!("{}/api/tasks", client.base)).bearer_auth(&client.token).send().await;
+    assert_eq!(listing.expect("list").status(), 200);
+    until_replica_reads_exceed(&pair, before, "after an idle spell").await;
 }
 
 #[test]

@@ -11,6 +11,8 @@ use super::pg::{PrivatePostgres, execute};
 
 /// What marks a read of tasks in the replica's statement log (every task read joins `users`).
 const TASK_READ: &str = "FROM tasks t LEFT JOIN users u";
+/// What marks a read of the event log.
+const EVENT_READ: &str = "FROM events WHERE seq >";
 
 pub struct ReplicaPair {
     pub primary: PrivatePostgres,
@@ -40,7 +42,16 @@ impl ReplicaPair {
 
     /// The reads of tasks the replica has run so far (its statement log, counted).
     pub fn task_reads_on_replica(&self) -> usize {
-        self.replica.log().lines().filter(|line| line.contains("execute") && line.contains(TASK_READ)).count()
+        self.statements_on_replica(TASK_READ)
+    }
+
+    /// The reads of the event log the replica has run so far.
+    pub fn event_reads_on_replica(&self) -> usize {
+        self.statements_on_replica(EVENT_READ)
+    }
+
+    fn statements_on_replica(&self, marker: &str) -> usize {
+        self.replica.log().lines().filter(|line| line.contains("execute") && line.contains(marker)).count()
     }
 
     /// Waits until the replica answers in recovery and holds this test's database.
