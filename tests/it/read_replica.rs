@@ -193,6 +193,28 @@ async fn a_replica_that_stops_is_skipped_without_a_failed_call_and_used_again_on
     // reads still answer, from the primary.
     let replica = pair.replica_url();
     crate::support::pg::execute(&replica, "SELECT pg_wal_replay_pause()").await;
+    // A task another process creates meanwhile is not on the replica yet: its "not found" is not the
+    // answer, the primary's is.
+    let added = crate::support::binary_command(None)
+        .args(["add", "made elsewhere", "--json"])
+        .env("DATABASE_URL", pair.primary_url())
+        .env_remove("DATABASE_READ_URL")
+        .env("TASK_MCP_USER", USER)
+        .env("TASK_MCP_DATA_DIR", data_dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let added: Value = serde_json::from_slice(&added.stdout).expect("the task as JSON");
+    let key = added["key"].as_str().expect("a key");
+    let read = client.http.get(format!("{}/api/tasks/{key}", client.base)).bearer_auth(&client.token).send().await;
+    let read = read.expect("get");
+    assert_eq!(
+        read.status(),
+        200,
+        "a task committed elsewhere, not yet replayed: {}",
+        read.text().await.unwrap_or_default()
+    );
     client.write_then_read("while replay is paused").await;
     let deadline = Instant::now() + PATIENCE;
     loop {

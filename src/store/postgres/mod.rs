@@ -195,18 +195,41 @@ impl Inner {
         F: Fn(Object) -> Fut,
         Fut: Future<Output = Outcome<T>>,
     {
+        Ok(self.read_from(fresh, &read).await?.0)
+    }
+
+    /// A read of one thing by id or key, like [`Inner::read`]; when the replica finds nothing, the
+    /// primary is asked: the thing may have been committed by another process and not replayed yet,
+    /// so only the primary's "not found" is an answer.
+    async fn read_found<T, F, Fut>(&self, fresh: Fresh, read: F) -> Outcome<Option<T>>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Outcome<Option<T>>>,
+    {
+        match self.read_from(fresh, &read).await? {
+            (None, true) => read(self.conn().await?).await,
+            (found, _) => Ok(found),
+        }
+    }
+
+    /// The read, and whether the replica answered it.
+    async fn read_from<T, F, Fut>(&self, fresh: Fresh, read: &F) -> Outcome<(T, bool)>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = Outcome<T>>,
+    {
         if let Some(replica) = &self.replica {
             self.ensure_migrated().await?;
             if let Some(client) = replica.connection(&self.pool, fresh).await {
                 match tokio::time::timeout(replica::READ_TIMEOUT, read(client)).await {
-                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Ok(value)) => return Ok((value, true)),
                     Ok(Err(Fail::Store(e))) => return Err(Fail::Store(e)),
                     Ok(Err(fail)) => replica.failed(&fail),
                     Err(_) => replica.timed_out(),
                 }
             }
         }
-        read(self.conn().await?).await
+        Ok((read(self.conn().await?).await?, false))
     }
 
     /// After a write: when it committed, the reads that follow must see it (on the replica too).
@@ -438,7 +461,7 @@ impl Store for PgStore {
 
     async fn find_task_id(&self, key: &TaskKey) -> Result<Option<Uuid>> {
         let inner = &self.inner;
-        inner.bounded(inner.read(Fresh::OwnWrites, |client| task_keys::find_task_id(client, key))).await
+        inner.bounded(inner.read_found(Fresh::OwnWrites, |client| task_keys::find_task_id(client, key))).await
     }
 
     async fn set_key_prefix(&self, repository: &RepoName, prefix: &KeyPrefix) -> Result<Repository> {
@@ -463,7 +486,7 @@ impl Store for PgStore {
 
     async fn get_task(&self, id: Uuid) -> Result<Option<Task>> {
         let inner = &self.inner;
-        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::get(client, id))).await
+        inner.bounded(inner.read_found(Fresh::OwnWrites, |client| tasks::get(client, id))).await
     }
 
     async fn list_comments(&self, task_id: Uuid) -> Result<Vec<Comment>> {
@@ -483,7 +506,7 @@ impl Store for PgStore {
 
     async fn get_task_detail(&self, id: Uuid) -> Result<Option<crate::store::StoredTaskDetail>> {
         let inner = &self.inner;
-        inner.bounded(inner.read(Fresh::OwnWrites, |client| tasks::get_detail(client, id))).await
+        inner.bounded(inner.read_found(Fresh::OwnWrites, |client| tasks::get_detail(client, id))).await
     }
 
     async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
