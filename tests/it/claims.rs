@@ -1,6 +1,6 @@
 //! Agents working together, through the real binary over stdio on both stores: claims raced by
-//! eight processes, a lease that runs out, a holder killed mid-lease, a chain of blockers, a blocker
-//! deleted, a parent with an open subtask.
+//! eight processes, a lease that runs out, a holder killed mid-lease, a chain of blockers, two blockers
+//! closed at once, a blocker deleted, a parent with an open subtask.
 
 use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
@@ -37,6 +37,7 @@ on_every_backend!(
     a_lease_that_runs_out_frees_the_task_and_the_system_records_it,
     a_chain_is_ready_one_link_at_a_time_and_a_cycle_is_refused,
     deleting_the_last_open_blocker_makes_the_task_ready_with_an_event,
+    two_blockers_closed_at_once_announce_the_freed_task_exactly_once,
     a_holder_killed_mid_lease_keeps_the_task_until_the_lease_runs_out_then_another_process_takes_it,
     a_parent_with_an_open_subtask_cannot_be_completed,
     keys_name_tasks_in_links_claims_and_releases,
@@ -204,6 +205,42 @@ async fn deleting_the_last_open_blocker_makes_the_task_ready_with_an_event(backe
     mcp.ok("delete_task", json!({"task_id": d})).await;
     assert_eq!(events_of(&db.url, &e).await.len(), announced);
     mcp.close().await;
+}
+
+/// Two blockers of one task completed at the same moment (each pair sent back to back, every request
+/// in flight at once, so the pair runs on two connections in parallel): whichever commits last must see
+/// the other's completion and announce the freed task, so each task gets exactly one event saying it
+/// is ready, never none and never two.
+async fn two_blockers_closed_at_once_announce_the_freed_task_exactly_once(backend: Backend) {
+    const PAIRS: usize = 24;
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let mut trios = Vec::new();
+    for n in 0..PAIRS {
+        let a = create(&mut mcp, json!({"title": format!("first half {n}")})).await;
+        let b = create(&mut mcp, json!({"title": format!("second half {n}")})).await;
+        let c = create(&mut mcp, json!({"title": format!("after both {n}"), "blocked_by": [a, b]})).await;
+        trios.push((a, b, c));
+    }
+    let mut pending = Vec::new();
+    for blocker in trios.iter().flat_map(|(a, b, _)| [a, b]) {
+        let arguments = json!({"task_id": blocker, "new_status": "completed"});
+        pending
+            .push(mcp.start_request("tools/call", json!({"name": "update_task_status", "arguments": arguments})).await);
+    }
+    for id in pending {
+        let answer = mcp.answer(id).await;
+        assert_eq!(answer["result"]["isError"], false, "{answer}");
+    }
+    mcp.close().await;
+    for (_, _, c) in &trios {
+        let announced: Vec<_> = events_of(&db.url, c)
+            .await
+            .into_iter()
+            .filter(|e| e.kind.as_str() == "task_updated" && e.task.open_blockers == 0)
+            .collect();
+        assert_eq!(announced.len(), 1, "task {c} freed by two concurrent completions: {announced:?}");
+    }
 }
 
 /// A stdio agent killed (SIGKILL: no goodbye, no release) while it holds a claim: its task stays

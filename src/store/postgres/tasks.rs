@@ -250,6 +250,9 @@ pub(super) async fn update(inner: &Inner, update: TaskUpdate) -> Outcome<Task> {
     write_task(&tx, &record.task, repository_id).await?;
     work::write_patch_links(&tx, old.id, patch).await?;
     record.task.open_blockers = work::open_blockers(&tx, old.id).await?;
+    // The event first: it takes the event-order lock, so a concurrent close of the task's other blocker
+    // has committed before the check below, whose statement then sees it (read committed). Checking
+    // before the lock, two blockers closed at once would each see the other open and nobody announce.
     let mut seq = write_record(&tx, &record).await?;
     if old.status.is_open() && !record.task.status.is_open() {
         seq = seq.max(work::announce_unblocked(&tx, old.id, &update.actor).await?);
