@@ -75,22 +75,29 @@ async fn reads_go_to_the_replica_and_each_sees_the_write_before_it() {
     let (status, _) = mcp.close().await;
     assert!(status.success(), "{status}");
 
-    // `doctor` names the replica (without its password) and says it answers.
+    // `doctor` names the replica and says it answers.
     let data_dir = tempfile::tempdir().expect("a data directory");
-    let output = crate::support::binary_command(None)
-        .arg("doctor")
-        .env("DATABASE_URL", &primary)
-        .env("DATABASE_READ_URL", &replica)
-        .env("TASK_MCP_USER", USER)
-        .env("TASK_MCP_DATA_DIR", data_dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
+    let (healthy, report) = doctor(&pair, data_dir.path());
+    assert!(healthy, "{report}");
     let line = report.lines().position(|l| l.starts_with("replica:")).unwrap_or_else(|| panic!("no replica: {report}"));
     assert!(report.lines().nth(line + 1).is_some_and(|l| l.contains("answers; reads go to it")), "{report}");
     assert!(report.contains("DATABASE_READ_URL"), "the client snippet carries the replica: {report}");
+}
+
+/// `task-mcp doctor` with the pair as primary and replica: whether it found everything healthy, and
+/// its report.
+fn doctor(pair: &ReplicaPair, data_dir: &std::path::Path) -> (bool, String) {
+    let output = crate::support::binary_command(None)
+        .arg("doctor")
+        .env("DATABASE_URL", pair.primary_url())
+        .env("DATABASE_READ_URL", pair.replica_url())
+        .env("TASK_MCP_USER", USER)
+        .env("TASK_MCP_DATA_DIR", data_dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), report)
 }
 
 /// `serve` as one client sees it: a create and a read of what it created; both must succeed.
@@ -154,6 +161,11 @@ async fn a_replica_that_stops_is_skipped_without_a_failed_call_and_used_again_on
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["replica"]["status"], "down", "{health}");
     assert_eq!(health["replica"]["reachable"], false, "{health}");
+    let (healthy, report) = doctor(&pair, data_dir.path());
+    assert!(!healthy, "{report}");
+    let line = report.lines().position(|l| l.starts_with("replica:")).unwrap_or_else(|| panic!("no replica: {report}"));
+    let verdict = report.lines().nth(line + 1).unwrap_or_default();
+    assert!(verdict.contains("CANNOT BE USED") && verdict.contains("reads go to the primary"), "{report}");
     let stderr = serve.stderr_text();
     let warnings = stderr.lines().filter(|l| l.contains("the read replica is skipped")).count();
     assert_eq!(warnings, 1, "one warning, not one per read:\n{stderr}");
