@@ -227,6 +227,7 @@ impl ServeProcess {
         command
             .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .env_remove("DATABASE_URL")
+            .env_remove("DATABASE_READ_URL")
             .env_remove("REDIS_URL")
             .env_remove("REDIS_CLUSTER_URLS")
             .env_remove("JWT_SECRET")
