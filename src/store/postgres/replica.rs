@@ -21,6 +21,9 @@ use crate::store::{ReplicaState, ReplicaStatus, redact_url};
 /// Opening a connection to the replica, waiting for one of its pooled connections, or one check on it:
 /// a replica is a convenience, not worth a long wait.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a read waits for one of the replica's pooled connections to come free: when all are busy,
+/// the read goes to the primary rather than queue.
+const POOL_WAIT: Duration = Duration::from_millis(100);
 /// How long a read waits for the replica to replay what it must see before it goes to the primary.
 const CATCH_UP_WAIT: Duration = Duration::from_millis(50);
 const CATCH_UP_POLL: Duration = Duration::from_millis(2);
@@ -105,7 +108,7 @@ impl Replica {
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(CONNECT_TIMEOUT))
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
@@ -195,11 +198,13 @@ impl Replica {
         }
         let state = match self.connect_now().await {
             Err(problem) => Err(problem),
-            Ok(client) => match self.replay_position(&client).await {
+            // Every connection is busy reading: it answers; how far behind it is stays unknown.
+            Ok(None) => self.lock().problem.clone().map_or(Ok(None), Err),
+            Ok(Some(client)) => match self.replay_position(&client).await {
                 Err(problem) => Err(problem),
                 Ok(replayed) => match self.lag(replayed) {
                     Some(lag) if lag > MAX_LAG => Err(Problem::Lagging(lag)),
-                    lag => Ok(lag.unwrap_or_default()),
+                    lag => Ok(Some(lag.unwrap_or_default())),
                 },
             },
         };
@@ -207,7 +212,7 @@ impl Replica {
         match state {
             Ok(lag) => {
                 self.answers();
-                ReplicaStatus { location, state: ReplicaState::InUse, lag: Some(lag), detail: None }
+                ReplicaStatus { location, state: ReplicaState::InUse, lag, detail: None }
             }
             Err(problem) => {
                 let detail = Some(problem.to_string());
@@ -238,9 +243,10 @@ impl Replica {
         }
     }
 
-    async fn connect_now(&self) -> std::result::Result<Object, Problem> {
+    async fn connect_now(&self) -> std::result::Result<Option<Object>, Problem> {
         match tokio::time::timeout(CONNECT_TIMEOUT, self.pool.get()).await {
-            Ok(Ok(client)) => Ok(client),
+            Ok(Ok(client)) => Ok(Some(client)),
+            Ok(Err(PoolError::Timeout(TimeoutType::Wait))) => Ok(None),
             Ok(Err(e)) => Err(Problem::Down(e.to_string())),
             Err(_) => Err(Problem::Down(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))),
         }
