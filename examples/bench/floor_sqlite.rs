@@ -117,7 +117,7 @@ impl SqliteFloor {
             .prepare_cached("SELECT id, email, name, created_at FROM users WHERE email = ?1")?
             .query_row([email], |r| r.get(0))?;
         let pick = format!(
-            "SELECT t.id FROM tasks t WHERE t.deleted_at IS NULL AND t.status = 'not_started' \
+            "SELECT t.id FROM tasks t INDEXED BY tasks_ready_order WHERE t.deleted_at IS NULL AND t.status = 'not_started' \
              AND (t.assignee_id IS NULL OR t.assignee_id = ?1) \
              AND (?2 IS NULL OR t.repository_id = (SELECT id FROM repositories WHERE name = ?2)) \
              AND NOT EXISTS ({OPEN_BLOCKER}) {NEXT_READY_ORDER}"
