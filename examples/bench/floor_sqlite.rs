@@ -104,14 +104,15 @@ impl SqliteFloor {
         actor: &str,
         repository: Option<&str>,
     ) -> Result<Option<Uuid>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let sweep = format!(
-            "SELECT {TASK_COLUMNS} {TASK_FROM} WHERE t.claim_expires_at <= ?1 AND t.deleted_at IS NULL \
-             ORDER BY t.claim_expires_at LIMIT ?2"
-        );
-        let expired = tx.prepare_cached(&sweep)?.query_map(params![now_micros(), 100], task)?.count();
-        debug_assert_eq!(expired, 0);
-        tx.commit()?;
+        // The sweep before a claim: a read, as the store's (the write lock only when a lease ran out).
+        let expired: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE claim_expires_at <= ?1 AND claim_expires_at IS NOT NULL \
+                 AND deleted_at IS NULL)",
+            )?
+            .query_row([now_micros()], |r| r.get(0))?;
+        debug_assert!(!expired);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let user_id: String = tx
             .prepare_cached("SELECT id, email, name, created_at FROM users WHERE email = ?1")?

@@ -300,6 +300,9 @@ impl Store for SqliteStore {
     }
 
     async fn expire_claims(&self, limit: u32) -> Result<usize> {
+        if !self.read(|c| Ok(work::any_expired(c)?)).await? {
+            return Ok(0);
+        }
         self.write_event(move |tx| work::expire(tx, limit)).await
     }
 

@@ -114,6 +114,16 @@ pub(super) fn release(conn: &Connection, release: &Release) -> Outcome<(Task, Op
     Ok((record.task, Some(seq)))
 }
 
+/// Whether any live task's lease has run out: read without the write lock, so the sweep before each
+/// claim takes that lock (which every process's writes queue for) only when there is a lapse to record.
+pub(super) fn any_expired(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE claim_expires_at <= ?1 AND claim_expires_at IS NOT NULL \
+         AND deleted_at IS NULL)",
+    )?
+    .query_row([micros(rows::now())], |row| row.get(0))
+}
+
 pub(super) fn expire(conn: &Connection, limit: u32) -> Outcome<(usize, Option<i64>)> {
     let now = rows::now();
     let sql = format!(
