@@ -74,6 +74,9 @@ fn warm_up(app: &Parts, default_repository: Arc<DefaultRepository>, first_answer
         if first_answer.await.is_err() {
             return;
         }
+        // The tool and prompt schemas, which the client's next message (tools/list) needs anyway.
+        TaskServer::tools();
+        TaskServer::prompts();
         default_repository.warm_up();
         match store.migrate().await {
             Ok(version) => tracing::debug!(version, "store ready"),

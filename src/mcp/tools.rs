@@ -6,7 +6,7 @@ use rmcp::handler::server::prompt::PromptContext;
 use rmcp::handler::server::router::prompt::PromptRouter;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Extensions, GetPromptRequestParams, GetPromptResponse, Implementation,
@@ -54,9 +54,12 @@ pub struct TaskServer {
     pub(super) actors: ActorSource,
     /// stdio only: the repository a call without `repository` works in (HTTP callers name it).
     default_repository: Option<Arc<DefaultRepository>>,
-    tool_router: ToolRouter<Self>,
-    prompt_router: PromptRouter<Self>,
 }
+
+/// The tools and the prompts, built once per process on first use: their schemas cost more than all the
+/// rest of start-up, and `initialize` is answered without them; every HTTP session shares them.
+static TOOLS: OnceLock<ToolRouter<TaskServer>> = OnceLock::new();
+static PROMPTS: OnceLock<PromptRouter<TaskServer>> = OnceLock::new();
 
 impl TaskServer {
     /// A task named by id or key, as its id (an unknown key is `not_found`, naming it).
@@ -78,13 +81,17 @@ impl TaskServer {
 
 impl TaskServer {
     pub fn new(service: TaskService, actors: ActorSource) -> Self {
-        Self {
-            service,
-            actors,
-            default_repository: None,
-            tool_router: Self::tool_router(),
-            prompt_router: Self::prompt_router(),
-        }
+        Self { service, actors, default_repository: None }
+    }
+
+    /// The tool router (built on first use).
+    pub(crate) fn tools() -> &'static ToolRouter<Self> {
+        TOOLS.get_or_init(Self::tool_router)
+    }
+
+    /// The prompt router (built on first use).
+    pub(crate) fn prompts() -> &'static PromptRouter<Self> {
+        PROMPTS.get_or_init(Self::prompt_router)
     }
 
     /// Calls without `repository` work in this session's default repository.
@@ -187,7 +194,7 @@ impl TaskServer {
     /// The tools that may change something (not annotated read-only): what a read-only credential
     /// may not call.
     pub fn writing_tools() -> Vec<String> {
-        Self::tool_router()
+        Self::tools()
             .list_all()
             .into_iter()
             .filter(|tool| tool.annotations.as_ref().and_then(|a| a.read_only_hint) != Some(true))
@@ -457,7 +464,7 @@ impl TaskServer {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+#[tool_handler(router = Self::tools())]
 impl ServerHandler for TaskServer {
     /// As the macro's, but a tool that does not exist is named in the error, with the ones that do
     /// (rmcp says only "tool not found").
@@ -466,12 +473,12 @@ impl ServerHandler for TaskServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if !self.tool_router.has_route(&request.name) {
-            let tools: Vec<String> = self.tool_router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        if !Self::tools().has_route(&request.name) {
+            let tools: Vec<String> = Self::tools().list_all().into_iter().map(|t| t.name.to_string()).collect();
             let message = format!("no tool is named {:?}; the tools are {}", request.name, tools.join(", "));
             return Err(ErrorData::invalid_params(message, Some(serde_json::json!({ "tools": tools }))));
         }
-        self.tool_router.call(ToolCallContext::new(self, request, context)).await
+        Self::tools().call(ToolCallContext::new(self, request, context)).await
     }
 
     async fn list_prompts(
@@ -479,7 +486,7 @@ impl ServerHandler for TaskServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(self.prompt_router.list_all()))
+        Ok(ListPromptsResult::with_all_items(Self::prompts().list_all()))
     }
 
     /// As rmcp's router, but a prompt that does not exist is named in the error, with the ones that do.
@@ -488,13 +495,13 @@ impl ServerHandler for TaskServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        if !self.prompt_router.has_route(&request.name) {
-            let prompts: Vec<String> = self.prompt_router.list_all().into_iter().map(|p| p.name).collect();
+        if !Self::prompts().has_route(&request.name) {
+            let prompts: Vec<String> = Self::prompts().list_all().into_iter().map(|p| p.name).collect();
             let message = format!("no prompt is named {:?}; the prompts are {}", request.name, prompts.join(", "));
             return Err(ErrorData::invalid_params(message, Some(serde_json::json!({ "prompts": prompts }))));
         }
         let context = PromptContext::new(self, request.name, request.arguments, context);
-        self.prompt_router.get_prompt(context).await
+        Self::prompts().get_prompt(context).await
     }
 
     async fn list_resource_templates(
