@@ -166,10 +166,15 @@ impl TaskService {
             }
             assignee_id = Some(found.id);
         }
-        let ready_for = if request.ready {
+        let ready_for = if request.ready && actor.access == Access::ReadWrite {
             // A lease that ran out makes its task ready: recorded before the listing says so.
             self.expire_claims().await?;
             Some(self.me(actor).await?.id)
+        } else if request.ready {
+            // A read-only caller changes nothing, not even to record a lapse (`serve` sweeps every few
+            // seconds) or to create its own user row: unknown, it can only be given unassigned tasks.
+            let me = self.store.find_user(&UserKey::Email(actor.email.clone())).await?;
+            Some(me.map_or(Uuid::nil(), |user| user.id))
         } else {
             None
         };

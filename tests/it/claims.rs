@@ -40,6 +40,7 @@ on_every_backend!(
     two_blockers_closed_at_once_announce_the_freed_task_exactly_once,
     a_holder_killed_mid_lease_keeps_the_task_until_the_lease_runs_out_then_another_process_takes_it,
     a_parent_with_an_open_subtask_cannot_be_completed,
+    a_read_only_listing_of_ready_work_records_no_lapse,
     keys_name_tasks_in_links_claims_and_releases,
 );
 
@@ -241,6 +242,40 @@ async fn two_blockers_closed_at_once_announce_the_freed_task_exactly_once(backen
             .collect();
         assert_eq!(announced.len(), 1, "task {c} freed by two concurrent completions: {announced:?}");
     }
+}
+
+/// Listing ready work records a lease that ran out (a write) for a caller who may write; a read-only
+/// credential gets the listing and changes nothing. No `serve` runs here, so nothing else sweeps.
+async fn a_read_only_listing_of_ready_work_records_no_lapse(backend: Backend) {
+    use task_mcp::domain::{Access, Actor, Email, UserKey};
+    use task_mcp::service::{ListTasks, TaskService};
+
+    let db = TestStore::new(backend).await;
+    let mut mcp = Server::connect(&db.url, USER).await;
+    let task = create(&mut mcp, json!({"title": "held briefly"})).await;
+    let claimed = mcp.ok("claim_task", json!({"task_id": task, "lease_seconds": 1})).await;
+    mcp.close().await;
+    let expires: chrono::DateTime<chrono::Utc> =
+        claimed["task"]["claim"]["expires_at"].as_str().unwrap().parse().unwrap();
+    // Waiting for the lease's end itself, plus a margin for the clocks' rounding.
+    let left = (expires - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + Duration::from_millis(50)).await;
+
+    let store = task_mcp::store::open(&db.url, 2).unwrap();
+    let service = TaskService::new(store.clone());
+    let events = || async { store.events_after(0, 10_000).await.unwrap().len() };
+    let before = events().await;
+    let ready = ListTasks { ready: true, ..ListTasks::default() };
+    let reader = Actor::new(Email::parse("email", "reader@example.com").unwrap()).with_access(Access::ReadOnly);
+    let page = service.list_tasks(&reader, ready.clone()).await.unwrap();
+    assert!(page.tasks.is_empty(), "the lapse is not recorded, so the task is still in progress: {:?}", page.tasks);
+    assert_eq!(events().await, before, "a read-only listing wrote an event");
+    let reader_key = UserKey::Email(Email::parse("email", "reader@example.com").unwrap());
+    assert!(store.find_user(&reader_key).await.unwrap().is_none(), "a read-only listing created a user");
+    let writer = Actor::new(Email::parse("email", USER).unwrap());
+    let page = service.list_tasks(&writer, ready).await.unwrap();
+    assert_eq!(page.tasks.iter().map(|t| t.id.to_string()).collect::<Vec<_>>(), vec![task]);
+    assert_eq!(events().await, before + 1, "the lapse is recorded by a caller who may write");
 }
 
 /// A stdio agent killed (SIGKILL: no goodbye, no release) while it holds a claim: its task stays
