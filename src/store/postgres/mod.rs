@@ -91,34 +91,14 @@ impl PgStore {
     /// Builds the pools (the primary's, and the replica's when `read_url` is given) without
     /// connecting: the first call connects (and migrates).
     pub fn open(url: &str, read_url: Option<&str>, pool_size: usize) -> Result<Self> {
-        let location = redact_url(url);
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| Error::invalid("DATABASE_URL", format!("{location} is not a valid PostgreSQL URL: {e}")))?;
+        let (mut config, location) = connection_config(url, "DATABASE_URL")?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CREATE_TIMEOUT);
         }
-        if config.get_application_name().is_none() {
-            config.application_name("task-mcp");
-        }
-        // Notice a vanished server on idle connections (the LISTEN one above all) within a minute,
-        // not after the system default of two hours.
-        config.keepalives_idle(Duration::from_secs(30));
         let pool_size = pool_size.max(1);
         let replica = read_url.map(|url| Replica::open(url, pool_size)).transpose()?;
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            // Fast: a connection whose socket closed (a server restart) is replaced, with no query.
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .create_timeout(Some(CREATE_TIMEOUT))
-            .recycle_timeout(Some(RECYCLE_TIMEOUT))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let timeouts = PoolTimeouts { wait: WAIT_TIMEOUT, create: CREATE_TIMEOUT, recycle: RECYCLE_TIMEOUT };
+        let pool = build_pool(config.clone(), pool_size, timeouts, "the PostgreSQL pool")?;
         let stop = CancellationToken::new();
         let inner = Arc::new(Inner {
             pool,
@@ -134,6 +114,48 @@ impl PgStore {
         });
         Ok(Self { inner, _stop_listener: stop.drop_guard() })
     }
+}
+
+/// Parses a PostgreSQL URL (`setting` names it in the error) and sets what every connection needs: the
+/// application name, unless the URL gives one, and TCP keep-alives. Returns it with the URL's password
+/// hidden, by which every message names the server.
+pub(super) fn connection_config(url: &str, setting: &str) -> Result<(tokio_postgres::Config, String)> {
+    let location = redact_url(url);
+    let mut config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| Error::invalid(setting, format!("{location} is not a valid PostgreSQL URL: {e}")))?;
+    if config.get_application_name().is_none() {
+        config.application_name("task-mcp");
+    }
+    // Notice a vanished server on idle connections (the LISTEN one above all) within a minute,
+    // not after the system default of two hours.
+    config.keepalives_idle(Duration::from_secs(30));
+    Ok((config, location))
+}
+
+/// How long a pool waits for a free connection, for a new one, and for checking one before reuse.
+pub(super) struct PoolTimeouts {
+    pub(super) wait: Duration,
+    pub(super) create: Duration,
+    pub(super) recycle: Duration,
+}
+
+/// A lazy pool (nothing connects until a connection is asked for); `what` names it in the error.
+pub(super) fn build_pool(
+    config: tokio_postgres::Config,
+    size: usize,
+    timeouts: PoolTimeouts,
+    what: &str,
+) -> Result<Pool> {
+    // Fast: a connection whose socket closed (a server restart) is replaced, with no query.
+    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeouts.wait))
+        .create_timeout(Some(timeouts.create))
+        .recycle_timeout(Some(timeouts.recycle))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot build {what}: {e}")))
 }
 
 /// A failure inside the store, turned into an [`Error`] once, at the boundary (`Inner::error`).

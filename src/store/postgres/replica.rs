@@ -6,17 +6,15 @@
 //! goes to the primary: a replica's trouble is never the caller's. A replica found down or lagging is
 //! skipped with one warning and tried again after [`BACKOFF`].
 
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{Object, Pool, PoolError, TimeoutType};
 
-use super::{Fail, chain, is_connection_error, is_unavailable};
-use crate::error::{Error, Result};
-use crate::store::{ReplicaState, ReplicaStatus, redact_url};
+use super::{Fail, PoolTimeouts, build_pool, chain, connection_config, is_connection_error, is_unavailable};
+use crate::error::Result;
+use crate::store::{ReplicaState, ReplicaStatus};
 
 /// Opening a connection to the replica, waiting for one of its pooled connections, or one check on it:
 /// a replica is a convenience, not worth a long wait.
@@ -93,26 +91,12 @@ const REPLAY_POSITION: &str = "SELECT pg_is_in_recovery(), pg_wal_lsn_diff(pg_la
 impl Replica {
     /// Builds the pool without connecting.
     pub(super) fn open(url: &str, pool_size: usize) -> Result<Replica> {
-        let location = redact_url(url);
-        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
-            Error::invalid("DATABASE_READ_URL", format!("{location} is not a valid PostgreSQL URL: {e}"))
-        })?;
+        let (mut config, location) = connection_config(url, "DATABASE_READ_URL")?;
         if config.get_connect_timeout().is_none_or(|t| *t > CONNECT_TIMEOUT) {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
-        if config.get_application_name().is_none() {
-            config.application_name("task-mcp");
-        }
-        config.keepalives_idle(Duration::from_secs(30));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_WAIT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|e| Error::Internal(format!("cannot build the replica's pool: {e}")))?;
+        let timeouts = PoolTimeouts { wait: POOL_WAIT, create: CONNECT_TIMEOUT, recycle: CONNECT_TIMEOUT };
+        let pool = build_pool(config, pool_size, timeouts, "the replica's pool")?;
         Ok(Replica { pool, location, written: AtomicI64::new(0), state: Mutex::new(State::default()) })
     }
 
